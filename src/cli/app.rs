@@ -1,0 +1,365 @@
+//! `byoc-bridge app …`: provisioning without the UI.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::db::apps as rows;
+use crate::provisioning::manifest::Manifest;
+use crate::provisioning::{self as prov, AppSpec, Ctx};
+use crate::startup::Services;
+
+const ACTOR: &str = "cli";
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// List apps.
+    List,
+    /// Show one app's settings (secrets only as set / not set).
+    Show { app: String },
+    /// Create an app.
+    Create {
+        name: String,
+        #[command(flatten)]
+        spec: SpecArgs,
+    },
+    /// Change an app's settings.
+    Update {
+        /// App id or name.
+        app: String,
+        #[command(flatten)]
+        spec: SpecArgs,
+    },
+    /// Remove an app with its accounts, senders, conversations and pending jobs.
+    Remove { app: String },
+    /// Create or update apps from a TOML file (idempotent).
+    Apply { file: PathBuf },
+    /// Print the app's webhook HMAC secret (to paste into Infobip); --rotate makes a new one
+    /// while the old one stays accepted until the next rotation.
+    WebhookSecret {
+        app: String,
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// Infobip accounts of an app.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// WhatsApp sender numbers of an app.
+    #[command(subcommand)]
+    Sender(SenderCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    List { app: String },
+    /// Add or change an account. The API key is read from an environment variable so it
+    /// never appears in the process list or shell history.
+    Set {
+        app: String,
+        name: String,
+        #[arg(long)]
+        base_url: Option<String>,
+        /// Name of the environment variable holding the API key.
+        #[arg(long)]
+        api_key_env: Option<String>,
+    },
+    Remove { app: String, name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SenderCommand {
+    List { app: String },
+    Add {
+        app: String,
+        number: String,
+        /// The Infobip account (name) the number belongs to.
+        #[arg(long)]
+        account: String,
+    },
+    Remove { app: String, number: String },
+}
+
+/// App settings as options; those not given stay as they are.
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// draft, active or disabled.
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long)]
+    org_id: Option<String>,
+    /// https://login.salesforce.com, https://test.salesforce.com, or the org's My Domain.
+    #[arg(long)]
+    login_url: Option<String>,
+    #[arg(long)]
+    consumer_key: Option<String>,
+    #[arg(long)]
+    integration_username: Option<String>,
+    /// PEM file with the connected app's RSA private key.
+    #[arg(long)]
+    private_key_file: Option<PathBuf>,
+    #[arg(long)]
+    scrt_url: Option<String>,
+    #[arg(long)]
+    channel_address_identifier: Option<String>,
+    /// The channel definition's developer name.
+    #[arg(long)]
+    authorization_context: Option<String>,
+    #[arg(long)]
+    platform_event: Option<String>,
+    #[arg(long)]
+    event_type_field: Option<String>,
+    #[arg(long)]
+    payload_field: Option<String>,
+    #[arg(long)]
+    pubsub_endpoint: Option<String>,
+    #[arg(long)]
+    welcome_message: Option<String>,
+    #[arg(long)]
+    closing_message: Option<String>,
+    #[arg(long)]
+    webhook_hmac_algorithm: Option<String>,
+}
+
+impl SpecArgs {
+    fn into_spec(self) -> anyhow::Result<AppSpec> {
+        let private_key = match &self.private_key_file {
+            Some(path) => Some(SecretString::from(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            )),
+            None => None,
+        };
+        Ok(AppSpec {
+            status: self.status,
+            org_id: self.org_id,
+            login_url: self.login_url,
+            consumer_key: self.consumer_key,
+            integration_username: self.integration_username,
+            private_key,
+            private_key_file: None,
+            private_key_env: None,
+            scrt_url: self.scrt_url,
+            channel_address_identifier: self.channel_address_identifier,
+            authorization_context: self.authorization_context,
+            platform_event: self.platform_event,
+            event_type_field: self.event_type_field,
+            payload_field: self.payload_field,
+            pubsub_endpoint: self.pubsub_endpoint,
+            welcome_message: self.welcome_message,
+            closing_message: self.closing_message,
+            webhook_hmac_algorithm: self.webhook_hmac_algorithm,
+        })
+    }
+}
+
+pub async fn run(cmd: AppCommand, services: &Services) -> anyhow::Result<()> {
+    let db = &services.db;
+    let cipher = services.cipher.clone();
+    let text = match cmd {
+        AppCommand::List => {
+            let apps = db.run(rows::list).await?;
+            let mut out = String::new();
+            for a in &apps {
+                out.push_str(&format!("{}\t{}\t{}\n", a.id, a.name, a.status));
+            }
+            if apps.is_empty() {
+                out.push_str("no apps\n");
+            }
+            out
+        }
+        AppCommand::Show { app } => {
+            db.run(move |c| {
+                let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
+                let accounts = rows::accounts(c, &app.id)?;
+                let senders = rows::senders(c, &app.id)?;
+                Ok(describe(&app, &accounts, &senders))
+            })
+            .await?
+        }
+        AppCommand::Create { name, spec } => {
+            let spec = spec.into_spec()?;
+            db.write(move |c| {
+                let ctx = Ctx { cipher: &cipher, actor: ACTOR };
+                let app = prov::create_app(c, &ctx, &name, &spec).map_err(anyhow::Error::from)?;
+                Ok(format!("created app {} ({})\n", app.name, app.id))
+            })
+            .await?
+        }
+        AppCommand::Update { app, spec } => {
+            let spec = spec.into_spec()?;
+            db.write(move |c| {
+                let ctx = Ctx { cipher: &cipher, actor: ACTOR };
+                let mut row = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
+                let outcome = prov::update_app(c, &ctx, &mut row, &spec).map_err(anyhow::Error::from)?;
+                Ok(format!("app {}: {outcome}\n", row.name))
+            })
+            .await?
+        }
+        AppCommand::Remove { app } => {
+            db.write(move |c| {
+                let ctx = Ctx { cipher: &cipher, actor: ACTOR };
+                let outcome = prov::remove_app(c, &ctx, &app).map_err(anyhow::Error::from)?;
+                Ok(format!("app {app}: {outcome}\n"))
+            })
+            .await?
+        }
+        AppCommand::Apply { file } => {
+            let manifest = Manifest::load(&file, &|var| std::env::var(var).ok())?;
+            let report = db
+                .write(move |c| {
+                    let ctx = Ctx { cipher: &cipher, actor: "cli:apply" };
+                    manifest.apply(c, &ctx).map_err(anyhow::Error::from).map_err(Into::into)
+                })
+                .await?;
+            format!("{report}{}\n", if report.changed() { "applied" } else { "nothing to change" })
+        }
+        AppCommand::WebhookSecret { app, rotate } => {
+            db.write(move |c| {
+                let ctx = Ctx { cipher: &cipher, actor: ACTOR };
+                let mut row = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
+                let secret = if rotate {
+                    prov::rotate_webhook_secret(c, &ctx, &mut row)
+                } else {
+                    prov::webhook_secret(&ctx, &row)
+                }
+                .map_err(anyhow::Error::from)?;
+                Ok(format!("{}\n", secret.expose_secret()))
+            })
+            .await?
+        }
+        AppCommand::Account(cmd) => account(cmd, services).await?,
+        AppCommand::Sender(cmd) => sender(cmd, services).await?,
+    };
+    print!("{text}");
+    Ok(())
+}
+
+async fn account(cmd: AccountCommand, services: &Services) -> anyhow::Result<String> {
+    let cipher = services.cipher.clone();
+    let text = match cmd {
+        AccountCommand::List { app } => {
+            services
+                .db
+                .run(move |c| {
+                    let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
+                    Ok(rows::accounts(c, &app.id)?
+                        .iter()
+                        .map(|a| format!("{}\t{}\tapi key set\n", a.name, a.base_url))
+                        .collect::<String>())
+                })
+                .await?
+        }
+        AccountCommand::Set { app, name, base_url, api_key_env } => {
+            let key = match api_key_env {
+                Some(var) => Some(SecretString::from(
+                    std::env::var(&var).with_context(|| format!("environment variable {var} is not set"))?,
+                )),
+                None => None,
+            };
+            services
+                .db
+                .write(move |c| {
+                    let ctx = Ctx { cipher: &cipher, actor: ACTOR };
+                    let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
+                    let (_, outcome) = prov::upsert_account(c, &ctx, &app, &name, base_url.as_deref(), key.as_ref())
+                        .map_err(anyhow::Error::from)?;
+                    Ok(format!("infobip account {}/{name}: {outcome}\n", app.name))
+                })
+                .await?
+        }
+        AccountCommand::Remove { app, name } => {
+            services
+                .db
+                .write(move |c| {
+                    let ctx = Ctx { cipher: &cipher, actor: ACTOR };
+                    let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
+                    let outcome = prov::remove_account(c, &ctx, &app, &name).map_err(anyhow::Error::from)?;
+                    Ok(format!("infobip account {}/{name}: {outcome}\n", app.name))
+                })
+                .await?
+        }
+    };
+    Ok(text)
+}
+
+async fn sender(cmd: SenderCommand, services: &Services) -> anyhow::Result<String> {
+    let cipher = services.cipher.clone();
+    let text = match cmd {
+        SenderCommand::List { app } => {
+            services
+                .db
+                .run(move |c| {
+                    let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
+                    let accounts = rows::accounts(c, &app.id)?;
+                    Ok(rows::senders(c, &app.id)?
+                        .iter()
+                        .map(|s| {
+                            let account = accounts.iter().find(|a| a.id == s.infobip_account_id).map_or("?", |a| &a.name);
+                            format!("{}\t{account}\n", s.number)
+                        })
+                        .collect::<String>())
+                })
+                .await?
+        }
+        SenderCommand::Add { app, number, account } => {
+            services
+                .db
+                .write(move |c| {
+                    let ctx = Ctx { cipher: &cipher, actor: ACTOR };
+                    let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
+                    let outcome = prov::add_sender(c, &ctx, &app, &number, &account).map_err(anyhow::Error::from)?;
+                    Ok(format!("sender {number}: {outcome}\n"))
+                })
+                .await?
+        }
+        SenderCommand::Remove { app, number } => {
+            services
+                .db
+                .write(move |c| {
+                    let ctx = Ctx { cipher: &cipher, actor: ACTOR };
+                    let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
+                    let outcome = prov::remove_sender(c, &ctx, &app, &number).map_err(anyhow::Error::from)?;
+                    Ok(format!("sender {number}: {outcome}\n"))
+                })
+                .await?
+        }
+    };
+    Ok(text)
+}
+
+fn describe(app: &rows::AppRow, accounts: &[rows::InfobipAccountRow], senders: &[rows::SenderRow]) -> String {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not set)".to_owned());
+    let set = |v: bool| if v { "set" } else { "not set" };
+    let mut out = String::new();
+    for (k, v) in [
+        ("id", app.id.clone()),
+        ("name", app.name.clone()),
+        ("status", app.status.clone()),
+        ("org_id", opt(&app.org_id)),
+        ("login_url", app.login_url.clone()),
+        ("consumer_key", opt(&app.consumer_key)),
+        ("integration_username", opt(&app.integration_username)),
+        ("private_key", set(app.private_key_enc.is_some()).to_owned()),
+        ("certificate", set(app.certificate_pem.is_some()).to_owned()),
+        ("scrt_url", opt(&app.scrt_url)),
+        ("channel_address_identifier", opt(&app.channel_address_identifier)),
+        ("authorization_context", opt(&app.authorization_context)),
+        ("platform_event", opt(&app.platform_event)),
+        ("event_type_field", app.event_type_field.clone()),
+        ("payload_field", app.payload_field.clone()),
+        ("pubsub_endpoint", opt(&app.pubsub_endpoint)),
+        ("welcome_message", app.welcome_message.clone()),
+        ("closing_message", app.closing_message.clone()),
+        ("webhook_hmac_algorithm", app.webhook_hmac_algorithm.clone()),
+        ("webhook_secret", "set (show with `app webhook-secret`)".to_owned()),
+        ("infobip_accounts", accounts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")),
+        ("senders", senders.len().to_string()),
+    ] {
+        out.push_str(&format!("{k:<28}{v}\n"));
+    }
+    out
+}

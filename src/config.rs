@@ -1,0 +1,339 @@
+//! Settings: compiled-in defaults (`config/default.toml`), an optional file named by
+//! `BYOC_CONFIG`, then `BYOC__SECTION__KEY` environment variables. Validated once at start;
+//! every failure names the key it is about.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The defaults, also the documentation of every key.
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Environment variable naming an optional TOML file layered over the defaults.
+pub const CONFIG_FILE_VAR: &str = "BYOC_CONFIG";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub security: SecuritySettings,
+    pub telemetry: TelemetrySettings,
+    pub worker: WorkerSettings,
+    pub retention: RetentionSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub public_base_url: String,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// May carry a password, hence secret.
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+    pub sqlite_busy_timeout_ms: u64,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    pub data_dir: PathBuf,
+    pub master_key: SecretString,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    pub log_filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    pub enabled: bool,
+    pub concurrency: usize,
+    pub claim_batch: i64,
+    pub poll_interval_ms: u64,
+    pub lease_secs: u64,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_secs: u64,
+    pub max_attempts: i32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    pub message_body_hours: u64,
+    pub message_record_days: u64,
+}
+
+/// A configuration problem, always tied to the key it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: `{key}`: {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Where the database lives, decided from the URL's scheme (never by probing: SQLite would
+/// accept any string as a file name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Settings {
+    /// Loads from the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(&vars)
+    }
+
+    /// Loads with the given environment; tests pass their own instead of mutating the process's.
+    pub fn load_from(vars: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new().merge(Toml::string(DEFAULTS));
+        if let Some((_, file)) = vars.iter().find(|(k, _)| k == CONFIG_FILE_VAR) {
+            if !Path::new(file).is_file() {
+                return Err(ConfigError::new(
+                    CONFIG_FILE_VAR,
+                    format!("file {file:?} does not exist or is not a file"),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        for (name, value) in vars {
+            if let Some(rest) = name.strip_prefix("BYOC__") {
+                figment = figment.merge(EnvVar::new(name, rest, value));
+            }
+        }
+        let settings: Settings = figment.extract().map_err(from_figment)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.host.trim().is_empty() {
+            return Err(ConfigError::new("server.host", "must not be empty"));
+        }
+        if !self.server.public_base_url.is_empty() {
+            let url = url::Url::parse(&self.server.public_base_url)
+                .map_err(|e| ConfigError::new("server.public_base_url", format!("not a URL: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError::new("server.public_base_url", "must start with http:// or https://"));
+            }
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(ConfigError::new("server.max_body_bytes", "must be at least 1024"));
+        }
+        self.database_location()?;
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::new("database.max_connections", "must be at least 1"));
+        }
+        if self.database.acquire_timeout_ms == 0 {
+            return Err(ConfigError::new("database.acquire_timeout_ms", "must be greater than 0"));
+        }
+        if !self.security.master_key.expose_secret().is_empty() {
+            crate::crypto::MasterKey::from_base64(self.security.master_key.expose_secret())
+                .map_err(|e| ConfigError::new("security.master_key", e.to_string()))?;
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_filter)
+            .map_err(|e| ConfigError::new("telemetry.log_filter", e.to_string()))?;
+        let w = &self.worker;
+        for (key, value) in [
+            ("worker.concurrency", w.concurrency as u64),
+            ("worker.claim_batch", w.claim_batch.max(0) as u64),
+            ("worker.poll_interval_ms", w.poll_interval_ms),
+            ("worker.lease_secs", w.lease_secs),
+            ("worker.backoff_initial_ms", w.backoff_initial_ms),
+            ("worker.backoff_max_secs", w.backoff_max_secs),
+            ("worker.max_attempts", w.max_attempts.max(0) as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be greater than 0"));
+            }
+        }
+        if w.backoff_max_secs * 1000 < w.backoff_initial_ms {
+            return Err(ConfigError::new(
+                "worker.backoff_max_secs",
+                "must not be shorter than worker.backoff_initial_ms",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database the URL points at; relative SQLite paths stay relative to the working directory.
+    pub fn database_location(&self) -> Result<DatabaseLocation, ConfigError> {
+        parse_database_url(self.database.url.expose_secret())
+    }
+
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.database.acquire_timeout_ms)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.shutdown_timeout_secs)
+    }
+
+    /// The externally visible base URL without a trailing slash.
+    pub fn public_base_url(&self, bound_port: u16) -> String {
+        if self.server.public_base_url.is_empty() {
+            format!("http://{}:{bound_port}", self.server.host)
+        } else {
+            self.server.public_base_url.trim_end_matches('/').to_owned()
+        }
+    }
+}
+
+pub fn parse_database_url(url: &str) -> Result<DatabaseLocation, ConfigError> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err(ConfigError::new("database.url", "must not be empty"));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        url::Url::parse(url).map_err(|e| {
+            // The URL may hold a password: describe the error, never echo the value.
+            ConfigError::new("database.url", format!("not a valid PostgreSQL URL: {e}"))
+        })?;
+        return Ok(DatabaseLocation::Postgres(url.to_owned()));
+    }
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if path.is_empty() {
+            return Err(ConfigError::new("database.url", "sqlite:// needs a file path"));
+        }
+        return Ok(DatabaseLocation::Sqlite(PathBuf::from(path)));
+    }
+    if url.contains("://") {
+        return Err(ConfigError::new(
+            "database.url",
+            "unsupported scheme: use sqlite://<path> or postgres://…",
+        ));
+    }
+    Ok(DatabaseLocation::Sqlite(PathBuf::from(url)))
+}
+
+/// One `BYOC__SECTION__KEY` variable as a figment layer, so an error names the variable.
+struct EnvVar {
+    name: String,
+    path: Vec<String>,
+    value: figment::value::Value,
+}
+
+impl EnvVar {
+    fn new(name: &str, rest: &str, raw: &str) -> Self {
+        // Parsed the way figment parses environment values: numbers, booleans, else a string.
+        let value = raw
+            .parse::<figment::value::Value>()
+            .unwrap_or_else(|_| figment::value::Value::from(raw.to_owned()));
+        Self {
+            name: name.to_owned(),
+            path: rest.split("__").map(str::to_ascii_lowercase).collect(),
+            value,
+        }
+    }
+}
+
+impl figment::Provider for EnvVar {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(format!("environment variable {}", self.name))
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut value = self.value.clone();
+        for segment in self.path.iter().rev() {
+            let mut dict = figment::value::Dict::new();
+            dict.insert(segment.clone(), value);
+            value = dict.into();
+        }
+        let dict = value.into_dict().unwrap_or_default();
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+/// Turns figment's error into one line naming the key and, when it came from the
+/// environment, the variable.
+fn from_figment(error: figment::Error) -> ConfigError {
+    let key = if error.path.is_empty() {
+        "(root)".to_owned()
+    } else {
+        error.path.join(".")
+    };
+    let mut problem = match &error.kind {
+        figment::error::Kind::UnknownField(field, _) => {
+            let key = if error.path.last() == Some(field) || error.path.is_empty() {
+                if error.path.is_empty() { field.clone() } else { key }
+            } else {
+                format!("{key}.{field}")
+            };
+            let source = error.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
+            return ConfigError::new(key, format!("unknown setting{source}; see config/default.toml for the valid keys"));
+        }
+        figment::error::Kind::Message(m) => m.clone(),
+        other => other.to_string(),
+    };
+    if let Some(meta) = &error.metadata {
+        problem.push_str(&format!(" (from {})", meta.name));
+    }
+    ConfigError::new(key, problem)
+}
+
+impl std::fmt::Display for Settings {
+    /// A readable dump for `check-config`: secrets appear only as set / not set.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let db = match self.database_location() {
+            Ok(DatabaseLocation::Sqlite(p)) => format!("sqlite {}", p.display()),
+            Ok(DatabaseLocation::Postgres(_)) => "postgres (url hidden)".to_owned(),
+            Err(_) => "invalid".to_owned(),
+        };
+        let key = if self.security.master_key.expose_secret().is_empty() {
+            format!("from {}", self.security.data_dir.join("master.key").display())
+        } else {
+            "set".to_owned()
+        };
+        writeln!(f, "server.listen        {}:{}", self.server.host, self.server.port)?;
+        writeln!(f, "server.public_url    {}", self.public_base_url(self.server.port))?;
+        writeln!(f, "database             {db}")?;
+        writeln!(f, "database.pool        {} connections", self.database.max_connections)?;
+        writeln!(f, "security.data_dir    {}", self.security.data_dir.display())?;
+        writeln!(f, "security.master_key  {key}")?;
+        writeln!(f, "telemetry            {:?}, {}", self.telemetry.log_format, self.telemetry.log_filter)?;
+        writeln!(
+            f,
+            "worker               {} (concurrency {})",
+            if self.worker.enabled { "enabled" } else { "disabled" },
+            self.worker.concurrency
+        )
+    }
+}

@@ -1,0 +1,286 @@
+//! The durable outbox. Jobs are written in the same transaction as the domain change that
+//! causes them, claimed in batches under a lease, and deleted when done.
+//!
+//! Ordering: jobs sharing an `ordering_key` (one conversation) run in id order. A job is
+//! claimable only when no earlier job with its key is running or waiting for a retry; a
+//! batch may hold several jobs of one key, which the worker then runs one after another.
+//! Dead letters do not block the jobs behind them: a message that cannot be delivered is
+//! parked where an operator sees it, and the conversation goes on.
+
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::dsl::{exists, not};
+use diesel::prelude::*;
+
+use super::schema::jobs;
+use super::{DbConn, DbError};
+
+pub const QUEUED: &str = "queued";
+pub const RUNNING: &str = "running";
+pub const DEAD: &str = "dead";
+
+/// Serialises claimers across replicas on PostgreSQL (`pg_advisory_xact_lock` key).
+/// Claiming is one short statement per batch, so the lock is held for milliseconds.
+const CLAIM_LOCK_KEY: i64 = 0x6279_6f63_6a6f_6273; // "byocjobs"
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = jobs)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub app_id: Option<String>,
+    pub ordering_key: Option<String>,
+    pub payload: String,
+    pub state: String,
+    pub attempts: i32,
+    pub run_at: NaiveDateTime,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub dead_at: Option<NaiveDateTime>,
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = jobs)]
+pub struct NewJob {
+    pub kind: String,
+    pub app_id: Option<String>,
+    pub ordering_key: Option<String>,
+    pub payload: String,
+    pub state: String,
+    pub attempts: i32,
+    pub run_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+impl NewJob {
+    pub fn new(kind: &str, payload: &serde_json::Value) -> Self {
+        let now = super::now();
+        Self {
+            kind: kind.to_owned(),
+            app_id: None,
+            ordering_key: None,
+            payload: payload.to_string(),
+            state: QUEUED.to_owned(),
+            attempts: 0,
+            run_at: now,
+            created_at: now,
+        }
+    }
+
+    pub fn for_app(mut self, app_id: &str) -> Self {
+        self.app_id = Some(app_id.to_owned());
+        self
+    }
+
+    pub fn ordered_by(mut self, key: impl Into<String>) -> Self {
+        self.ordering_key = Some(key.into());
+        self
+    }
+
+    pub fn run_at(mut self, at: NaiveDateTime) -> Self {
+        self.run_at = at;
+        self
+    }
+}
+
+/// Inserts jobs (call inside the caller's transaction). Returns their ids in order.
+pub fn enqueue(conn: &mut DbConn, new: &[NewJob]) -> Result<Vec<i64>, DbError> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = match conn {
+        // SQLite has no multi-row insert with RETURNING in diesel; inside the caller's
+        // transaction the per-row inserts reuse one prepared statement and one commit.
+        DbConn::Sqlite(c) => new
+            .iter()
+            .map(|job| diesel::insert_into(jobs::table).values(job).returning(jobs::id).get_result(c))
+            .collect::<Result<Vec<i64>, _>>()?,
+        DbConn::Postgres(c) => diesel::insert_into(jobs::table)
+            .values(new)
+            .returning(jobs::id)
+            .get_results(c)?,
+    };
+    Ok(ids)
+}
+
+/// Claims up to `limit` due jobs for `owner`, in id order, and leases them until
+/// `now + lease`. Expired leases (a worker died) are returned to the queue first.
+pub fn claim(
+    conn: &mut DbConn,
+    owner: &str,
+    limit: i64,
+    lease: Duration,
+    now: NaiveDateTime,
+) -> Result<Vec<Job>, DbError> {
+    let lease_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+    conn.write_transaction(|conn| {
+        if let DbConn::Postgres(c) = conn {
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(CLAIM_LOCK_KEY)
+                .execute(c)?;
+        }
+        diesel::update(jobs::table.filter(jobs::state.eq(RUNNING)).filter(jobs::lease_until.lt(now)))
+            .set((
+                jobs::state.eq(QUEUED),
+                jobs::lease_owner.eq(None::<String>),
+                jobs::lease_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?;
+
+        let earlier = diesel::alias!(jobs as earlier);
+        let blocking_predecessor = earlier
+            .filter(earlier.field(jobs::ordering_key).eq(jobs::ordering_key))
+            .filter(earlier.field(jobs::id).lt(jobs::id))
+            .filter(
+                earlier.field(jobs::state).eq(RUNNING).or(earlier
+                    .field(jobs::state)
+                    .eq(QUEUED)
+                    .and(earlier.field(jobs::run_at).gt(now))),
+            );
+        let ids: Vec<i64> = crate::dispatch!(&mut *conn, |c| jobs::table
+            .filter(jobs::state.eq(QUEUED))
+            .filter(jobs::run_at.le(now))
+            .filter(not(exists(blocking_predecessor)))
+            .order(jobs::id)
+            .limit(limit)
+            .select(jobs::id)
+            .load(c)?);
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut claimed: Vec<Job> = crate::dispatch!(conn, |c| diesel::update(jobs::table.filter(jobs::id.eq_any(&ids)))
+            .set((
+                jobs::state.eq(RUNNING),
+                jobs::lease_owner.eq(owner),
+                jobs::lease_until.eq(lease_until),
+                jobs::attempts.eq(jobs::attempts + 1),
+            ))
+            .returning(Job::as_returning())
+            .get_results(c)?);
+        claimed.sort_by_key(|j| j.id);
+        Ok(claimed)
+    })
+}
+
+/// A finished job is deleted; its effect lives in the domain tables.
+pub fn complete(conn: &mut DbConn, ids: &[i64]) -> Result<usize, DbError> {
+    Ok(diesel::delete(jobs::table.filter(jobs::id.eq_any(ids))).execute(conn)?)
+}
+
+/// Schedules another attempt.
+pub fn retry_at(conn: &mut DbConn, id: i64, at: NaiveDateTime, error: &str) -> Result<(), DbError> {
+    diesel::update(jobs::table.find(id))
+        .set((
+            jobs::state.eq(QUEUED),
+            jobs::run_at.eq(at),
+            jobs::lease_owner.eq(None::<String>),
+            jobs::lease_until.eq(None::<NaiveDateTime>),
+            jobs::last_error.eq(truncate(error)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Gives back claimed jobs that were not attempted (an earlier job of their key failed, or
+/// the worker is stopping): they keep their place and their attempt count.
+pub fn release(conn: &mut DbConn, ids: &[i64]) -> Result<(), DbError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    diesel::update(jobs::table.filter(jobs::id.eq_any(ids)).filter(jobs::state.eq(RUNNING)))
+        .set((
+            jobs::state.eq(QUEUED),
+            jobs::attempts.eq(jobs::attempts - 1),
+            jobs::lease_owner.eq(None::<String>),
+            jobs::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Turns a job into a visible dead letter with its reason.
+pub fn bury(conn: &mut DbConn, id: i64, error: &str, now: NaiveDateTime) -> Result<(), DbError> {
+    diesel::update(jobs::table.find(id))
+        .set((
+            jobs::state.eq(DEAD),
+            jobs::dead_at.eq(now),
+            jobs::lease_owner.eq(None::<String>),
+            jobs::lease_until.eq(None::<NaiveDateTime>),
+            jobs::last_error.eq(truncate(error)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Puts dead letters back in the queue with a fresh attempt budget: one by id, or all.
+pub fn resurrect(conn: &mut DbConn, id: Option<i64>, now: NaiveDateTime) -> Result<usize, DbError> {
+    let changes = (
+        jobs::state.eq(QUEUED),
+        jobs::attempts.eq(0),
+        jobs::run_at.eq(now),
+        jobs::dead_at.eq(None::<NaiveDateTime>),
+    );
+    let dead = jobs::table.filter(jobs::state.eq(DEAD));
+    let n = match id {
+        Some(id) => diesel::update(dead.filter(jobs::id.eq(id))).set(changes).execute(conn)?,
+        None => diesel::update(dead).set(changes).execute(conn)?,
+    };
+    Ok(n)
+}
+
+pub fn dead_letters(conn: &mut DbConn, limit: i64) -> Result<Vec<Job>, DbError> {
+    Ok(jobs::table
+        .filter(jobs::state.eq(DEAD))
+        .order(jobs::id)
+        .limit(limit)
+        .select(Job::as_select())
+        .load(conn)?)
+}
+
+pub fn find(conn: &mut DbConn, id: i64) -> Result<Option<Job>, DbError> {
+    Ok(jobs::table.find(id).select(Job::as_select()).first(conn).optional()?)
+}
+
+/// Queue depth by state, for metrics and the readiness page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub due: i64,
+    pub scheduled: i64,
+    pub running: i64,
+    pub dead: i64,
+}
+
+pub fn depth(conn: &mut DbConn, now: NaiveDateTime) -> Result<QueueDepth, DbError> {
+    let count = |conn: &mut DbConn, state: &str| -> Result<i64, DbError> {
+        Ok(jobs::table.filter(jobs::state.eq(state)).count().get_result(conn)?)
+    };
+    let due: i64 = jobs::table
+        .filter(jobs::state.eq(QUEUED))
+        .filter(jobs::run_at.le(now))
+        .count()
+        .get_result(conn)?;
+    let queued = count(conn, QUEUED)?;
+    Ok(QueueDepth {
+        due,
+        scheduled: queued - due,
+        running: count(conn, RUNNING)?,
+        dead: count(conn, DEAD)?,
+    })
+}
+
+/// Error texts are kept short: they are shown to operators, not archived.
+fn truncate(error: &str) -> String {
+    const MAX: usize = 2000;
+    if error.len() <= MAX {
+        return error.to_owned();
+    }
+    let mut end = MAX;
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &error[..end])
+}

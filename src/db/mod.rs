@@ -1,0 +1,268 @@
+//! Storage: one diesel code path over SQLite (default) and PostgreSQL.
+//!
+//! `DbConn` is a diesel `MultiConnection`, so transactions and plain queries are written
+//! once. Queries that need dialect features diesel's multi-backend lacks (`RETURNING`,
+//! `ON CONFLICT`, row locks) go through [`dispatch!`], which runs the same body against the
+//! concrete connection of each backend. All database work runs on the blocking thread pool
+//! (`Db::run`), never on the async workers.
+
+pub mod apps;
+pub mod audit;
+pub mod jobs;
+pub mod migrations;
+pub mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::R2D2Connection;
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, ConnectionError};
+
+use crate::config::{DatabaseLocation, Settings};
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+/// Runs `$body` with `$c` bound to the concrete connection of whichever backend is in use.
+/// The body is compiled once per backend, so it may use each dialect's full diesel DSL.
+#[macro_export]
+macro_rules! dispatch {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($c) => $body,
+            $crate::db::DbConn::Postgres($c) => $body,
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database query failed")]
+    Query(#[from] diesel::result::Error),
+    #[error("no database connection available")]
+    Pool(#[from] r2d2::Error),
+    #[error("could not open the database")]
+    Connect(#[source] ConnectionError),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("database task was cancelled or panicked")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Other(#[from] anyhow::Error),
+}
+
+impl DbError {
+    /// A unique or foreign-key constraint refused the write.
+    pub fn is_constraint_violation(&self) -> bool {
+        use diesel::result::DatabaseErrorKind as K;
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                K::UniqueViolation | K::ForeignKeyViolation,
+                _
+            ))
+        )
+    }
+}
+
+impl DbConn {
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConn::Sqlite(_) => Backend::Sqlite,
+            DbConn::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// A transaction for work that writes. On SQLite it starts with `BEGIN IMMEDIATE`, taking
+    /// the write lock up front: a deferred transaction that reads and then writes can fail
+    /// with `SQLITE_BUSY` instead of waiting when another writer got there first.
+    pub fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        type Multi = <DbConn as Connection>::TransactionManager;
+        match self {
+            DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+            DbConn::Postgres(_) => Multi::begin_transaction(self)?,
+        }
+        match f(self) {
+            Ok(value) => {
+                Multi::commit_transaction(self)?;
+                Ok(value)
+            }
+            Err(user_error) => match Multi::rollback_transaction(self) {
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(user_error),
+                Err(rollback_error) => Err(rollback_error.into()),
+            },
+        }
+    }
+}
+
+/// Opens connections of the configured backend and applies per-connection settings.
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    location: DatabaseLocation,
+    sqlite_busy_timeout_ms: u64,
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConn;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<DbConn, ConnectionError> {
+        match &self.location {
+            DatabaseLocation::Sqlite(path) => {
+                let path = path.to_str().ok_or_else(|| {
+                    ConnectionError::InvalidConnectionUrl("SQLite path is not valid UTF-8".into())
+                })?;
+                let mut conn = SqliteConnection::establish(path)?;
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                    self.sqlite_busy_timeout_ms
+                ))
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConn::Sqlite(conn))
+            }
+            DatabaseLocation::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)?;
+                // Timestamps are stored as UTC without zone; make the session agree.
+                conn.batch_execute("SET TIME ZONE 'UTC'")
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConn::Postgres(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectionError> {
+        conn.ping().map(|_| ()).map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// The connection pool. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<ConnectionManager>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Builds the pool without opening a connection yet (a down database must not stop
+    /// `/healthz` from answering); callers that need the database check it with `ping`.
+    pub fn new(settings: &Settings) -> Result<Self, DbError> {
+        let location = settings.database_location().map_err(|e| DbError::Other(e.into()))?;
+        Self::with_location(location, settings.database.max_connections, settings.acquire_timeout(), settings.database.sqlite_busy_timeout_ms)
+    }
+
+    pub fn with_location(
+        location: DatabaseLocation,
+        max_connections: u32,
+        acquire_timeout: Duration,
+        sqlite_busy_timeout_ms: u64,
+    ) -> Result<Self, DbError> {
+        let backend = match &location {
+            DatabaseLocation::Sqlite(path) => {
+                create_parent_dir(path)?;
+                Backend::Sqlite
+            }
+            DatabaseLocation::Postgres(_) => Backend::Postgres,
+        };
+        let manager = ConnectionManager {
+            location,
+            sqlite_busy_timeout_ms,
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(max_connections)
+            .min_idle(Some(0))
+            .connection_timeout(acquire_timeout)
+            .test_on_check_out(false)
+            .build_unchecked(manager);
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool, keeping the caller's span.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await?
+    }
+
+    /// Like `run`, inside a write transaction.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+    {
+        self.run(move |conn| conn.write_transaction(f)).await
+    }
+
+    /// Checks that a connection can be had and answers.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.run(|conn| {
+            conn.ping()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn create_parent_dir(path: &Path) -> Result<(), DbError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            DbError::Other(anyhow::anyhow!("could not create directory {}: {e}", parent.display()))
+        })?;
+    }
+    Ok(())
+}
+
+/// Current UTC time as stored in `TIMESTAMP` columns, truncated to microseconds so that a
+/// value read back from PostgreSQL equals the value written.
+pub fn now() -> chrono::NaiveDateTime {
+    use chrono::{SubsecRound, Utc};
+    Utc::now().naive_utc().trunc_subsecs(6)
+}

@@ -1,0 +1,5 @@
+//! Infobip: account settings now; webhook verification and parsing, the WhatsApp send
+//! client and the Conversations API join this module in later work.
+
+/// Infobip's documented default; each account usually has its own `xxxxx.api.infobip.com`.
+pub const DEFAULT_BASE_URL: &str = "https://api.infobip.com";

@@ -1,0 +1,17 @@
+//! byoc-bridge: a Bring-Your-Own-Channel connector between WhatsApp (through Infobip) and
+//! Salesforce Service Cloud Messaging. All logic lives in this library; `main.rs` only
+//! calls [`cli::main`].
+
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod infobip;
+pub mod metrics;
+pub mod provisioning;
+pub mod salesforce;
+pub mod startup;
+pub mod telemetry;
+pub mod web;
+pub mod worker;

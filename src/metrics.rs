@@ -1,0 +1,124 @@
+//! Prometheus metrics, owned by the application (not a global), so each test app has its own.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    /// The matched route pattern (`/api/…/{app}`), never the raw path: bounded cardinality.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobOutcomeLabels {
+    pub kind: String,
+    /// `completed`, `retried`, `dead`, `released`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms … ~16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration_seconds: HistogramFamily<HttpLabels>,
+    pub jobs_finished: Family<JobOutcomeLabels, Counter>,
+    pub job_duration_seconds: HistogramFamily<KindLabels>,
+    pub job_queue_depth: Family<StateLabels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("byoc");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let http_duration_seconds: HistogramFamily<HttpLabels> = Family::new_with_constructor(latency_histogram);
+        let jobs_finished = Family::<JobOutcomeLabels, Counter>::default();
+        let job_duration_seconds: HistogramFamily<KindLabels> = Family::new_with_constructor(latency_histogram);
+        let job_queue_depth = Family::<StateLabels, Gauge>::default();
+        registry.register("http_requests", "HTTP requests handled", http_requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer HTTP requests",
+            http_duration_seconds.clone(),
+        );
+        registry.register("jobs_finished", "Outbox job attempts by outcome", jobs_finished.clone());
+        registry.register(
+            "job_duration_seconds",
+            "Time spent executing one outbox job attempt",
+            job_duration_seconds.clone(),
+        );
+        registry.register(
+            "job_queue_depth",
+            "Outbox jobs by state (due, scheduled, running, dead)",
+            job_queue_depth.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            http_duration_seconds,
+            jobs_finished,
+            job_duration_seconds,
+            job_queue_depth,
+        }
+    }
+
+    pub fn job_finished(&self, kind: &str, outcome: &'static str) {
+        self.jobs_finished
+            .get_or_create(&JobOutcomeLabels {
+                kind: kind.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    pub fn set_queue_depth(&self, depth: &crate::db::jobs::QueueDepth) {
+        for (state, value) in [
+            ("due", depth.due),
+            ("scheduled", depth.scheduled),
+            ("running", depth.running),
+            ("dead", depth.dead),
+        ] {
+            self.job_queue_depth.get_or_create(&StateLabels { state }).set(value);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}

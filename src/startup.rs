@@ -1,0 +1,205 @@
+//! Building and running the service: storage, HTTP server, background workers, and an
+//! orderly stop on SIGTERM/SIGINT.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::crypto::{Cipher, MasterKey};
+use crate::db::{Db, migrations};
+use crate::metrics::Metrics;
+use crate::web::AppState;
+use crate::worker::{Handlers, Runner};
+
+/// Storage and keys, shared by the server and the command-line tools.
+pub struct Services {
+    pub db: Db,
+    pub cipher: Cipher,
+}
+
+impl Services {
+    /// Opens the database (applying migrations when configured to) and loads the master key.
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let key = if settings.security.master_key.expose_secret().is_empty() {
+            let (key, created) = MasterKey::load_or_create(&settings.security.data_dir)?;
+            if created {
+                tracing::warn!(
+                    path = %settings.security.data_dir.join(crate::crypto::KEY_FILE_NAME).display(),
+                    "generated a new master key for encrypting stored secrets; back it up, or set security.master_key"
+                );
+            }
+            key
+        } else {
+            MasterKey::from_base64(settings.security.master_key.expose_secret())?
+        };
+        let db = Db::new(settings)?;
+        if settings.database.migrate_on_start {
+            let applied = migrations::run_pending(&db).await.context("applying database migrations")?;
+            if !applied.is_empty() {
+                tracing::info!(backend = %db.backend(), migrations = ?applied, "applied database migrations");
+            }
+        }
+        Ok(Self {
+            cipher: Cipher::new(&key),
+            db,
+        })
+    }
+}
+
+pub struct Application {
+    port: u16,
+    base_url: String,
+    server: Server,
+    state: web::Data<AppState>,
+    runner: Runner,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Opens storage and binds the listener (port 0 picks a free port). Nothing runs until
+    /// [`Application::run_until_stopped`].
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let services = Services::open(&settings).await?;
+        Self::build_with(settings, services, Handlers::default()).await
+    }
+
+    /// Like `build`, with given storage and job handlers (tests register their own).
+    pub async fn build_with(settings: Settings, services: Services, handlers: Handlers) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let metrics = Arc::new(Metrics::new());
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            db: services.db.clone(),
+            cipher: services.cipher,
+            metrics: metrics.clone(),
+            started_at: Instant::now(),
+        });
+        let runner = Runner::new(services.db, handlers, metrics, settings.worker.clone());
+        let max_body = settings.server.max_body_bytes;
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(crate::web::record_metrics))
+                .wrap(TracingLogger::default())
+                .app_data(app_state.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .app_data(web::JsonConfig::default().limit(max_body))
+                .configure(crate::web::configure)
+        })
+        .listen(listener)?
+        // Signals are ours to handle: the workers must stop too, not just the HTTP server.
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        Ok(Self {
+            port,
+            base_url: settings.public_base_url(port),
+            server: server.run(),
+            state,
+            runner,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    pub fn runner(&self) -> &Runner {
+        &self.runner
+    }
+
+    /// Cancelling this token stops the service gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then stops accepting connections, lets
+    /// in-flight requests finish, and waits for workers to reach a safe point.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let settings = self.state.settings.clone();
+        let handle: ServerHandle = self.server.handle();
+        let worker = settings
+            .worker
+            .enabled
+            .then(|| tokio::spawn(self.runner.clone().run(self.shutdown.child_token())));
+        tracing::info!(
+            port = self.port,
+            url = %self.base_url,
+            backend = %self.state.db.backend(),
+            "byoc-bridge listening on {}",
+            self.base_url
+        );
+        let mut server = tokio::spawn(self.server);
+        tokio::select! {
+            result = &mut server => {
+                // The server ended on its own: an error; stop the rest too.
+                self.shutdown.cancel();
+                result.context("HTTP server task")?.context("HTTP server")?;
+            }
+            () = self.shutdown.cancelled() => {
+                tracing::info!("shutting down: finishing in-flight requests and jobs");
+                handle.stop(true).await;
+                server.await.context("HTTP server task")?.context("HTTP server")?;
+            }
+        }
+        if let Some(worker) = worker {
+            match tokio::time::timeout(settings.shutdown_timeout(), worker).await {
+                Ok(joined) => joined.context("job worker task")?,
+                Err(_) => tracing::warn!("job worker did not stop in time; its leased jobs will be retried"),
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves when the process receives SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("received SIGINT"),
+        () = terminate => tracing::info!("received SIGTERM"),
+    }
+}

@@ -1,0 +1,51 @@
+//! The landing page: what this service is and whether it is healthy.
+
+use actix_web::{HttpResponse, get, web};
+use askama::Template;
+
+use super::AppState;
+use crate::db::{apps, jobs};
+use crate::error::AppError;
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    version: &'static str,
+    backend: String,
+    uptime: String,
+    apps: i64,
+    depth: jobs::QueueDepth,
+}
+
+#[get("/")]
+pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let (apps, depth) = state
+        .db
+        .run(|conn| Ok((apps::count(conn)?, jobs::depth(conn, crate::db::now())?)))
+        .await?;
+    let secs = state.started_at.elapsed().as_secs();
+    let page = HomePage {
+        version: env!("CARGO_PKG_VERSION"),
+        backend: state.db.backend().to_string(),
+        uptime: format!("{}h {:02}m {:02}s", secs / 3600, secs / 60 % 60, secs % 60),
+        apps,
+        depth,
+    };
+    render(&page)
+}
+
+#[get("/static/style.css")]
+pub async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../static/style.css"))
+}
+
+/// Renders a page; a template error is an internal error, logged with its cause.
+pub(crate) fn render(page: &impl Template) -> Result<HttpResponse, AppError> {
+    let html = page
+        .render()
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("rendering page")))?;
+    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
+}

@@ -1,0 +1,58 @@
+//! HTTP routes and what every handler shares.
+
+mod health;
+mod home;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+
+use crate::config::Settings;
+use crate::crypto::Cipher;
+use crate::db::Db;
+use crate::metrics::{HttpLabels, Metrics};
+
+/// State shared by all handlers.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub cipher: Cipher,
+    pub metrics: Arc<Metrics>,
+    pub started_at: Instant,
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(health::metrics)
+        .service(home::home)
+        .service(home::stylesheet);
+}
+
+/// Counts and times every request by matched route, method and status.
+pub async fn record_metrics(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
+    let method = req.method().to_string();
+    let res = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        let labels = HttpLabels {
+            method,
+            route: res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned()),
+            status: res.status().as_u16(),
+        };
+        metrics.http_requests.get_or_create(&labels).inc();
+        metrics
+            .http_duration_seconds
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(res)
+}

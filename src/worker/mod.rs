@@ -1,0 +1,300 @@
+//! Background execution of outbox jobs.
+//!
+//! [`Runner::step`] claims one batch, runs it and records the outcomes; tests call it until
+//! it reports an idle queue instead of sleeping. [`Runner::run`] loops over `step` until
+//! cancelled, stopping only between batches (a safe point: no job is left half-recorded).
+//!
+//! Within a batch, jobs are grouped by ordering key. Groups run concurrently; a group's jobs
+//! run one after another, and when one fails the rest of its group is released untouched,
+//! so a conversation never overtakes itself.
+
+pub mod retry;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::WorkerSettings;
+use crate::db::jobs::{self, Job};
+use crate::db::{Db, DbError};
+use crate::metrics::{KindLabels, Metrics};
+
+pub use retry::Backoff;
+
+/// Why a job attempt failed, and so what happens next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobFailure {
+    /// Worth trying again (timeouts, 5xx, 429, "retry later" codes), optionally not before `after`.
+    Retry { reason: String, after: Option<Duration> },
+    /// Will never succeed as is (bad request, unknown recipient): a dead letter now.
+    Permanent { reason: String },
+}
+
+impl JobFailure {
+    pub fn retry(reason: impl Into<String>) -> Self {
+        JobFailure::Retry {
+            reason: reason.into(),
+            after: None,
+        }
+    }
+
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        JobFailure::Permanent { reason: reason.into() }
+    }
+}
+
+pub type JobFuture = Pin<Box<dyn Future<Output = Result<(), JobFailure>> + Send>>;
+type Handler = Arc<dyn Fn(Job) -> JobFuture + Send + Sync>;
+
+/// Maps job kinds to the code that executes them.
+#[derive(Clone, Default)]
+pub struct Handlers {
+    by_kind: HashMap<String, Handler>,
+}
+
+impl Handlers {
+    pub fn register<F, Fut>(&mut self, kind: &str, handler: F)
+    where
+        F: Fn(Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobFailure>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |job| Box::pin(handler(job)));
+        self.by_kind.insert(kind.to_owned(), handler);
+    }
+}
+
+/// What one `step` did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StepReport {
+    pub claimed: usize,
+    pub completed: usize,
+    pub retried: usize,
+    pub dead: usize,
+    pub released: usize,
+}
+
+impl StepReport {
+    pub fn is_idle(&self) -> bool {
+        self.claimed == 0
+    }
+
+    fn add(&mut self, other: StepReport) {
+        self.claimed += other.claimed;
+        self.completed += other.completed;
+        self.retried += other.retried;
+        self.dead += other.dead;
+        self.released += other.released;
+    }
+}
+
+#[derive(Clone)]
+pub struct Runner {
+    db: Db,
+    handlers: Arc<Handlers>,
+    metrics: Arc<Metrics>,
+    settings: WorkerSettings,
+    owner: String,
+    wake: Arc<Notify>,
+}
+
+impl Runner {
+    pub fn new(db: Db, handlers: Handlers, metrics: Arc<Metrics>, settings: WorkerSettings) -> Self {
+        Self {
+            db,
+            handlers: Arc::new(handlers),
+            metrics,
+            settings,
+            owner: format!("worker-{}", uuid::Uuid::new_v4()),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Lets code that just enqueued work wake an idle runner instead of waiting for the poll.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff {
+            initial: Duration::from_millis(self.settings.backoff_initial_ms),
+            max: Duration::from_secs(self.settings.backoff_max_secs),
+        }
+    }
+
+    /// Claims one batch of due jobs, runs it, records the outcomes.
+    pub async fn step(&self) -> Result<StepReport, DbError> {
+        let owner = self.owner.clone();
+        let limit = self.settings.claim_batch;
+        let lease = Duration::from_secs(self.settings.lease_secs);
+        let claimed = self
+            .db
+            .run(move |conn| jobs::claim(conn, &owner, limit, lease, crate::db::now()))
+            .await?;
+        if claimed.is_empty() {
+            return Ok(StepReport::default());
+        }
+        let mut report = StepReport {
+            claimed: claimed.len(),
+            ..StepReport::default()
+        };
+        let groups = group_by_key(claimed);
+        let mut results = futures_util::stream::iter(groups.into_iter().map(|group| self.run_group(group)))
+            .buffer_unordered(self.settings.concurrency);
+        while let Some(result) = results.next().await {
+            let group_report = result?;
+            report.add(StepReport {
+                claimed: 0,
+                ..group_report
+            });
+        }
+        Ok(report)
+    }
+
+    /// Runs steps until the queue has nothing due. For tests and command-line draining.
+    pub async fn drain(&self) -> Result<StepReport, DbError> {
+        let mut total = StepReport::default();
+        loop {
+            let report = self.step().await?;
+            if report.is_idle() {
+                return Ok(total);
+            }
+            total.add(report);
+        }
+    }
+
+    async fn run_group(&self, group: Vec<Job>) -> Result<StepReport, DbError> {
+        let mut report = StepReport::default();
+        let mut jobs = group.into_iter();
+        let mut done = Vec::new();
+        while let Some(job) = jobs.next() {
+            let kind = job.kind.clone();
+            let id = job.id;
+            let attempts = job.attempts;
+            let started = Instant::now();
+            let result = match self.handlers.by_kind.get(&kind) {
+                Some(handler) => handler(job).await,
+                None => Err(JobFailure::permanent(format!("no handler for job kind {kind:?}"))),
+            };
+            self.metrics
+                .job_duration_seconds
+                .get_or_create(&KindLabels { kind: kind.clone() })
+                .observe(started.elapsed().as_secs_f64());
+            match result {
+                Ok(()) => {
+                    done.push(id);
+                    report.completed += 1;
+                    self.metrics.job_finished(&kind, "completed");
+                }
+                Err(failure) => {
+                    let rest: Vec<i64> = jobs.by_ref().map(|j| j.id).collect();
+                    report.released += rest.len();
+                    for _ in &rest {
+                        self.metrics.job_finished(&kind, "released");
+                    }
+                    let outcome = self.record_failure(id, attempts, failure, done, rest).await?;
+                    match outcome {
+                        "dead" => report.dead += 1,
+                        _ => report.retried += 1,
+                    }
+                    self.metrics.job_finished(&kind, outcome);
+                    return Ok(report);
+                }
+            }
+        }
+        self.db.run(move |conn| jobs::complete(conn, &done).map(|_| ())).await?;
+        Ok(report)
+    }
+
+    /// Records, in one transaction, the group's successes, the failure and the released rest.
+    async fn record_failure(
+        &self,
+        id: i64,
+        attempts: i32,
+        failure: JobFailure,
+        done: Vec<i64>,
+        rest: Vec<i64>,
+    ) -> Result<&'static str, DbError> {
+        let max_attempts = self.settings.max_attempts;
+        let backoff = self.backoff();
+        self.db
+            .write(move |conn| {
+                jobs::complete(conn, &done)?;
+                jobs::release(conn, &rest)?;
+                let now = crate::db::now();
+                match failure {
+                    JobFailure::Retry { reason, after } if attempts < max_attempts => {
+                        let delay = backoff.delay(attempts, after);
+                        let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                        tracing::warn!(job.id = id, attempts, retry_in_ms = delay.as_millis() as u64, %reason, "job failed, will retry");
+                        jobs::retry_at(conn, id, at, &reason)?;
+                        Ok("retried")
+                    }
+                    JobFailure::Retry { reason, .. } => {
+                        let reason = format!("gave up after {attempts} attempts: {reason}");
+                        tracing::error!(job.id = id, %reason, "job is now a dead letter");
+                        jobs::bury(conn, id, &reason, now)?;
+                        Ok("dead")
+                    }
+                    JobFailure::Permanent { reason } => {
+                        tracing::error!(job.id = id, %reason, "job failed permanently, now a dead letter");
+                        jobs::bury(conn, id, &reason, now)?;
+                        Ok("dead")
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Steps until `cancel` fires. Idles on the poll interval or until woken.
+    pub async fn run(self, cancel: CancellationToken) {
+        let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        tracing::info!(worker = %self.owner, "job worker started");
+        while !cancel.is_cancelled() {
+            let idle = match self.step().await {
+                Ok(report) => report.is_idle(),
+                Err(e) => {
+                    tracing::error!(error.cause_chain = ?anyhow::Error::from(e), "job worker step failed");
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(poll) => {}
+                }
+            }
+        }
+        tracing::info!(worker = %self.owner, "job worker stopped");
+    }
+}
+
+/// Groups jobs by ordering key, keeping id order within each group. Jobs without a key are
+/// groups of one.
+fn group_by_key(jobs: Vec<Job>) -> Vec<Vec<Job>> {
+    let mut groups: Vec<Vec<Job>> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for job in jobs {
+        match job.ordering_key.clone() {
+            Some(key) => match index.get(&key) {
+                Some(&i) => {
+                    if let Some(group) = groups.get_mut(i) {
+                        group.push(job);
+                    }
+                }
+                None => {
+                    index.insert(key, groups.len());
+                    groups.push(vec![job]);
+                }
+            },
+            None => groups.push(vec![job]),
+        }
+    }
+    groups
+}
