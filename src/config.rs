@@ -100,10 +100,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            problem: problem.into(),
-        }
+        Self { key: key.into(), problem: problem.into() }
     }
 }
 
@@ -236,10 +233,7 @@ pub fn parse_database_url(url: &str) -> Result<DatabaseLocation, ConfigError> {
         return Ok(DatabaseLocation::Sqlite(PathBuf::from(path)));
     }
     if url.contains("://") {
-        return Err(ConfigError::new(
-            "database.url",
-            "unsupported scheme: use sqlite://<path> or postgres://…",
-        ));
+        return Err(ConfigError::new("database.url", "unsupported scheme: use sqlite://<path> or postgres://…"));
     }
     Ok(DatabaseLocation::Sqlite(PathBuf::from(url)))
 }
@@ -254,14 +248,9 @@ struct EnvVar {
 impl EnvVar {
     fn new(name: &str, rest: &str, raw: &str) -> Self {
         // Parsed the way figment parses environment values: numbers, booleans, else a string.
-        let value = raw
-            .parse::<figment::value::Value>()
-            .unwrap_or_else(|_| figment::value::Value::from(raw.to_owned()));
-        Self {
-            name: name.to_owned(),
-            path: rest.split("__").map(str::to_ascii_lowercase).collect(),
-            value,
-        }
+        let value =
+            raw.parse::<figment::value::Value>().unwrap_or_else(|_| figment::value::Value::from(raw.to_owned()));
+        Self { name: name.to_owned(), path: rest.split("__").map(str::to_ascii_lowercase).collect(), value }
     }
 }
 
@@ -285,11 +274,7 @@ impl figment::Provider for EnvVar {
 /// Turns figment's error into one line naming the key and, when it came from the
 /// environment, the variable.
 fn from_figment(error: figment::Error) -> ConfigError {
-    let key = if error.path.is_empty() {
-        "(root)".to_owned()
-    } else {
-        error.path.join(".")
-    };
+    let key = if error.path.is_empty() { "(root)".to_owned() } else { error.path.join(".") };
     let mut problem = match &error.kind {
         figment::error::Kind::UnknownField(field, _) => {
             let key = if error.path.last() == Some(field) || error.path.is_empty() {
@@ -298,7 +283,10 @@ fn from_figment(error: figment::Error) -> ConfigError {
                 format!("{key}.{field}")
             };
             let source = error.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
-            return ConfigError::new(key, format!("unknown setting{source}; see config/default.toml for the valid keys"));
+            return ConfigError::new(
+                key,
+                format!("unknown setting{source}; see config/default.toml for the valid keys"),
+            );
         }
         figment::error::Kind::Message(m) => m.clone(),
         other => other.to_string(),
@@ -335,5 +323,92 @@ impl std::fmt::Display for Settings {
             if self.worker.enabled { "enabled" } else { "disabled" },
             self.worker.concurrency
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        Settings::load_from(&vars)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_use_sqlite() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.server.port, 8080);
+        assert_eq!(s.database_location().unwrap(), DatabaseLocation::Sqlite("data/byoc-bridge.db".into()));
+        assert!(s.worker.enabled);
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let s = load(&[
+            ("BYOC__SERVER__PORT", "9000"),
+            ("BYOC__SERVER__PUBLIC_BASE_URL", "https://bridge.example.com/"),
+            ("BYOC__WORKER__ENABLED", "false"),
+            ("BYOC__DATABASE__URL", "postgres://u:p@db:5432/byoc"),
+        ])
+        .unwrap();
+        assert_eq!(s.server.port, 9000);
+        assert_eq!(s.public_base_url(9000), "https://bridge.example.com");
+        assert!(!s.worker.enabled);
+        assert!(matches!(s.database_location().unwrap(), DatabaseLocation::Postgres(_)));
+    }
+
+    #[test]
+    fn config_file_layers_between_defaults_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("byoc.toml");
+        std::fs::write(&file, "[server]\nport = 7000\nhost = \"0.0.0.0\"\n").unwrap();
+        let path = file.to_str().unwrap();
+        let s = load(&[(CONFIG_FILE_VAR, path)]).unwrap();
+        assert_eq!((s.server.port, s.server.host.as_str()), (7000, "0.0.0.0"));
+        let s = load(&[(CONFIG_FILE_VAR, path), ("BYOC__SERVER__PORT", "7001")]).unwrap();
+        assert_eq!(s.server.port, 7001);
+
+        let err = load(&[(CONFIG_FILE_VAR, "/nonexistent/byoc.toml")]).unwrap_err();
+        assert_eq!(err.key, CONFIG_FILE_VAR);
+
+        std::fs::write(&file, "[server]\nport = \"x\"\n").unwrap();
+        let err = load(&[(CONFIG_FILE_VAR, path)]).unwrap_err();
+        assert_eq!(err.key, "server.port");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("BYOC__SERVER__PORT", "99999", "server.port"),
+            ("BYOC__SERVER__PUBLIC_BASE_URL", "ftp://x", "server.public_base_url"),
+            ("BYOC__DATABASE__URL", "", "database.url"),
+            ("BYOC__DATABASE__MAX_CONNECTIONS", "0", "database.max_connections"),
+            ("BYOC__SECURITY__MASTER_KEY", "tooshort", "security.master_key"),
+            ("BYOC__TELEMETRY__LOG_FILTER", "info,[[[", "telemetry.log_filter"),
+            ("BYOC__WORKER__CONCURRENCY", "0", "worker.concurrency"),
+            ("BYOC__NOPE__X", "1", "nope"),
+        ];
+        for (var, value, key) in cases {
+            let err = load(&[(var, value)]).unwrap_err();
+            assert_eq!(err.key, key, "{var}={value}: {err}");
+            assert!(err.to_string().starts_with(&format!("configuration error: `{key}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let key = crate::crypto::MasterKey::generate().unwrap().to_base64();
+        let s = load(&[
+            ("BYOC__DATABASE__URL", "postgres://user:hunter2@db/byoc"),
+            ("BYOC__SECURITY__MASTER_KEY", key.expose_secret()),
+        ])
+        .unwrap();
+        for text in [format!("{s:?}"), s.to_string()] {
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(!text.contains(key.expose_secret()), "{text}");
+        }
+        let bad = load(&[("BYOC__DATABASE__URL", "postgres://user:hunter2@[bad")]).unwrap_err();
+        assert!(!bad.to_string().contains("hunter2"), "{bad}");
     }
 }

@@ -64,10 +64,7 @@ impl MasterKey {
     /// so the caller can say so once in the log.
     pub fn load_or_create(dir: &Path) -> Result<(Self, bool), CryptoError> {
         let path = dir.join(KEY_FILE_NAME);
-        let io_err = |source| CryptoError::KeyFile {
-            path: path.display().to_string(),
-            source,
-        };
+        let io_err = |source| CryptoError::KeyFile { path: path.display().to_string(), source };
         match std::fs::read_to_string(&path) {
             Ok(text) => return Ok((Self::from_base64(&text)?, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -113,9 +110,7 @@ impl std::fmt::Debug for Cipher {
 
 impl Cipher {
     pub fn new(key: &MasterKey) -> Self {
-        Self {
-            aead: Aes256Gcm::new(key.0.expose_secret().into()),
-        }
+        Self { aead: Aes256Gcm::new(key.0.expose_secret().into()) }
     }
 
     /// `context` names where the value is stored (e.g. `"apps.private_key"`).
@@ -124,13 +119,7 @@ impl Cipher {
         getrandom::getrandom(&mut nonce).map_err(|_| CryptoError::Random)?;
         let sealed = self
             .aead
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad: context.as_bytes(),
-                },
-            )
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext.as_bytes(), aad: context.as_bytes() })
             .map_err(|_| CryptoError::Malformed)?;
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce);
@@ -147,13 +136,7 @@ impl Cipher {
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
         let plain = self
             .aead
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: context.as_bytes(),
-                },
-            )
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: context.as_bytes() })
             .map_err(|_| CryptoError::Decrypt)?;
         let text = String::from_utf8(plain).map_err(|_| CryptoError::Malformed)?;
         Ok(SecretString::from(text))

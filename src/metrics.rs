@@ -85,32 +85,17 @@ impl Metrics {
             "Outbox jobs by state (due, scheduled, running, dead)",
             job_queue_depth.clone(),
         );
-        Self {
-            registry,
-            http_requests,
-            http_duration_seconds,
-            jobs_finished,
-            job_duration_seconds,
-            job_queue_depth,
-        }
+        Self { registry, http_requests, http_duration_seconds, jobs_finished, job_duration_seconds, job_queue_depth }
     }
 
     pub fn job_finished(&self, kind: &str, outcome: &'static str) {
-        self.jobs_finished
-            .get_or_create(&JobOutcomeLabels {
-                kind: kind.to_owned(),
-                outcome,
-            })
-            .inc();
+        self.jobs_finished.get_or_create(&JobOutcomeLabels { kind: kind.to_owned(), outcome }).inc();
     }
 
     pub fn set_queue_depth(&self, depth: &crate::db::jobs::QueueDepth) {
-        for (state, value) in [
-            ("due", depth.due),
-            ("scheduled", depth.scheduled),
-            ("running", depth.running),
-            ("dead", depth.dead),
-        ] {
+        for (state, value) in
+            [("due", depth.due), ("scheduled", depth.scheduled), ("running", depth.running), ("dead", depth.dead)]
+        {
             self.job_queue_depth.get_or_create(&StateLabels { state }).set(value);
         }
     }

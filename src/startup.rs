@@ -48,10 +48,7 @@ impl Services {
                 tracing::info!(backend = %db.backend(), migrations = ?applied, "applied database migrations");
             }
         }
-        Ok(Self {
-            cipher: Cipher::new(&key),
-            db,
-        })
+        Ok(Self { cipher: Cipher::new(&key), db })
     }
 }
 
@@ -141,10 +138,8 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let settings = self.state.settings.clone();
         let handle: ServerHandle = self.server.handle();
-        let worker = settings
-            .worker
-            .enabled
-            .then(|| tokio::spawn(self.runner.clone().run(self.shutdown.child_token())));
+        let worker =
+            settings.worker.enabled.then(|| tokio::spawn(self.runner.clone().run(self.shutdown.child_token())));
         tracing::info!(
             port = self.port,
             url = %self.base_url,

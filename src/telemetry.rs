@@ -18,7 +18,9 @@ where
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let result = match settings.log_format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
-        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Text => {
+            builder.with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init()
+        }
     };
     // Already installed (a second Application in one test process): keep the first.
     drop(result);

@@ -53,7 +53,9 @@ pub enum AppCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
-    List { app: String },
+    List {
+        app: String,
+    },
     /// Add or change an account. The API key is read from an environment variable so it
     /// never appears in the process list or shell history.
     Set {
@@ -65,12 +67,17 @@ pub enum AccountCommand {
         #[arg(long)]
         api_key_env: Option<String>,
     },
-    Remove { app: String, name: String },
+    Remove {
+        app: String,
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SenderCommand {
-    List { app: String },
+    List {
+        app: String,
+    },
     Add {
         app: String,
         number: String,
@@ -78,7 +85,10 @@ pub enum SenderCommand {
         #[arg(long)]
         account: String,
     },
-    Remove { app: String, number: String },
+    Remove {
+        app: String,
+        number: String,
+    },
 }
 
 /// App settings as options; those not given stay as they are.
@@ -126,10 +136,7 @@ impl SpecArgs {
     fn into_spec(self) -> anyhow::Result<AppSpec> {
         let private_key = match &self.private_key_file {
             Some(path) => Some(SecretString::from(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?
-                    .trim()
-                    .to_owned(),
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?.trim().to_owned(),
             )),
             None => None,
         };
@@ -298,7 +305,8 @@ async fn sender(cmd: SenderCommand, services: &Services) -> anyhow::Result<Strin
                     Ok(rows::senders(c, &app.id)?
                         .iter()
                         .map(|s| {
-                            let account = accounts.iter().find(|a| a.id == s.infobip_account_id).map_or("?", |a| &a.name);
+                            let account =
+                                accounts.iter().find(|a| a.id == s.infobip_account_id).map_or("?", |a| &a.name);
                             format!("{}\t{account}\n", s.number)
                         })
                         .collect::<String>())

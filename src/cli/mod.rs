@@ -27,10 +27,12 @@ enum Command {
     CheckConfig,
     /// Provision apps, Infobip accounts and senders.
     #[command(subcommand)]
-    App(app::AppCommand),
+    App(Box<app::AppCommand>),
     /// Inspect and retry dead-lettered jobs.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
+    /// Exit 0 if the local service answers `GET /healthz` (for container health checks).
+    Healthcheck,
 }
 
 /// Parses arguments, loads configuration and runs the command. Exit code 2 for bad
@@ -97,7 +99,36 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("configuration is valid");
             Ok(())
         }
-        Command::App(cmd) => app::run(cmd, &Services::open(&settings).await?).await,
+        Command::Healthcheck => healthcheck(&settings),
+        Command::App(cmd) => app::run(*cmd, &Services::open(&settings).await?).await,
         Command::Jobs(cmd) => jobs::run(cmd, &Services::open(&settings).await?).await,
+    }
+}
+
+/// A dependency-free HTTP/1.0 probe of `/healthz` on the configured port, so container
+/// images need no curl.
+fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let host = match settings.server.host.as_str() {
+        "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+        other => other,
+    };
+    let address = format!("{host}:{}", settings.server.port);
+    let timeout = Duration::from_secs(3);
+    let socket = std::net::ToSocketAddrs::to_socket_addrs(&address)?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("cannot resolve {address}"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&socket, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(format!("GET /healthz HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status_line = response.lines().next().unwrap_or_default();
+    if status_line.split_whitespace().nth(1) == Some("200") {
+        println!("healthy");
+        Ok(())
+    } else {
+        anyhow::bail!("unhealthy: {status_line}")
     }
 }

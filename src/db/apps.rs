@@ -119,11 +119,7 @@ pub fn senders(conn: &mut DbConn, app_id: &str) -> Result<Vec<SenderRow>, DbErro
 }
 
 pub fn sender_by_number(conn: &mut DbConn, number: &str) -> Result<Option<SenderRow>, DbError> {
-    Ok(senders::table
-        .filter(senders::number.eq(number))
-        .select(SenderRow::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(senders::table.filter(senders::number.eq(number)).select(SenderRow::as_select()).first(conn).optional()?)
 }
 
 pub fn insert_sender(conn: &mut DbConn, row: &SenderRow) -> Result<(), DbError> {

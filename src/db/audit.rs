@@ -39,14 +39,7 @@ pub fn record(
     details: serde_json::Value,
 ) -> Result<(), DbError> {
     diesel::insert_into(audit_log::table)
-        .values(NewAuditEntry {
-            at: super::now(),
-            actor,
-            action,
-            entity,
-            entity_id,
-            details: details.to_string(),
-        })
+        .values(NewAuditEntry { at: super::now(), actor, action, entity, entity_id, details: details.to_string() })
         .execute(conn)?;
     Ok(())
 }

@@ -99,10 +99,7 @@ pub fn enqueue(conn: &mut DbConn, new: &[NewJob]) -> Result<Vec<i64>, DbError> {
             .iter()
             .map(|job| diesel::insert_into(jobs::table).values(job).returning(jobs::id).get_result(c))
             .collect::<Result<Vec<i64>, _>>()?,
-        DbConn::Postgres(c) => diesel::insert_into(jobs::table)
-            .values(new)
-            .returning(jobs::id)
-            .get_results(c)?,
+        DbConn::Postgres(c) => diesel::insert_into(jobs::table).values(new).returning(jobs::id).get_results(c)?,
     };
     Ok(ids)
 }
@@ -136,10 +133,10 @@ pub fn claim(
             .filter(earlier.field(jobs::ordering_key).eq(jobs::ordering_key))
             .filter(earlier.field(jobs::id).lt(jobs::id))
             .filter(
-                earlier.field(jobs::state).eq(RUNNING).or(earlier
+                earlier
                     .field(jobs::state)
-                    .eq(QUEUED)
-                    .and(earlier.field(jobs::run_at).gt(now))),
+                    .eq(RUNNING)
+                    .or(earlier.field(jobs::state).eq(QUEUED).and(earlier.field(jobs::run_at).gt(now))),
             );
         let ids: Vec<i64> = crate::dispatch!(&mut *conn, |c| jobs::table
             .filter(jobs::state.eq(QUEUED))
@@ -152,15 +149,16 @@ pub fn claim(
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut claimed: Vec<Job> = crate::dispatch!(conn, |c| diesel::update(jobs::table.filter(jobs::id.eq_any(&ids)))
-            .set((
-                jobs::state.eq(RUNNING),
-                jobs::lease_owner.eq(owner),
-                jobs::lease_until.eq(lease_until),
-                jobs::attempts.eq(jobs::attempts + 1),
-            ))
-            .returning(Job::as_returning())
-            .get_results(c)?);
+        let mut claimed: Vec<Job> =
+            crate::dispatch!(conn, |c| diesel::update(jobs::table.filter(jobs::id.eq_any(&ids)))
+                .set((
+                    jobs::state.eq(RUNNING),
+                    jobs::lease_owner.eq(owner),
+                    jobs::lease_until.eq(lease_until),
+                    jobs::attempts.eq(jobs::attempts + 1),
+                ))
+                .returning(Job::as_returning())
+                .get_results(c)?);
         claimed.sort_by_key(|j| j.id);
         Ok(claimed)
     })
@@ -218,12 +216,8 @@ pub fn bury(conn: &mut DbConn, id: i64, error: &str, now: NaiveDateTime) -> Resu
 
 /// Puts dead letters back in the queue with a fresh attempt budget: one by id, or all.
 pub fn resurrect(conn: &mut DbConn, id: Option<i64>, now: NaiveDateTime) -> Result<usize, DbError> {
-    let changes = (
-        jobs::state.eq(QUEUED),
-        jobs::attempts.eq(0),
-        jobs::run_at.eq(now),
-        jobs::dead_at.eq(None::<NaiveDateTime>),
-    );
+    let changes =
+        (jobs::state.eq(QUEUED), jobs::attempts.eq(0), jobs::run_at.eq(now), jobs::dead_at.eq(None::<NaiveDateTime>));
     let dead = jobs::table.filter(jobs::state.eq(DEAD));
     let n = match id {
         Some(id) => diesel::update(dead.filter(jobs::id.eq(id))).set(changes).execute(conn)?,
@@ -233,12 +227,7 @@ pub fn resurrect(conn: &mut DbConn, id: Option<i64>, now: NaiveDateTime) -> Resu
 }
 
 pub fn dead_letters(conn: &mut DbConn, limit: i64) -> Result<Vec<Job>, DbError> {
-    Ok(jobs::table
-        .filter(jobs::state.eq(DEAD))
-        .order(jobs::id)
-        .limit(limit)
-        .select(Job::as_select())
-        .load(conn)?)
+    Ok(jobs::table.filter(jobs::state.eq(DEAD)).order(jobs::id).limit(limit).select(Job::as_select()).load(conn)?)
 }
 
 pub fn find(conn: &mut DbConn, id: i64) -> Result<Option<Job>, DbError> {
@@ -258,18 +247,9 @@ pub fn depth(conn: &mut DbConn, now: NaiveDateTime) -> Result<QueueDepth, DbErro
     let count = |conn: &mut DbConn, state: &str| -> Result<i64, DbError> {
         Ok(jobs::table.filter(jobs::state.eq(state)).count().get_result(conn)?)
     };
-    let due: i64 = jobs::table
-        .filter(jobs::state.eq(QUEUED))
-        .filter(jobs::run_at.le(now))
-        .count()
-        .get_result(conn)?;
+    let due: i64 = jobs::table.filter(jobs::state.eq(QUEUED)).filter(jobs::run_at.le(now)).count().get_result(conn)?;
     let queued = count(conn, QUEUED)?;
-    Ok(QueueDepth {
-        due,
-        scheduled: queued - due,
-        running: count(conn, RUNNING)?,
-        dead: count(conn, DEAD)?,
-    })
+    Ok(QueueDepth { due, scheduled: queued - due, running: count(conn, RUNNING)?, dead: count(conn, DEAD)? })
 }
 
 /// Error texts are kept short: they are shown to operators, not archived.

@@ -22,7 +22,9 @@ fn err(e: impl std::fmt::Display) -> DbError {
 pub async fn run_pending(db: &Db) -> Result<Vec<String>, DbError> {
     db.run(|conn| {
         let migrations = source(conn);
-        let applied = crate::dispatch!(conn, |c| c.run_pending_migrations(migrations).map_err(err)?
+        let applied = crate::dispatch!(conn, |c| c
+            .run_pending_migrations(migrations)
+            .map_err(err)?
             .into_iter()
             .map(|v| v.to_string())
             .collect());
@@ -35,7 +37,9 @@ pub async fn run_pending(db: &Db) -> Result<Vec<String>, DbError> {
 pub async fn pending(db: &Db) -> Result<Vec<String>, DbError> {
     db.run(|conn| {
         let migrations = source(conn);
-        let pending = crate::dispatch!(conn, |c| c.pending_migrations(migrations).map_err(err)?
+        let pending = crate::dispatch!(conn, |c| c
+            .pending_migrations(migrations)
+            .map_err(err)?
             .iter()
             .map(|m| m.name().version().to_string())
             .collect());

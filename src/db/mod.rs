@@ -78,10 +78,7 @@ impl DbError {
         use diesel::result::DatabaseErrorKind as K;
         matches!(
             self,
-            DbError::Query(diesel::result::Error::DatabaseError(
-                K::UniqueViolation | K::ForeignKeyViolation,
-                _
-            ))
+            DbError::Query(diesel::result::Error::DatabaseError(K::UniqueViolation | K::ForeignKeyViolation, _))
         )
     }
 }
@@ -134,9 +131,9 @@ impl r2d2::ManageConnection for ConnectionManager {
     fn connect(&self) -> Result<DbConn, ConnectionError> {
         match &self.location {
             DatabaseLocation::Sqlite(path) => {
-                let path = path.to_str().ok_or_else(|| {
-                    ConnectionError::InvalidConnectionUrl("SQLite path is not valid UTF-8".into())
-                })?;
+                let path = path
+                    .to_str()
+                    .ok_or_else(|| ConnectionError::InvalidConnectionUrl("SQLite path is not valid UTF-8".into()))?;
                 let mut conn = SqliteConnection::establish(path)?;
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
@@ -149,8 +146,7 @@ impl r2d2::ManageConnection for ConnectionManager {
             DatabaseLocation::Postgres(url) => {
                 let mut conn = PgConnection::establish(url)?;
                 // Timestamps are stored as UTC without zone; make the session agree.
-                conn.batch_execute("SET TIME ZONE 'UTC'")
-                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                conn.batch_execute("SET TIME ZONE 'UTC'").map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConn::Postgres(conn))
             }
         }
@@ -183,7 +179,12 @@ impl Db {
     /// `/healthz` from answering); callers that need the database check it with `ping`.
     pub fn new(settings: &Settings) -> Result<Self, DbError> {
         let location = settings.database_location().map_err(|e| DbError::Other(e.into()))?;
-        Self::with_location(location, settings.database.max_connections, settings.acquire_timeout(), settings.database.sqlite_busy_timeout_ms)
+        Self::with_location(
+            location,
+            settings.database.max_connections,
+            settings.acquire_timeout(),
+            settings.database.sqlite_busy_timeout_ms,
+        )
     }
 
     pub fn with_location(
@@ -199,10 +200,7 @@ impl Db {
             }
             DatabaseLocation::Postgres(_) => Backend::Postgres,
         };
-        let manager = ConnectionManager {
-            location,
-            sqlite_busy_timeout_ms,
-        };
+        let manager = ConnectionManager { location, sqlite_busy_timeout_ms };
         let pool = r2d2::Pool::builder()
             .max_size(max_connections)
             .min_idle(Some(0))
@@ -253,9 +251,8 @@ impl Db {
 
 fn create_parent_dir(path: &Path) -> Result<(), DbError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            DbError::Other(anyhow::anyhow!("could not create directory {}: {e}", parent.display()))
-        })?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| DbError::Other(anyhow::anyhow!("could not create directory {}: {e}", parent.display())))?;
     }
     Ok(())
 }

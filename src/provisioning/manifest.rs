@@ -38,15 +38,37 @@ pub struct Manifest {
     pub apps: Vec<AppEntry>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct AppEntry {
     pub name: String,
-    #[serde(flatten)]
     pub spec: AppSpec,
-    #[serde(default, rename = "infobip_account")]
     pub accounts: Vec<AccountEntry>,
-    #[serde(default, rename = "sender")]
     pub senders: Vec<SenderEntry>,
+}
+
+/// By hand rather than `#[serde(flatten)]`, which would silently ignore misspelt settings:
+/// the app's own keys are taken out and the rest must be exactly `AppSpec`'s.
+impl<'de> Deserialize<'de> for AppEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(deserializer)?;
+        let name: String = table
+            .remove("name")
+            .ok_or_else(|| D::Error::missing_field("name"))?
+            .try_into()
+            .map_err(|e| D::Error::custom(format!("name: {e}")))?;
+        let in_app = |e: toml::de::Error| D::Error::custom(format!("app {name:?}: {e}"));
+        let accounts = match table.remove("infobip_account") {
+            Some(v) => v.try_into().map_err(in_app)?,
+            None => Vec::new(),
+        };
+        let senders = match table.remove("sender") {
+            Some(v) => v.try_into().map_err(in_app)?,
+            None => Vec::new(),
+        };
+        let spec = toml::Value::Table(table).try_into().map_err(in_app)?;
+        Ok(Self { name, spec, accounts, senders })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,28 +129,23 @@ pub enum ManifestError {
 impl Manifest {
     /// Reads the file and resolves `*_file` and `*_env` secrets, so applying needs no I/O.
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let parse_err = |message: String| ManifestError::Parse {
-            path: path.to_owned(),
-            message,
-        };
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
+        let parse_err = |message: String| ManifestError::Parse { path: path.to_owned(), message };
         let mut manifest: Manifest = toml::from_str(&text).map_err(|e| parse_err(e.to_string()))?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
         for app in &mut manifest.apps {
             let name = app.name.clone();
             let app_err = |field: &str, problem: String| ManifestError::App {
                 app: name.clone(),
-                source: ProvisionError::Invalid {
-                    field: field.into(),
-                    problem,
-                },
+                source: ProvisionError::Invalid { field: field.into(), problem },
             };
             match (&app.spec.private_key_file, &app.spec.private_key_env) {
                 (Some(_), Some(_)) => {
-                    return Err(app_err("private_key_file", "give private_key_file or private_key_env, not both".into()));
+                    return Err(app_err(
+                        "private_key_file",
+                        "give private_key_file or private_key_env, not both".into(),
+                    ));
                 }
                 (Some(file), None) => {
                     let file = base.join(file);
@@ -159,16 +176,19 @@ impl Manifest {
     pub fn apply(&self, conn: &mut DbConn, ctx: &Ctx<'_>) -> Result<ApplyReport, ManifestError> {
         let mut report = ApplyReport::default();
         for entry in &self.apps {
-            apply_app(conn, ctx, entry, &mut report).map_err(|source| ManifestError::App {
-                app: entry.name.clone(),
-                source,
-            })?;
+            apply_app(conn, ctx, entry, &mut report)
+                .map_err(|source| ManifestError::App { app: entry.name.clone(), source })?;
         }
         Ok(report)
     }
 }
 
-fn apply_app(conn: &mut DbConn, ctx: &Ctx<'_>, entry: &AppEntry, report: &mut ApplyReport) -> Result<(), ProvisionError> {
+fn apply_app(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    entry: &AppEntry,
+    report: &mut ApplyReport,
+) -> Result<(), ProvisionError> {
     // Activation is applied last: an app may only become active once its children exist.
     let mut spec = entry.spec.clone();
     let wanted_status = spec.status.take();
@@ -187,7 +207,8 @@ fn apply_app(conn: &mut DbConn, ctx: &Ctx<'_>, entry: &AppEntry, report: &mut Ap
 
     for account in &entry.accounts {
         let key = account.api_key.clone().map(SecretString::from);
-        let (_, outcome) = super::upsert_account(conn, ctx, &app, &account.name, account.base_url.as_deref(), key.as_ref())?;
+        let (_, outcome) =
+            super::upsert_account(conn, ctx, &app, &account.name, account.base_url.as_deref(), key.as_ref())?;
         report.lines.push((format!("infobip account {}/{}", entry.name, account.name), outcome));
     }
     for existing in rows::accounts(conn, &app.id)? {
@@ -212,10 +233,7 @@ fn apply_app(conn: &mut DbConn, ctx: &Ctx<'_>, entry: &AppEntry, report: &mut Ap
     }
 
     if let Some(status) = wanted_status {
-        let status_spec = AppSpec {
-            status: Some(status),
-            ..AppSpec::default()
-        };
+        let status_spec = AppSpec { status: Some(status), ..AppSpec::default() };
         let outcome = super::update_app(conn, ctx, &mut app, &status_spec)?;
         if outcome != Outcome::Unchanged {
             report.lines.push((format!("app {}", entry.name), outcome));

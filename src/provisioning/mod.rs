@@ -250,7 +250,12 @@ pub fn create_app(conn: &mut DbConn, ctx: &Ctx<'_>, name: &str, spec: &AppSpec) 
     Ok(row)
 }
 
-pub fn update_app(conn: &mut DbConn, ctx: &Ctx<'_>, row: &mut AppRow, spec: &AppSpec) -> Result<Outcome, ProvisionError> {
+pub fn update_app(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    row: &mut AppRow,
+    spec: &AppSpec,
+) -> Result<Outcome, ProvisionError> {
     let changed = apply_spec(ctx, row, spec)?;
     if changed.is_empty() {
         return Ok(Outcome::Unchanged);
@@ -280,7 +285,11 @@ pub fn webhook_secret(ctx: &Ctx<'_>, row: &AppRow) -> Result<SecretString, Provi
 
 /// Starts a rotation: a new secret becomes current, the old one stays accepted until the
 /// next rotation, so Infobip can be switched over without a gap.
-pub fn rotate_webhook_secret(conn: &mut DbConn, ctx: &Ctx<'_>, row: &mut AppRow) -> Result<SecretString, ProvisionError> {
+pub fn rotate_webhook_secret(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    row: &mut AppRow,
+) -> Result<SecretString, ProvisionError> {
     let new = crate::crypto::random_token()?;
     let previous = webhook_secret(ctx, row)?;
     row.webhook_previous_secret_enc = Some(ctx.cipher.encrypt(CTX_WEBHOOK_SECRET, previous.expose_secret())?);
@@ -326,7 +335,14 @@ pub fn upsert_account(
                 updated_at: now,
             };
             rows::insert_account(conn, &row)?;
-            audit::record(conn, ctx.actor, "create", "infobip_account", &row.id, json!({ "app_id": app.id, "name": row.name }))?;
+            audit::record(
+                conn,
+                ctx.actor,
+                "create",
+                "infobip_account",
+                &row.id,
+                json!({ "app_id": app.id, "name": row.name }),
+            )?;
             Ok((row, Outcome::Created))
         }
         Some(mut row) => {
@@ -376,9 +392,7 @@ pub fn add_sender(
         .ok_or_else(|| ProvisionError::NotFound(format!("Infobip account {account_name:?} of app {:?}", app.name)))?;
     if let Some(existing) = rows::sender_by_number(conn, &number)? {
         if existing.app_id != app.id {
-            return Err(ProvisionError::Conflict(
-                "this sender number already belongs to another app".to_owned(),
-            ));
+            return Err(ProvisionError::Conflict("this sender number already belongs to another app".to_owned()));
         }
         if existing.infobip_account_id == account.id {
             return Ok(Outcome::Unchanged);

@@ -3,22 +3,14 @@
 use super::ProvisionError;
 
 fn invalid(field: &str, problem: impl Into<String>) -> ProvisionError {
-    ProvisionError::Invalid {
-        field: field.to_owned(),
-        problem: problem.into(),
-    }
+    ProvisionError::Invalid { field: field.to_owned(), problem: problem.into() }
 }
 
 /// App names are used in URLs and on the command line.
 pub fn app_name(name: &str) -> Result<String, ProvisionError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(name.to_owned())
-    } else {
-        Err(invalid("name", "use 1-64 letters, digits, '-' or '_'"))
-    }
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok { Ok(name.to_owned()) } else { Err(invalid("name", "use 1-64 letters, digits, '-' or '_'")) }
 }
 
 /// A Salesforce org id: 15 characters, or 18 with the case-safe suffix, starting with `00D`.
@@ -69,21 +61,13 @@ pub fn private_key_pem(value: &str) -> Result<(), ProvisionError> {
     let v = value.trim();
     let ok = (v.starts_with("-----BEGIN PRIVATE KEY-----") && v.ends_with("-----END PRIVATE KEY-----"))
         || (v.starts_with("-----BEGIN RSA PRIVATE KEY-----") && v.ends_with("-----END RSA PRIVATE KEY-----"));
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid("private_key", "must be an RSA private key in PEM form (BEGIN PRIVATE KEY)"))
-    }
+    if ok { Ok(()) } else { Err(invalid("private_key", "must be an RSA private key in PEM form (BEGIN PRIVATE KEY)")) }
 }
 
 /// WhatsApp sender numbers in the international form Infobip uses: digits only, no `+`.
 pub fn sender_number(value: &str) -> Result<String, ProvisionError> {
-    let digits: String = value
-        .trim()
-        .trim_start_matches('+')
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
-        .collect();
+    let digits: String =
+        value.trim().trim_start_matches('+').chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
     if (6..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) && !digits.starts_with('0') {
         Ok(digits)
     } else {
@@ -93,11 +77,7 @@ pub fn sender_number(value: &str) -> Result<String, ProvisionError> {
 
 pub fn non_empty(field: &str, value: &str) -> Result<String, ProvisionError> {
     let v = value.trim();
-    if v.is_empty() {
-        Err(invalid(field, "must not be empty"))
-    } else {
-        Ok(v.to_owned())
-    }
+    if v.is_empty() { Err(invalid(field, "must not be empty")) } else { Ok(v.to_owned()) }
 }
 
 pub fn status(value: &str) -> Result<String, ProvisionError> {

@@ -32,7 +32,7 @@ mod tests {
     fn checksum_matches_known_ids() {
         // Known pair from Salesforce documentation samples.
         assert_eq!(id_checksum("001A0000006Vm9r"), "IAC");
-        assert_eq!(id_checksum("00D000000000000"), "AAA");
+        assert_eq!(id_checksum("00D000000000062"), "EAA");
     }
 
     #[test]

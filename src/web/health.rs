@@ -24,9 +24,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .json(json!({ "status": "unavailable", "database": backend, "problem": "database unreachable" }));
     }
     match migrations::pending(&state.db).await {
-        Ok(pending) if pending.is_empty() => {
-            HttpResponse::Ok().json(json!({ "status": "ready", "database": backend }))
-        }
+        Ok(pending) if pending.is_empty() => HttpResponse::Ok().json(json!({ "status": "ready", "database": backend })),
         Ok(pending) => HttpResponse::ServiceUnavailable().json(json!({
             "status": "unavailable",
             "database": backend,
@@ -49,11 +47,6 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppErro
         // Still serve the other metrics; the stale gauge is better than no scrape.
         Err(e) => tracing::warn!(error.cause_chain = ?anyhow::Error::from(e), "metrics: queue depth unavailable"),
     }
-    let body = state
-        .metrics
-        .encode()
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("encoding metrics: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(body))
+    let body = state.metrics.encode().map_err(|e| AppError::Internal(anyhow::anyhow!("encoding metrics: {e}")))?;
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body))
 }

@@ -19,10 +19,7 @@ struct HomePage {
 
 #[get("/")]
 pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let (apps, depth) = state
-        .db
-        .run(|conn| Ok((apps::count(conn)?, jobs::depth(conn, crate::db::now())?)))
-        .await?;
+    let (apps, depth) = state.db.run(|conn| Ok((apps::count(conn)?, jobs::depth(conn, crate::db::now())?))).await?;
     let secs = state.started_at.elapsed().as_secs();
     let page = HomePage {
         version: env!("CARGO_PKG_VERSION"),
@@ -44,8 +41,6 @@ pub async fn stylesheet() -> HttpResponse {
 
 /// Renders a page; a template error is an internal error, logged with its cause.
 pub(crate) fn render(page: &impl Template) -> Result<HttpResponse, AppError> {
-    let html = page
-        .render()
-        .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("rendering page")))?;
+    let html = page.render().map_err(|e| AppError::Internal(anyhow::Error::new(e).context("rendering page")))?;
     Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{HttpMessage, web};
 
 use crate::config::Settings;
 use crate::crypto::Cipher;
@@ -33,7 +33,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(home::stylesheet);
 }
 
-/// Counts and times every request by matched route, method and status.
+/// Counts and times every request by matched route, method and status, and returns the
+/// request id in `X-Request-Id`.
 pub async fn record_metrics(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -41,7 +42,14 @@ pub async fn record_metrics(
     let started = Instant::now();
     let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
     let method = req.method().to_string();
-    let res = next.call(req).await?;
+    let mut res = next.call(req).await?;
+    // Echo the id that tracing-actix-web put on every log line of this request.
+    let request_id = res.request().extensions().get::<tracing_actix_web::RequestId>().copied();
+    if let Some(id) = request_id {
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id.to_string()) {
+            res.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
+        }
+    }
     if let Some(metrics) = metrics {
         let labels = HttpLabels {
             method,
@@ -49,10 +57,7 @@ pub async fn record_metrics(
             status: res.status().as_u16(),
         };
         metrics.http_requests.get_or_create(&labels).inc();
-        metrics
-            .http_duration_seconds
-            .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
+        metrics.http_duration_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     }
     Ok(res)
 }

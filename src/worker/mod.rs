@@ -16,6 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::NaiveDateTime;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -38,10 +39,7 @@ pub enum JobFailure {
 
 impl JobFailure {
     pub fn retry(reason: impl Into<String>) -> Self {
-        JobFailure::Retry {
-            reason: reason.into(),
-            after: None,
-        }
+        JobFailure::Retry { reason: reason.into(), after: None }
     }
 
     pub fn permanent(reason: impl Into<String>) -> Self {
@@ -129,38 +127,34 @@ impl Runner {
 
     /// Claims one batch of due jobs, runs it, records the outcomes.
     pub async fn step(&self) -> Result<StepReport, DbError> {
+        self.step_at(crate::db::now()).await
+    }
+
+    /// `step` as if the clock read `now`: tests move time forward instead of sleeping.
+    pub async fn step_at(&self, now: NaiveDateTime) -> Result<StepReport, DbError> {
         let owner = self.owner.clone();
         let limit = self.settings.claim_batch;
         let lease = Duration::from_secs(self.settings.lease_secs);
-        let claimed = self
-            .db
-            .run(move |conn| jobs::claim(conn, &owner, limit, lease, crate::db::now()))
-            .await?;
+        let claimed = self.db.run(move |conn| jobs::claim(conn, &owner, limit, lease, now)).await?;
         if claimed.is_empty() {
             return Ok(StepReport::default());
         }
-        let mut report = StepReport {
-            claimed: claimed.len(),
-            ..StepReport::default()
-        };
+        let mut report = StepReport { claimed: claimed.len(), ..StepReport::default() };
         let groups = group_by_key(claimed);
-        let mut results = futures_util::stream::iter(groups.into_iter().map(|group| self.run_group(group)))
+        let mut results = futures_util::stream::iter(groups.into_iter().map(|group| self.run_group(group, now)))
             .buffer_unordered(self.settings.concurrency);
         while let Some(result) = results.next().await {
             let group_report = result?;
-            report.add(StepReport {
-                claimed: 0,
-                ..group_report
-            });
+            report.add(StepReport { claimed: 0, ..group_report });
         }
         Ok(report)
     }
 
-    /// Runs steps until the queue has nothing due. For tests and command-line draining.
-    pub async fn drain(&self) -> Result<StepReport, DbError> {
+    /// Runs steps until nothing is due at `now`. For tests and command-line draining.
+    pub async fn drain_at(&self, now: NaiveDateTime) -> Result<StepReport, DbError> {
         let mut total = StepReport::default();
         loop {
-            let report = self.step().await?;
+            let report = self.step_at(now).await?;
             if report.is_idle() {
                 return Ok(total);
             }
@@ -168,7 +162,7 @@ impl Runner {
         }
     }
 
-    async fn run_group(&self, group: Vec<Job>) -> Result<StepReport, DbError> {
+    async fn run_group(&self, group: Vec<Job>, now: NaiveDateTime) -> Result<StepReport, DbError> {
         let mut report = StepReport::default();
         let mut jobs = group.into_iter();
         let mut done = Vec::new();
@@ -197,7 +191,7 @@ impl Runner {
                     for _ in &rest {
                         self.metrics.job_finished(&kind, "released");
                     }
-                    let outcome = self.record_failure(id, attempts, failure, done, rest).await?;
+                    let outcome = self.record_failure(id, attempts, failure, done, rest, now).await?;
                     match outcome {
                         "dead" => report.dead += 1,
                         _ => report.retried += 1,
@@ -219,6 +213,7 @@ impl Runner {
         failure: JobFailure,
         done: Vec<i64>,
         rest: Vec<i64>,
+        now: NaiveDateTime,
     ) -> Result<&'static str, DbError> {
         let max_attempts = self.settings.max_attempts;
         let backoff = self.backoff();
@@ -226,7 +221,6 @@ impl Runner {
             .write(move |conn| {
                 jobs::complete(conn, &done)?;
                 jobs::release(conn, &rest)?;
-                let now = crate::db::now();
                 match failure {
                     JobFailure::Retry { reason, after } if attempts < max_attempts => {
                         let delay = backoff.delay(attempts, after);

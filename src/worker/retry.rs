@@ -32,10 +32,7 @@ mod tests {
     use super::*;
 
     fn backoff() -> Backoff {
-        Backoff {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(60),
-        }
+        Backoff { initial: Duration::from_millis(500), max: Duration::from_secs(60) }
     }
 
     #[test]

@@ -1,0 +1,177 @@
+//! Test scaffolding: a fresh database per test on each backend, and a running app.
+
+use std::io::Write;
+use std::time::Duration;
+
+use byoc_bridge::config::Settings;
+use byoc_bridge::db::{Backend, Db};
+use byoc_bridge::startup::{Application, Services};
+use byoc_bridge::worker::Handlers;
+use diesel::{Connection, RunQueryDsl};
+use tokio_util::sync::CancellationToken;
+
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Generates `mod NAME { sqlite(); postgres() }` tests that call `async fn NAME(TestDb)`.
+/// The PostgreSQL variant reports a skip when no server answers, unless `CI=true`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::TestDb::sqlite()).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(db) = $crate::helpers::TestDb::postgres(concat!(module_path!(), "::postgres")).await {
+                        super::$name(db).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// One test's own database (and data directory), removed when dropped.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    admin_url: Option<String>,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        Self { backend: Backend::Sqlite, url, dir, admin_url: None, pg_name: None }
+    }
+
+    /// A fresh database on the local PostgreSQL (`BYOC_TEST_POSTGRES_URL` to point elsewhere).
+    pub async fn postgres(test: &str) -> Option<Self> {
+        let admin_url = std::env::var("BYOC_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        let name = format!("byoc_test_{}", uuid::Uuid::new_v4().simple());
+        let create = {
+            let admin_url = admin_url.clone();
+            let name = name.clone();
+            tokio::task::spawn_blocking(move || -> Result<(), String> {
+                let mut conn = diesel::PgConnection::establish(&admin_url).map_err(|e| e.to_string())?;
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .await
+            .expect("join")
+        };
+        if let Err(e) = create {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("PostgreSQL is required when CI=true, but {admin_url} failed: {e}");
+            }
+            // Written to the real stderr, past the test harness's capture, so the skip shows.
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: PostgreSQL not reachable ({e})");
+            return None;
+        }
+        let mut url = url::Url::parse(&admin_url).expect("admin url");
+        url.set_path(&name);
+        Some(Self {
+            backend: Backend::Postgres,
+            url: url.to_string(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            admin_url: Some(admin_url),
+            pg_name: Some(name),
+        })
+    }
+
+    /// Environment for the configuration loader: this database, a private data dir, port 0.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("BYOC__DATABASE__URL".into(), self.url.clone()),
+            ("BYOC__SECURITY__DATA_DIR".into(), self.dir.path().join("data").display().to_string()),
+            ("BYOC__SERVER__PORT".into(), "0".into()),
+            ("BYOC__SERVER__WORKERS".into(), "1".into()),
+            ("BYOC__DATABASE__MAX_CONNECTIONS".into(), "4".into()),
+            ("BYOC__TELEMETRY__LOG_FILTER".into(), "warn".into()),
+        ]
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings_with(&[])
+    }
+
+    pub fn settings_with(&self, extra: &[(&str, &str)]) -> Settings {
+        let mut env = self.env();
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Settings::load_from(&env).expect("test settings")
+    }
+
+    /// Storage with migrations applied.
+    pub async fn services(&self) -> Services {
+        Services::open(&self.settings()).await.expect("open services")
+    }
+
+    /// A pool without running migrations.
+    pub fn raw_db(&self) -> Db {
+        Db::new(&self.settings()).expect("db")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let (Some(admin_url), Some(name)) = (&self.admin_url, &self.pg_name) {
+            if let Ok(mut conn) = diesel::PgConnection::establish(admin_url) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn);
+            }
+        }
+    }
+}
+
+/// A running service on a random port.
+pub struct TestApp {
+    pub address: String,
+    pub db: Db,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(test_db: &TestDb) -> Self {
+        Self::spawn_with(test_db.settings(), Handlers::default()).await
+    }
+
+    pub async fn spawn_with(settings: Settings, handlers: Handlers) -> Self {
+        let services = Services::open(&settings).await.expect("services");
+        let app = Application::build_with(settings, services, handlers).await.expect("build app");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let db = app.db().clone();
+        let shutdown = app.shutdown_token();
+        let handle = tokio::spawn(app.run_until_stopped());
+        Self {
+            address,
+            db,
+            client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client"),
+            shutdown,
+            handle,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.address)).send().await.expect("request")
+    }
+
+    /// Stops the app gracefully and returns how `run_until_stopped` ended.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.handle.await.expect("join app")
+    }
+}
+
+pub fn test_private_key() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test_private_key.pem"))
+        .expect("fixture key")
+        .trim()
+        .to_owned()
+}

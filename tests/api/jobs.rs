@@ -1,0 +1,200 @@
+//! Outbox semantics: order per key, retries, dead letters, leases.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use byoc_bridge::db::jobs::{self, NewJob};
+use byoc_bridge::db::{Db, now};
+use byoc_bridge::metrics::Metrics;
+use byoc_bridge::worker::{Handlers, JobFailure, Runner};
+use chrono::{Duration, NaiveDateTime};
+use serde_json::json;
+
+use crate::helpers::TestDb;
+
+crate::on_both_backends!(
+    order_is_kept_per_key_when_a_job_fails,
+    permanent_failures_become_dead_letters_that_do_not_block,
+    retries_end_in_a_dead_letter,
+    expired_leases_are_reclaimed,
+    many_keys_with_random_failures_deliver_everything_once_in_order
+);
+
+/// Records `(key, seq)` of every successful run; fails according to `plan`.
+type Log = Arc<Mutex<Vec<(String, i64)>>>;
+type Plan = Arc<dyn Fn(&str, i64, i32) -> Option<JobFailure> + Send + Sync>;
+
+fn runner(db: &Db, test_db: &TestDb, log: Log, plan: Plan, extra: &[(&str, &str)]) -> Runner {
+    let mut handlers = Handlers::default();
+    handlers.register("test", move |job| {
+        let log = log.clone();
+        let plan = plan.clone();
+        async move {
+            let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
+            let key = payload["key"].as_str().unwrap().to_owned();
+            let seq = payload["seq"].as_i64().unwrap();
+            if let Some(failure) = plan(&key, seq, job.attempts) {
+                return Err(failure);
+            }
+            log.lock().unwrap().push((key, seq));
+            Ok(())
+        }
+    });
+    let settings = test_db.settings_with(extra);
+    Runner::new(db.clone(), handlers, Arc::new(Metrics::new()), settings.worker)
+}
+
+async fn enqueue(db: &Db, keys: &[&str], per_key: i64) {
+    let mut new = Vec::new();
+    // Interleaved, as messages of many conversations arrive.
+    for seq in 0..per_key {
+        for key in keys {
+            new.push(NewJob::new("test", &json!({ "key": key, "seq": seq })).ordered_by(format!("conv:{key}")));
+        }
+    }
+    db.write(move |c| jobs::enqueue(c, &new)).await.unwrap();
+}
+
+fn sequence(log: &Log, key: &str) -> Vec<i64> {
+    log.lock().unwrap().iter().filter(|(k, _)| k == key).map(|(_, s)| *s).collect()
+}
+
+fn later(t: NaiveDateTime, hours: i64) -> NaiveDateTime {
+    t + Duration::hours(hours)
+}
+
+async fn order_is_kept_per_key_when_a_job_fails(test_db: TestDb) {
+    let db = test_db.services().await.db;
+    let log: Log = Arc::default();
+    // A's second job fails once.
+    let plan: Plan = Arc::new(|key, seq, attempts| {
+        (key == "a" && seq == 1 && attempts == 1).then(|| JobFailure::retry("salesforce 503"))
+    });
+    let runner = runner(&db, &test_db, log.clone(), plan, &[]);
+    enqueue(&db, &["a", "b"], 5).await;
+
+    let t0 = now();
+    let report = runner.drain_at(t0).await.unwrap();
+    assert_eq!(report.retried, 1);
+    assert_eq!(report.released, 3, "a2..a4 were handed back unattempted");
+    assert_eq!(sequence(&log, "a"), [0], "nothing of a overtakes the failed job");
+    assert_eq!(sequence(&log, "b"), [0, 1, 2, 3, 4]);
+
+    let stored = db.run(move |c| jobs::depth(c, t0)).await.unwrap();
+    // a1 waits for its retry; a2..a4 are due but queued behind it.
+    assert_eq!((stored.due, stored.scheduled, stored.running, stored.dead), (3, 1, 0, 0));
+
+    runner.drain_at(later(t0, 1)).await.unwrap();
+    assert_eq!(sequence(&log, "a"), [0, 1, 2, 3, 4]);
+    let left = db.run(move |c| jobs::depth(c, later(t0, 1))).await.unwrap();
+    assert_eq!(left, jobs::QueueDepth::default(), "finished jobs are deleted");
+}
+
+async fn permanent_failures_become_dead_letters_that_do_not_block(test_db: TestDb) {
+    let db = test_db.services().await.db;
+    let log: Log = Arc::default();
+    let poisoned = Arc::new(Mutex::new(true));
+    let flag = poisoned.clone();
+    let plan: Plan = Arc::new(move |key, seq, _| {
+        (key == "a" && seq == 1 && *flag.lock().unwrap()).then(|| JobFailure::permanent("400 invalid recipient"))
+    });
+    let runner = runner(&db, &test_db, log.clone(), plan, &[]);
+    enqueue(&db, &["a"], 4).await;
+
+    let t0 = now();
+    runner.drain_at(t0).await.unwrap();
+    runner.drain_at(t0).await.unwrap();
+    // Policy: a dead letter is parked and the conversation goes on.
+    assert_eq!(sequence(&log, "a"), [0, 2, 3]);
+    let dead = db.run(|c| jobs::dead_letters(c, 10)).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("400 invalid recipient"));
+    assert!(dead[0].dead_at.is_some());
+
+    // Retried by command once the cause is fixed.
+    *poisoned.lock().unwrap() = false;
+    let id = dead[0].id;
+    assert_eq!(db.write(move |c| jobs::resurrect(c, Some(id), now())).await.unwrap(), 1);
+    runner.drain_at(later(t0, 1)).await.unwrap();
+    assert_eq!(sequence(&log, "a"), [0, 2, 3, 1]);
+    assert!(db.run(|c| jobs::dead_letters(c, 10)).await.unwrap().is_empty());
+}
+
+async fn retries_end_in_a_dead_letter(test_db: TestDb) {
+    let db = test_db.services().await.db;
+    let log: Log = Arc::default();
+    let plan: Plan = Arc::new(|_, _, _| Some(JobFailure::retry("timeout")));
+    let runner = runner(&db, &test_db, log.clone(), plan, &[("BYOC__WORKER__MAX_ATTEMPTS", "3")]);
+    enqueue(&db, &["a"], 1).await;
+
+    let t0 = now();
+    let mut reports = Vec::new();
+    for hour in 0..5 {
+        reports.push(runner.drain_at(later(t0, hour)).await.unwrap());
+    }
+    assert_eq!(reports.iter().map(|r| r.retried).sum::<usize>(), 2);
+    assert_eq!(reports.iter().map(|r| r.dead).sum::<usize>(), 1);
+    let dead = db.run(|c| jobs::dead_letters(c, 10)).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 3);
+    assert!(dead[0].last_error.as_deref().unwrap().contains("gave up after 3 attempts: timeout"));
+}
+
+async fn expired_leases_are_reclaimed(test_db: TestDb) {
+    let db = test_db.services().await.db;
+    let log: Log = Arc::default();
+    let runner = runner(&db, &test_db, log.clone(), Arc::new(|_, _, _| None), &[("BYOC__WORKER__LEASE_SECS", "60")]);
+    enqueue(&db, &["a"], 2).await;
+
+    // Another worker claims and dies without finishing.
+    let t0 = now();
+    let claimed =
+        db.run(move |c| jobs::claim(c, "dead-worker", 10, std::time::Duration::from_secs(60), t0)).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|j| j.attempts).collect::<Vec<_>>(),
+        [1, 1],
+        "one batch may hold a key's run of due jobs"
+    );
+    assert!(claimed[0].id < claimed[1].id);
+
+    // While the lease holds, nothing of that key runs.
+    assert!(runner.drain_at(t0 + Duration::seconds(30)).await.unwrap().is_idle());
+    // After it expires, the job is taken over, then its successor.
+    runner.drain_at(t0 + Duration::seconds(61)).await.unwrap();
+    assert_eq!(sequence(&log, "a"), [0, 1]);
+}
+
+async fn many_keys_with_random_failures_deliver_everything_once_in_order(test_db: TestDb) {
+    let db = test_db.services().await.db;
+    let log: Log = Arc::default();
+    let rng = Arc::new(Mutex::new(fastrand::Rng::with_seed(7)));
+    let plan: Plan = Arc::new(move |_, _, _| {
+        let roll = rng.lock().unwrap().u8(0..100);
+        match roll {
+            0..=14 => Some(JobFailure::retry("503")),
+            15..=19 => Some(JobFailure::Retry { reason: "429".into(), after: Some(std::time::Duration::from_secs(5)) }),
+            _ => None,
+        }
+    });
+    let runner = runner(&db, &test_db, log.clone(), plan, &[("BYOC__WORKER__MAX_ATTEMPTS", "100")]);
+    let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    enqueue(&db, &key_refs, 10).await;
+
+    let mut t = now();
+    for _ in 0..200 {
+        runner.drain_at(t).await.unwrap();
+        let depth = db.run(move |c| jobs::depth(c, t)).await.unwrap();
+        if depth == jobs::QueueDepth::default() {
+            break;
+        }
+        t += Duration::minutes(15);
+    }
+    let mut seen: HashMap<String, Vec<i64>> = HashMap::new();
+    for (k, s) in log.lock().unwrap().iter() {
+        seen.entry(k.clone()).or_default().push(*s);
+    }
+    for key in &keys {
+        assert_eq!(seen.get(key).map(Vec::as_slice), Some(&(0..10).collect::<Vec<_>>()[..]), "key {key}");
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests: one binary, each test with its own database, on SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod http;
+mod jobs;
+mod migrations;
+mod process;
+mod provisioning;
+mod secrets;

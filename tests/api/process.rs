@@ -1,0 +1,129 @@
+//! The real binary: serving, SIGTERM, configuration errors, the `app` commands.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::TestDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_byoc-bridge");
+
+crate::on_both_backends!(serves_and_exits_cleanly_on_sigterm, cli_apply_is_idempotent);
+
+fn command(test_db: &TestDb, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(test_db.env())
+        .env("BYOC__TELEMETRY__LOG_FORMAT", "json")
+        .env("BYOC__TELEMETRY__LOG_FILTER", "info")
+        .current_dir(test_db.dir.path());
+    cmd
+}
+
+async fn serves_and_exits_cleanly_on_sigterm(test_db: TestDb) {
+    let mut child = command(&test_db, &["serve"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+
+    // The log line announcing the port (port 0 = the OS picked one).
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if let Some(port) = v["port"].as_u64() {
+                    let _ = port_tx.send(port);
+                }
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let port = port_rx.recv_timeout(Duration::from_secs(30)).expect("service announced its port");
+
+    let client = reqwest::Client::new();
+    let health = client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let probe = command(&test_db, &["healthcheck"]).env("BYOC__SERVER__PORT", port.to_string()).output().unwrap();
+    assert_eq!(probe.status.code(), Some(0), "the container health probe sees it healthy");
+
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean exit");
+    let lines = reader.join().unwrap();
+    assert!(lines.iter().any(|l| l.contains("received SIGTERM")), "{lines:#?}");
+    assert!(lines.last().is_some_and(|l| l.contains("stopped")), "{lines:#?}");
+    assert!(client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err(), "no longer listening");
+    let probe = command(&test_db, &["healthcheck"]).env("BYOC__SERVER__PORT", port.to_string()).output().unwrap();
+    assert_eq!(probe.status.code(), Some(1));
+}
+
+async fn cli_apply_is_idempotent(test_db: TestDb) {
+    let dir = test_db.dir.path();
+    std::fs::write(dir.join("key.pem"), crate::helpers::test_private_key()).unwrap();
+    std::fs::write(
+        dir.join("app.toml"),
+        "[[app]]\nname = \"acme\"\nprivate_key_file = \"key.pem\"\norg_id = \"00D5g00000AbCdE\"\n\n\
+         [[app.infobip_account]]\nname = \"main\"\napi_key_env = \"KEY\"\n\n\
+         [[app.sender]]\nnumber = \"447860099299\"\naccount = \"main\"\n",
+    )
+    .unwrap();
+
+    let run = |args: &[&str]| {
+        let out = command(&test_db, args).env("KEY", "secret-api-key").output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["app", "apply", "app.toml"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("app acme: created") && out.ends_with("applied\n"), "{out}");
+
+    let (code, out, _) = run(&["app", "apply", "app.toml"]);
+    assert_eq!(code, Some(0));
+    assert!(out.ends_with("nothing to change\n"), "{out}");
+
+    let (code, out, _) = run(&["app", "show", "acme"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("private_key                 set"), "{out}");
+    assert!(!out.contains("secret-api-key") && !out.contains("PRIVATE KEY"), "secrets are never printed by show");
+
+    let (code, out, _) = run(&["app", "update", "acme", "--welcome-message", "Hello"]);
+    assert_eq!((code, out.as_str()), (Some(0), "app acme: updated (welcome_message)\n"));
+
+    let (code, _, err) = run(&["app", "update", "acme", "--status", "active"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("`status`: an active app needs"), "{err}");
+
+    let (code, out, _) = run(&["app", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("\tacme\tdraft"), "{out}");
+}
+
+#[test]
+fn configuration_errors_name_the_key_and_exit_2() {
+    let test_db = TestDb::sqlite();
+    for (var, value, expected) in [
+        ("BYOC__SERVER__PORT", "eighty", "`server.port`"),
+        ("BYOC__DATABASE__URL", "mysql://db/x", "`database.url`"),
+        ("BYOC__WORKER__CONCURENCY", "3", "`worker.concurency`: unknown setting"),
+        ("BYOC__SECURITY__MASTER_KEY", "c2hvcnQ=", "`security.master_key`"),
+        ("BYOC__TELEMETRY__LOG_FORMAT", "xml", "`telemetry.log_format`"),
+    ] {
+        let out = command(&test_db, &["check-config"]).env(var, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(expected), "{var}={value}: {stderr}");
+    }
+    let out = command(&test_db, &["check-config"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
+}
