@@ -88,6 +88,7 @@ pub struct WorkerSettings {
 pub struct RetentionSettings {
     pub message_body_hours: u64,
     pub message_record_days: u64,
+    pub purge_interval_secs: u64,
 }
 
 /// A configuration problem, always tied to the key it concerns.
@@ -177,6 +178,8 @@ impl Settings {
             ("worker.backoff_initial_ms", w.backoff_initial_ms),
             ("worker.backoff_max_secs", w.backoff_max_secs),
             ("worker.max_attempts", w.max_attempts.max(0) as u64),
+            ("retention.message_record_days", self.retention.message_record_days),
+            ("retention.purge_interval_secs", self.retention.purge_interval_secs),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(key, "must be greater than 0"));

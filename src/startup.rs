@@ -140,6 +140,11 @@ impl Application {
         let handle: ServerHandle = self.server.handle();
         let worker =
             settings.worker.enabled.then(|| tokio::spawn(self.runner.clone().run(self.shutdown.child_token())));
+        let maintenance = tokio::spawn(crate::worker::maintenance::run(
+            self.state.db.clone(),
+            settings.retention.clone(),
+            self.shutdown.child_token(),
+        ));
         tracing::info!(
             port = self.port,
             url = %self.base_url,
@@ -159,6 +164,9 @@ impl Application {
                 handle.stop(true).await;
                 server.await.context("HTTP server task")?.context("HTTP server")?;
             }
+        }
+        if let Err(e) = maintenance.await {
+            tracing::warn!(error = %e, "maintenance task ended abnormally");
         }
         if let Some(worker) = worker {
             match tokio::time::timeout(settings.shutdown_timeout(), worker).await {

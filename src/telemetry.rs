@@ -17,7 +17,7 @@ where
         .unwrap_or_else(|| EnvFilter::new(&settings.log_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let result = match settings.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(true).try_init(),
         LogFormat::Text => {
             builder.with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init()
         }

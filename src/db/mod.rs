@@ -9,6 +9,7 @@
 pub mod apps;
 pub mod audit;
 pub mod jobs;
+pub mod messages;
 pub mod migrations;
 pub mod schema;
 
@@ -100,9 +101,17 @@ impl DbConn {
         E: From<diesel::result::Error>,
     {
         type Multi = <DbConn as Connection>::TransactionManager;
-        match self {
-            DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
-            DbConn::Postgres(_) => Multi::begin_transaction(self)?,
+        let started = match self {
+            DbConn::Sqlite(c) => match AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE") {
+                Ok(()) => true,
+                // Nested inside a caller's transaction: the lock is already held; use a savepoint.
+                Err(diesel::result::Error::AlreadyInTransaction) => false,
+                Err(e) => return Err(e.into()),
+            },
+            DbConn::Postgres(_) => false,
+        };
+        if !started {
+            Multi::begin_transaction(self)?;
         }
         match f(self) {
             Ok(value) => {

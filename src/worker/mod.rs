@@ -8,6 +8,7 @@
 //! run one after another, and when one fails the rest of its group is released untouched,
 //! so a conversation never overtakes itself.
 
+pub mod maintenance;
 pub mod retry;
 
 use std::collections::HashMap;

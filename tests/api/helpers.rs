@@ -152,7 +152,12 @@ impl TestApp {
         Self {
             address,
             db,
-            client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                // Idle keep-alive connections would hold up graceful shutdown until they time out.
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("client"),
             shutdown,
             handle,
         }

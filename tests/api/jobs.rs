@@ -17,7 +17,8 @@ crate::on_both_backends!(
     permanent_failures_become_dead_letters_that_do_not_block,
     retries_end_in_a_dead_letter,
     expired_leases_are_reclaimed,
-    many_keys_with_random_failures_deliver_everything_once_in_order
+    many_keys_with_random_failures_deliver_everything_once_in_order,
+    enqueue_and_claim_work_inside_a_callers_transaction
 );
 
 /// Records `(key, seq)` of every successful run; fails according to `plan`.
@@ -197,4 +198,29 @@ async fn many_keys_with_random_failures_deliver_everything_once_in_order(test_db
     for key in &keys {
         assert_eq!(seen.get(key).map(Vec::as_slice), Some(&(0..10).collect::<Vec<_>>()[..]), "key {key}");
     }
+}
+
+async fn enqueue_and_claim_work_inside_a_callers_transaction(test_db: TestDb) {
+    let db = test_db.services().await.db;
+    // The domain write and its job commit together…
+    let claimed = db
+        .write(|c| {
+            jobs::enqueue(c, &[NewJob::new("test", &json!({})).ordered_by("conv:x")])?;
+            // …and claiming nests (a savepoint) inside an open write transaction.
+            jobs::claim(c, "w", 10, std::time::Duration::from_secs(60), now())
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    // A failing caller rolls back the job it enqueued.
+    let failed: Result<(), _> = db
+        .write(|c| {
+            jobs::enqueue(c, &[NewJob::new("test", &json!({}))])?;
+            Err(byoc_bridge::db::DbError::Other(anyhow::anyhow!("domain write failed")))
+        })
+        .await;
+    assert!(failed.is_err());
+    let depth = db.run(|c| jobs::depth(c, now())).await.unwrap();
+    assert_eq!((depth.due, depth.running), (0, 1), "only the first job exists");
 }

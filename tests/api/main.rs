@@ -8,4 +8,5 @@ mod jobs;
 mod migrations;
 mod process;
 mod provisioning;
+mod retention;
 mod secrets;

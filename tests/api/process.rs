@@ -42,7 +42,7 @@ async fn serves_and_exits_cleanly_on_sigterm(test_db: TestDb) {
     });
     let port = port_rx.recv_timeout(Duration::from_secs(30)).expect("service announced its port");
 
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let health = client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     let ready = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.unwrap();
