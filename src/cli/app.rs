@@ -6,9 +6,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::db::apps as rows;
+use crate::db::DbConn;
+use crate::db::apps::{self as rows, AppRow};
 use crate::provisioning::manifest::Manifest;
-use crate::provisioning::{self as prov, AppSpec, Ctx};
+use crate::provisioning::{self as prov, AppSpec, Ctx, ProvisionError};
 use crate::startup::Services;
 
 const ACTOR: &str = "cli";
@@ -163,16 +164,30 @@ impl SpecArgs {
     }
 }
 
+/// Runs `f` on the named app inside one write transaction, as the command-line actor.
+async fn with_app<T, F>(services: &Services, actor: &'static str, app: String, f: F) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn, &Ctx<'_>, &mut AppRow) -> Result<T, ProvisionError> + Send + 'static,
+{
+    let cipher = services.cipher.clone();
+    let result = services
+        .db
+        .write(move |c| {
+            let ctx = Ctx { cipher: &cipher, actor };
+            let mut row = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
+            f(c, &ctx, &mut row).map_err(|e| anyhow::Error::from(e).into())
+        })
+        .await?;
+    Ok(result)
+}
+
 pub async fn run(cmd: AppCommand, services: &Services) -> anyhow::Result<()> {
     let db = &services.db;
-    let cipher = services.cipher.clone();
     let text = match cmd {
         AppCommand::List => {
             let apps = db.run(rows::list).await?;
-            let mut out = String::new();
-            for a in &apps {
-                out.push_str(&format!("{}\t{}\t{}\n", a.id, a.name, a.status));
-            }
+            let mut out: String = apps.iter().map(|a| format!("{}\t{}\t{}\n", a.id, a.name, a.status)).collect();
             if apps.is_empty() {
                 out.push_str("no apps\n");
             }
@@ -189,6 +204,7 @@ pub async fn run(cmd: AppCommand, services: &Services) -> anyhow::Result<()> {
         }
         AppCommand::Create { name, spec } => {
             let spec = spec.into_spec()?;
+            let cipher = services.cipher.clone();
             db.write(move |c| {
                 let ctx = Ctx { cipher: &cipher, actor: ACTOR };
                 let app = prov::create_app(c, &ctx, &name, &spec).map_err(anyhow::Error::from)?;
@@ -198,24 +214,22 @@ pub async fn run(cmd: AppCommand, services: &Services) -> anyhow::Result<()> {
         }
         AppCommand::Update { app, spec } => {
             let spec = spec.into_spec()?;
-            db.write(move |c| {
-                let ctx = Ctx { cipher: &cipher, actor: ACTOR };
-                let mut row = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
-                let outcome = prov::update_app(c, &ctx, &mut row, &spec).map_err(anyhow::Error::from)?;
+            with_app(services, ACTOR, app, move |c, ctx, row| {
+                let outcome = prov::update_app(c, ctx, row, &spec)?;
                 Ok(format!("app {}: {outcome}\n", row.name))
             })
             .await?
         }
         AppCommand::Remove { app } => {
-            db.write(move |c| {
-                let ctx = Ctx { cipher: &cipher, actor: ACTOR };
-                let outcome = prov::remove_app(c, &ctx, &app).map_err(anyhow::Error::from)?;
-                Ok(format!("app {app}: {outcome}\n"))
+            with_app(services, ACTOR, app, |c, ctx, row| {
+                let outcome = prov::remove_app(c, ctx, &row.id)?;
+                Ok(format!("app {}: {outcome}\n", row.name))
             })
             .await?
         }
         AppCommand::Apply { file } => {
             let manifest = Manifest::load(&file, &|var| std::env::var(var).ok())?;
+            let cipher = services.cipher.clone();
             let report = db
                 .write(move |c| {
                     let ctx = Ctx { cipher: &cipher, actor: "cli:apply" };
@@ -225,118 +239,74 @@ pub async fn run(cmd: AppCommand, services: &Services) -> anyhow::Result<()> {
             format!("{report}{}\n", if report.changed() { "applied" } else { "nothing to change" })
         }
         AppCommand::WebhookSecret { app, rotate } => {
-            db.write(move |c| {
-                let ctx = Ctx { cipher: &cipher, actor: ACTOR };
-                let mut row = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
-                let secret = if rotate {
-                    prov::rotate_webhook_secret(c, &ctx, &mut row)
-                } else {
-                    prov::webhook_secret(&ctx, &row)
-                }
-                .map_err(anyhow::Error::from)?;
+            with_app(services, ACTOR, app, move |c, ctx, row| {
+                let secret =
+                    if rotate { prov::rotate_webhook_secret(c, ctx, row)? } else { prov::webhook_secret(ctx, row)? };
                 Ok(format!("{}\n", secret.expose_secret()))
             })
             .await?
         }
-        AppCommand::Account(cmd) => account(cmd, services).await?,
-        AppCommand::Sender(cmd) => sender(cmd, services).await?,
-    };
-    print!("{text}");
-    Ok(())
-}
-
-async fn account(cmd: AccountCommand, services: &Services) -> anyhow::Result<String> {
-    let cipher = services.cipher.clone();
-    let text = match cmd {
-        AccountCommand::List { app } => {
-            services
-                .db
-                .run(move |c| {
-                    let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
-                    Ok(rows::accounts(c, &app.id)?
-                        .iter()
-                        .map(|a| format!("{}\t{}\tapi key set\n", a.name, a.base_url))
-                        .collect::<String>())
-                })
-                .await?
+        AppCommand::Account(AccountCommand::List { app }) => {
+            db.run(move |c| {
+                let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
+                Ok(rows::accounts(c, &app.id)?
+                    .iter()
+                    .map(|a| format!("{}\t{}\tapi key set\n", a.name, a.base_url))
+                    .collect::<String>())
+            })
+            .await?
         }
-        AccountCommand::Set { app, name, base_url, api_key_env } => {
+        AppCommand::Account(AccountCommand::Set { app, name, base_url, api_key_env }) => {
             let key = match api_key_env {
                 Some(var) => Some(SecretString::from(
                     std::env::var(&var).with_context(|| format!("environment variable {var} is not set"))?,
                 )),
                 None => None,
             };
-            services
-                .db
-                .write(move |c| {
-                    let ctx = Ctx { cipher: &cipher, actor: ACTOR };
-                    let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
-                    let (_, outcome) = prov::upsert_account(c, &ctx, &app, &name, base_url.as_deref(), key.as_ref())
-                        .map_err(anyhow::Error::from)?;
-                    Ok(format!("infobip account {}/{name}: {outcome}\n", app.name))
-                })
-                .await?
+            with_app(services, ACTOR, app, move |c, ctx, row| {
+                let (_, outcome) = prov::upsert_account(c, ctx, row, &name, base_url.as_deref(), key.as_ref())?;
+                Ok(format!("infobip account {}/{name}: {outcome}\n", row.name))
+            })
+            .await?
         }
-        AccountCommand::Remove { app, name } => {
-            services
-                .db
-                .write(move |c| {
-                    let ctx = Ctx { cipher: &cipher, actor: ACTOR };
-                    let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
-                    let outcome = prov::remove_account(c, &ctx, &app, &name).map_err(anyhow::Error::from)?;
-                    Ok(format!("infobip account {}/{name}: {outcome}\n", app.name))
-                })
-                .await?
+        AppCommand::Account(AccountCommand::Remove { app, name }) => {
+            with_app(services, ACTOR, app, move |c, ctx, row| {
+                let outcome = prov::remove_account(c, ctx, row, &name)?;
+                Ok(format!("infobip account {}/{name}: {outcome}\n", row.name))
+            })
+            .await?
         }
-    };
-    Ok(text)
-}
-
-async fn sender(cmd: SenderCommand, services: &Services) -> anyhow::Result<String> {
-    let cipher = services.cipher.clone();
-    let text = match cmd {
-        SenderCommand::List { app } => {
-            services
-                .db
-                .run(move |c| {
-                    let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
-                    let accounts = rows::accounts(c, &app.id)?;
-                    Ok(rows::senders(c, &app.id)?
-                        .iter()
-                        .map(|s| {
-                            let account =
-                                accounts.iter().find(|a| a.id == s.infobip_account_id).map_or("?", |a| &a.name);
-                            format!("{}\t{account}\n", s.number)
-                        })
-                        .collect::<String>())
-                })
-                .await?
+        AppCommand::Sender(SenderCommand::List { app }) => {
+            db.run(move |c| {
+                let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
+                let accounts = rows::accounts(c, &app.id)?;
+                Ok(rows::senders(c, &app.id)?
+                    .iter()
+                    .map(|s| {
+                        let account = accounts.iter().find(|a| a.id == s.infobip_account_id).map_or("?", |a| &a.name);
+                        format!("{}\t{account}\n", s.number)
+                    })
+                    .collect::<String>())
+            })
+            .await?
         }
-        SenderCommand::Add { app, number, account } => {
-            services
-                .db
-                .write(move |c| {
-                    let ctx = Ctx { cipher: &cipher, actor: ACTOR };
-                    let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
-                    let outcome = prov::add_sender(c, &ctx, &app, &number, &account).map_err(anyhow::Error::from)?;
-                    Ok(format!("sender {number}: {outcome}\n"))
-                })
-                .await?
+        AppCommand::Sender(SenderCommand::Add { app, number, account }) => {
+            with_app(services, ACTOR, app, move |c, ctx, row| {
+                let outcome = prov::add_sender(c, ctx, row, &number, &account)?;
+                Ok(format!("sender {number}: {outcome}\n"))
+            })
+            .await?
         }
-        SenderCommand::Remove { app, number } => {
-            services
-                .db
-                .write(move |c| {
-                    let ctx = Ctx { cipher: &cipher, actor: ACTOR };
-                    let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
-                    let outcome = prov::remove_sender(c, &ctx, &app, &number).map_err(anyhow::Error::from)?;
-                    Ok(format!("sender {number}: {outcome}\n"))
-                })
-                .await?
+        AppCommand::Sender(SenderCommand::Remove { app, number }) => {
+            with_app(services, ACTOR, app, move |c, ctx, row| {
+                let outcome = prov::remove_sender(c, ctx, row, &number)?;
+                Ok(format!("sender {number}: {outcome}\n"))
+            })
+            .await?
         }
     };
-    Ok(text)
+    print!("{text}");
+    Ok(())
 }
 
 fn describe(app: &rows::AppRow, accounts: &[rows::InfobipAccountRow], senders: &[rows::SenderRow]) -> String {
