@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod contract;
+
 mod http;
 mod jobs;
 mod migrations;

@@ -1,0 +1,5 @@
+//! Simulators of the vendors' APIs, faithful to their published contracts, for tests,
+//! benchmarks and the sandbox. They speak the real protocols and refuse what the real
+//! services refuse.
+
+pub mod contract;

@@ -1,0 +1,84 @@
+//! The vendor specification files themselves load and validate their own examples, so the
+//! simulators' contract checks stand on solid ground.
+
+use byoc_bridge::sim::contract::Specs;
+use serde_json::json;
+
+pub fn specs() -> std::sync::Arc<Specs> {
+    Specs::shared().expect("vendor specs: set BYOC_SPECS_DIR or keep ../shared/specs beside the repository")
+}
+
+#[test]
+fn infobip_send_examples_validate_against_their_own_schemas() {
+    let specs = specs();
+    let api = &specs.whatsapp;
+    let mut checked = 0;
+    for path in [
+        "/whatsapp/1/message/text",
+        "/whatsapp/1/message/image",
+        "/whatsapp/1/message/document",
+        "/whatsapp/1/message/audio",
+        "/whatsapp/1/message/video",
+        "/whatsapp/1/message/location",
+        "/whatsapp/1/message/template",
+        "/whatsapp/1/message/interactive/buttons",
+        "/whatsapp/1/message/interactive/list",
+    ] {
+        for (name, example) in api.request_examples("post", path) {
+            api.validate_request("post", path, "application/json", &example)
+                .unwrap_or_else(|e| panic!("{path} example {name:?}: {e:?}"));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 9, "examples found: {checked}");
+}
+
+#[test]
+fn infobip_schemas_refuse_what_infobip_refuses() {
+    let specs = specs();
+    let api = &specs.whatsapp;
+    let ok = json!({ "from": "441134960000", "to": "441134960001", "content": { "text": "hello" } });
+    assert!(api.validate_request("post", "/whatsapp/1/message/text", "application/json", &ok).is_ok());
+    let no_text = json!({ "from": "441134960000", "to": "441134960001", "content": {} });
+    let errors = api.validate_request("post", "/whatsapp/1/message/text", "application/json", &no_text).unwrap_err();
+    assert!(errors.iter().any(|e| e.path == "content"), "{errors:?}");
+    let too_long = json!({ "from": "441134960000", "to": "441134960001", "content": { "text": "x".repeat(4097) } });
+    let errors = api.validate_request("post", "/whatsapp/1/message/text", "application/json", &too_long).unwrap_err();
+    assert!(errors.iter().any(|e| e.path == "content.text"), "{errors:?}");
+}
+
+#[test]
+fn salesforce_interaction_schemas_load_and_check_bodies() {
+    let specs = specs();
+    let api = &specs.interaction;
+    let message = json!({
+        "to": "7c0c7f4e-1b1a-4c3f-9a7e-2f4b7a1d5e6f",
+        "from": "447700900001",
+        "interactions": [{
+            "timestamp": 1_700_000_000_000_i64,
+            "interactionType": "EntryInteraction",
+            "payload": {
+                "id": "3b7cbb0c-4c1d-4c5e-9d7e-1c9a5f0b2a11",
+                "entryType": "Message",
+                "abstractMessage": {
+                    "messageType": "StaticContentMessage",
+                    "id": "3b7cbb0c-4c1d-4c5e-9d7e-1c9a5f0b2a11",
+                    "staticContent": { "formatType": "Text", "text": "Hello" }
+                }
+            }
+        }]
+    });
+    api.validate_component("InteractionRequestJson", &message).unwrap();
+    let mut missing_to = message.clone();
+    missing_to.as_object_mut().unwrap().remove("to");
+    assert!(api.validate_component("InteractionRequestJson", &missing_to).is_err());
+
+    let error = json!({ "message": "Enter a valid header.", "code": 10016 });
+    api.validate_response("post", "/interactions", 400, &error).unwrap();
+    api.validate_response("post", "/interactions", 202, &json!({
+        "conversationIdentifier": "b2f6c9a8-0000-0000-0000-000000000000",
+        "workItemIds": ["0Mw000000000001"],
+        "success": true
+    }))
+    .unwrap();
+}
