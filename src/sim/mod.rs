@@ -3,3 +3,6 @@
 //! services refuse.
 
 pub mod contract;
+pub mod faults;
+pub mod salesforce;
+pub mod server;

@@ -75,10 +75,15 @@ fn salesforce_interaction_schemas_load_and_check_bodies() {
 
     let error = json!({ "message": "Enter a valid header.", "code": 10016 });
     api.validate_response("post", "/interactions", 400, &error).unwrap();
-    api.validate_response("post", "/interactions", 202, &json!({
-        "conversationIdentifier": "b2f6c9a8-0000-0000-0000-000000000000",
-        "workItemIds": ["0Mw000000000001"],
-        "success": true
-    }))
+    api.validate_response(
+        "post",
+        "/interactions",
+        202,
+        &json!({
+            "conversationIdentifier": "b2f6c9a8-0000-0000-0000-000000000000",
+            "workItemIds": ["0Mw000000000001"],
+            "success": true
+        }),
+    )
     .unwrap();
 }

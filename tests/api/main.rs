@@ -12,3 +12,4 @@ mod process;
 mod provisioning;
 mod retention;
 mod secrets;
+mod sim_salesforce;

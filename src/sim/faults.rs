@@ -1,0 +1,149 @@
+//! Fault injection shared by the simulators: scripted faults for deterministic tests, and
+//! random rates (seeded) for soak runs.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
+
+/// What a faulty request gets instead of a real answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// A 5xx with the vendor's error body.
+    ServerError,
+    /// 429 with `Retry-After: secs`.
+    Throttle { retry_after_secs: u64 },
+    /// The answer comes, but only after this delay (clients with a shorter timeout give up).
+    Slow(Duration),
+    /// The connection is cut while the response is being written.
+    Drop,
+}
+
+/// Random fault rates, each between 0 and 1, applied to requests under `path_prefix`.
+#[derive(Debug, Clone, Default)]
+pub struct FaultRates {
+    pub server_error: f64,
+    pub throttle: f64,
+    pub retry_after_secs: u64,
+    pub slow: f64,
+    pub slow_by: Duration,
+    pub drop: f64,
+    /// Only requests whose path starts with this are affected (empty: all).
+    pub path_prefix: String,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    scripted: VecDeque<(String, Fault)>,
+    rates: FaultRates,
+    rng: Option<fastrand::Rng>,
+    injected: u64,
+}
+
+/// Shared, runtime-adjustable fault plan.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    state: Arc<Mutex<State>>,
+}
+
+impl Faults {
+    /// The next request under `path_prefix` gets `fault`; several calls queue in order.
+    pub fn script(&self, path_prefix: &str, fault: Fault) {
+        if let Ok(mut s) = self.state.lock() {
+            s.scripted.push_back((path_prefix.to_owned(), fault));
+        }
+    }
+
+    /// Random faults at these rates, reproducible from `seed`.
+    pub fn set_rates(&self, rates: FaultRates, seed: u64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.rates = rates;
+            s.rng = Some(fastrand::Rng::with_seed(seed));
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            *s = State::default();
+        }
+    }
+
+    /// How many faults were injected so far.
+    pub fn injected(&self) -> u64 {
+        self.state.lock().map(|s| s.injected).unwrap_or_default()
+    }
+
+    fn pick(&self, path: &str) -> Option<Fault> {
+        let mut s = self.state.lock().ok()?;
+        if let Some(i) = s.scripted.iter().position(|(prefix, _)| path.starts_with(prefix.as_str())) {
+            s.injected += 1;
+            return s.scripted.remove(i).map(|(_, f)| f);
+        }
+        if !path.starts_with(s.rates.path_prefix.as_str()) {
+            return None;
+        }
+        let rates = s.rates.clone();
+        let rng = s.rng.as_mut()?;
+        let roll = rng.f64();
+        let fault = if roll < rates.server_error {
+            Fault::ServerError
+        } else if roll < rates.server_error + rates.throttle {
+            Fault::Throttle { retry_after_secs: rates.retry_after_secs }
+        } else if roll < rates.server_error + rates.throttle + rates.slow {
+            Fault::Slow(rates.slow_by)
+        } else if roll < rates.server_error + rates.throttle + rates.slow + rates.drop {
+            Fault::Drop
+        } else {
+            return None;
+        };
+        s.injected += 1;
+        Some(fault)
+    }
+}
+
+/// The vendor-specific bodies of a 5xx and a 429.
+#[derive(Clone)]
+pub struct FaultBodies {
+    pub server_error: serde_json::Value,
+    pub throttle: serde_json::Value,
+}
+
+/// Middleware applying the plan in `web::Data<Faults>` with bodies from `web::Data<FaultBodies>`.
+pub async fn inject(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let fault = req.app_data::<web::Data<Faults>>().and_then(|f| f.pick(req.path()));
+    let bodies = req.app_data::<web::Data<FaultBodies>>().cloned();
+    let Some(fault) = fault else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let bodies = bodies.map(|b| b.get_ref().clone());
+    let (server_error, throttle) = match bodies {
+        Some(b) => (b.server_error, b.throttle),
+        None => (serde_json::json!({}), serde_json::json!({})),
+    };
+    match fault {
+        Fault::ServerError => Ok(req.into_response(HttpResponse::ServiceUnavailable().json(server_error))),
+        Fault::Throttle { retry_after_secs } => Ok(req.into_response(
+            HttpResponse::TooManyRequests().insert_header(("Retry-After", retry_after_secs.to_string())).json(throttle),
+        )),
+        Fault::Slow(by) => {
+            tokio::time::sleep(by).await;
+            Ok(next.call(req).await?.map_into_boxed_body())
+        }
+        Fault::Drop => {
+            // A body stream that fails after the headers: the server aborts the connection.
+            let failing = futures_util::stream::once(async {
+                Err::<actix_web::web::Bytes, std::io::Error>(std::io::Error::other(
+                    "connection dropped by fault injection",
+                ))
+            });
+            Ok(req.into_response(HttpResponse::Ok().streaming(failing)))
+        }
+    }
+}

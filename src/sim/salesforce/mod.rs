@@ -1,0 +1,286 @@
+//! A Salesforce org as the bridge sees it: the OAuth token endpoint (JWT bearer flow), the
+//! Interaction Service API, and inspection endpoints for tests. Everything it received is
+//! recorded: conversations and their entries in order, and a request log.
+
+mod errors;
+mod interaction;
+mod oauth;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::contract::Specs;
+use super::faults::{FaultBodies, Faults};
+use super::server::{Running, bind};
+
+pub use errors::SfError;
+
+/// A connected app registered in the simulated org.
+#[derive(Debug, Clone)]
+pub struct ConnectedApp {
+    pub consumer_key: String,
+    /// PEM of the X.509 certificate (or bare public key) whose private key signs the JWTs.
+    pub certificate_pem: String,
+    /// Users pre-authorised for the app ("Admin approved users are pre-authorized").
+    pub approved_users: Vec<String>,
+    /// Scopes granted in tokens; `interaction_api` is needed for the Interaction API.
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    /// `System Administrator` or `Agent`.
+    pub profile: String,
+    pub org_id: String,
+}
+
+/// A BYOC messaging channel (MessagingChannel + its ConversationChannelDefinition).
+#[derive(Debug, Clone, Serialize)]
+pub struct Channel {
+    pub address_identifier: String,
+    pub channel_definition: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Attachment {
+    pub file_name: String,
+    pub mime_type: String,
+    pub size: usize,
+}
+
+/// One conversation entry as Salesforce stored it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub id: String,
+    pub entry_type: String,
+    /// `EndUser` for what the partner sent, `Agent` for agent actions.
+    pub sender_role: String,
+    /// The interaction (or entry payload) as received.
+    pub payload: Value,
+    pub attachment: Option<Attachment>,
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Acknowledgement {
+    pub acknowledgement_type: String,
+    pub acknowledged_entry_id: String,
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Conversation {
+    pub identifier: String,
+    pub channel_address_identifier: String,
+    pub end_user: String,
+    pub messaging_session_id: String,
+    pub session_status: String,
+    pub routing_attributes: Value,
+    pub entries: Vec<Entry>,
+    pub acknowledgements: Vec<Acknowledgement>,
+}
+
+/// One request as received (authorisation redacted).
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub code: Option<i64>,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Token {
+    pub user_id: String,
+    pub scopes: Vec<String>,
+    pub expires_at: std::time::Instant,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub apps: HashMap<String, ConnectedApp>,
+    pub users: Vec<User>,
+    pub channels: Vec<Channel>,
+    pub tokens: HashMap<String, Token>,
+    pub conversations: Vec<Conversation>,
+    pub capabilities: Vec<Value>,
+    pub log: Vec<LoggedRequest>,
+    pub tokens_issued: u64,
+}
+
+/// Settings of the simulated org.
+#[derive(Debug, Clone)]
+pub struct SalesforceConfig {
+    /// 15-character org id.
+    pub org_id: String,
+    /// How long issued access tokens stay valid.
+    pub token_ttl: Duration,
+    /// Extra accepted JWT audiences besides the simulator's own URL.
+    pub audiences: Vec<String>,
+}
+
+impl Default for SalesforceConfig {
+    fn default() -> Self {
+        Self {
+            org_id: "00D5g00000SimOr".to_owned(),
+            token_ttl: Duration::from_secs(7200),
+            audiences: vec!["https://login.salesforce.com".into(), "https://test.salesforce.com".into()],
+        }
+    }
+}
+
+/// The simulator. Cheap to clone; all clones share one org.
+#[derive(Clone)]
+pub struct SalesforceSim {
+    pub(crate) config: Arc<SalesforceConfig>,
+    pub(crate) state: Arc<Mutex<State>>,
+    pub(crate) specs: Option<Arc<Specs>>,
+    pub faults: Faults,
+    base_url: Arc<Mutex<String>>,
+}
+
+impl SalesforceSim {
+    pub fn new(config: SalesforceConfig) -> Self {
+        Self {
+            config: Arc::new(config),
+            state: Arc::default(),
+            specs: Specs::shared(),
+            faults: Faults::default(),
+            base_url: Arc::default(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        // A panicking test thread must not wedge every later request.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn org_id(&self) -> &str {
+        &self.config.org_id
+    }
+
+    /// The URL the simulator serves on (login host, instance URL and SCRT URL at once).
+    pub fn base_url(&self) -> String {
+        self.base_url.lock().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    pub fn register_app(&self, app: ConnectedApp) {
+        self.state().apps.insert(app.consumer_key.clone(), app);
+    }
+
+    /// Adds a user; returns its 18-character id.
+    pub fn add_user(&self, username: &str, display_name: &str, profile: &str) -> String {
+        let mut state = self.state();
+        let id = salesforce_id("005", state.users.len() + 1);
+        state.users.push(User {
+            id: id.clone(),
+            username: username.to_owned(),
+            display_name: display_name.to_owned(),
+            profile: profile.to_owned(),
+            org_id: self.config.org_id.clone(),
+        });
+        id
+    }
+
+    pub fn add_channel(&self, address_identifier: &str, channel_definition: &str) {
+        self.state().channels.push(Channel {
+            address_identifier: address_identifier.to_owned(),
+            channel_definition: channel_definition.to_owned(),
+            active: true,
+        });
+    }
+
+    pub fn set_channel_active(&self, address_identifier: &str, active: bool) {
+        for c in self.state().channels.iter_mut().filter(|c| c.address_identifier == address_identifier) {
+            c.active = active;
+        }
+    }
+
+    /// Makes every token issued so far invalid at once (tests of the refresh path).
+    pub fn expire_all_tokens(&self) {
+        let now = std::time::Instant::now();
+        for token in self.state().tokens.values_mut() {
+            token.expires_at = now;
+        }
+    }
+
+    pub fn tokens_issued(&self) -> u64 {
+        self.state().tokens_issued
+    }
+
+    pub fn conversations(&self) -> Vec<Conversation> {
+        self.state().conversations.clone()
+    }
+
+    pub fn conversation_for(&self, end_user: &str) -> Option<Conversation> {
+        self.state().conversations.iter().find(|c| c.end_user == end_user).cloned()
+    }
+
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        self.state().log.clone()
+    }
+
+    /// Registers the HTTP routes on an actix app (used by `start` and the sandbox).
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(web::Data::new(self.clone()))
+            .app_data(web::Data::new(self.faults.clone()))
+            .app_data(web::Data::new(FaultBodies {
+                server_error: errors::body(10094, None),
+                throttle: serde_json::json!({ "message": "Interaction request rate limit exceeded.", "code": 429 }),
+            }))
+            .app_data(web::PayloadConfig::new(30 * 1024 * 1024))
+            .app_data(web::JsonConfig::default().limit(1024 * 1024))
+            .configure(oauth::configure)
+            .configure(interaction::configure)
+            .route("/__sim/state", web::get().to(inspect));
+    }
+
+    /// Serves on `host:port` (0 = any free port) on the current runtime.
+    pub fn start(&self, host: &str, port: u16) -> std::io::Result<Running> {
+        let (listener, port) = bind(host, port)?;
+        if let Ok(mut url) = self.base_url.lock() {
+            *url = format!("http://{host}:{port}");
+        }
+        let sim = self.clone();
+        let server = HttpServer::new(move || {
+            App::new().wrap(from_fn(super::faults::inject)).configure(|cfg| sim.configure(cfg))
+        })
+        .listen(listener)?
+        .workers(2)
+        .disable_signals()
+        .run();
+        Ok(Running::start(server, port))
+    }
+}
+
+/// What tests (or a curious person) can read about the simulator's state.
+async fn inspect(sim: web::Data<SalesforceSim>) -> web::Json<Value> {
+    let state = sim.state();
+    web::Json(serde_json::json!({
+        "org_id": sim.config.org_id,
+        "conversations": state.conversations,
+        "channels": state.channels,
+        "capabilities": state.capabilities,
+        "tokens_issued": state.tokens_issued,
+        "requests": state.log.len(),
+    }))
+}
+
+/// A plausible 18-character Salesforce id with the given key prefix.
+pub(crate) fn salesforce_id(prefix: &str, n: usize) -> String {
+    let id15 = format!("{prefix}{:0>12}", format!("{n:X}"));
+    let id15: String = id15.chars().take(15).collect();
+    format!("{id15}{}", crate::salesforce::id_checksum(&id15))
+}
