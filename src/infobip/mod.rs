@@ -1,5 +1,7 @@
-//! Infobip: account settings now; webhook verification and parsing, the WhatsApp send
-//! client and the Conversations API join this module in later work.
+//! Infobip: account settings and webhook signatures now; webhook parsing, the WhatsApp
+//! send client and the Conversations API join this module in later work.
+
+pub mod signature;
 
 /// Infobip's documented default; each account usually has its own `xxxxx.api.infobip.com`.
 pub const DEFAULT_BASE_URL: &str = "https://api.infobip.com";

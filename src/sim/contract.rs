@@ -122,8 +122,12 @@ impl OpenApi {
         if let Some(reference) = response.get("$ref").and_then(Value::as_str) {
             response = self.resolve(reference).ok_or_else(|| vec![violation("", format!("dangling {reference}"))])?;
         }
+        // Media types vary (`application/json;charset=UTF-8`, `*/*`): take the JSON-capable one.
         let schema = response
-            .pointer("/content/application~1json/schema")
+            .get("content")
+            .and_then(Value::as_object)
+            .and_then(|c| c.iter().find(|(media, _)| media.contains("json") || media.as_str() == "*/*"))
+            .and_then(|(_, media)| media.get("schema"))
             .cloned()
             .ok_or_else(|| vec![violation("", format!("{method} {path} {status} has no JSON schema"))])?;
         self.validate_schema(&schema, body)

@@ -4,5 +4,6 @@
 
 pub mod contract;
 pub mod faults;
+pub mod infobip;
 pub mod salesforce;
 pub mod server;

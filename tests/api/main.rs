@@ -12,4 +12,5 @@ mod process;
 mod provisioning;
 mod retention;
 mod secrets;
+mod sim_infobip;
 mod sim_salesforce;

@@ -1,0 +1,188 @@
+//! An Infobip account as the bridge sees it: WhatsApp sends, templates, numbers, balance,
+//! Conversations history, inbound media, and a webhook sender that plays Infobip posting
+//! inbound messages and reports to the bridge.
+
+mod api;
+pub mod webhooks;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::contract::Specs;
+use super::faults::{FaultBodies, Faults};
+use super::server::{Running, bind};
+
+/// The scopes an API key needs for everything the bridge does.
+pub const BRIDGE_SCOPES: &[&str] = &[
+    "whatsapp:message:send",
+    "whatsapp:inbound-message:read",
+    "whatsapp:manage",
+    "numbers:manage",
+    "account-management:manage",
+    "conversations:read",
+];
+
+/// One message the simulator accepted for sending.
+#[derive(Debug, Clone, Serialize)]
+pub struct SentMessage {
+    /// The endpoint's last path segments: `text`, `image`, `interactive/buttons`, `template`, …
+    pub kind: String,
+    pub message_id: String,
+    pub from: String,
+    pub to: String,
+    /// The request body as received (for templates: the one message of `messages[]`).
+    pub body: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaFile {
+    pub bytes: Vec<u8>,
+    pub content_type: String,
+    /// Served through a 302 to a CDN-like URL, as Infobip does for cached media.
+    pub redirect: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub keys: HashMap<String, Vec<String>>,
+    pub senders: Vec<String>,
+    pub templates: HashMap<String, Vec<Value>>,
+    pub sent: Vec<SentMessage>,
+    pub conversations: HashMap<String, Vec<Value>>,
+    pub media: HashMap<(String, String), MediaFile>,
+    pub cdn: HashMap<String, (String, String)>,
+    /// Send timestamps per sender in the last second, for the rate limit.
+    pub recent_sends: HashMap<String, Vec<Instant>>,
+    pub refused: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct InfobipConfig {
+    /// Sends per second per sender before 429.
+    pub sends_per_second_per_sender: usize,
+    pub balance: f64,
+}
+
+impl Default for InfobipConfig {
+    fn default() -> Self {
+        Self { sends_per_second_per_sender: 1000, balance: 47.5 }
+    }
+}
+
+#[derive(Clone)]
+pub struct InfobipSim {
+    pub(crate) config: Arc<Mutex<InfobipConfig>>,
+    pub(crate) state: Arc<Mutex<State>>,
+    pub(crate) specs: Option<Arc<Specs>>,
+    pub faults: Faults,
+    base_url: Arc<Mutex<String>>,
+}
+
+impl Default for InfobipSim {
+    fn default() -> Self {
+        Self::new(InfobipConfig::default())
+    }
+}
+
+impl InfobipSim {
+    pub fn new(config: InfobipConfig) -> Self {
+        Self {
+            config: Arc::new(Mutex::new(config)),
+            state: Arc::default(),
+            specs: Specs::shared(),
+            faults: Faults::default(),
+            base_url: Arc::default(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn config(&self) -> InfobipConfig {
+        self.config.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    pub fn set_rate_limit(&self, sends_per_second_per_sender: usize) {
+        if let Ok(mut c) = self.config.lock() {
+            c.sends_per_second_per_sender = sends_per_second_per_sender;
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        self.base_url.lock().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    /// An API key with these scopes (`BRIDGE_SCOPES` for a key that can do everything).
+    pub fn add_api_key(&self, key: &str, scopes: &[&str]) {
+        self.state().keys.insert(key.to_owned(), scopes.iter().map(|s| (*s).to_owned()).collect());
+    }
+
+    /// A WhatsApp sender number of the account.
+    pub fn add_sender(&self, number: &str) {
+        self.state().senders.push(number.to_owned());
+    }
+
+    /// A registered template (a `TemplateApiResponse` document) of a sender; replaces one
+    /// with the same name and language.
+    pub fn add_template(&self, sender: &str, template: Value) {
+        let mut state = self.state();
+        let templates = state.templates.entry(sender.to_owned()).or_default();
+        templates.retain(|t| t.get("name") != template.get("name") || t.get("language") != template.get("language"));
+        templates.push(template);
+    }
+
+    /// Messages of a Conversations (CCaaS) conversation, oldest first.
+    pub fn add_conversation(&self, id: &str, messages: Vec<Value>) {
+        self.state().conversations.insert(id.to_owned(), messages);
+    }
+
+    /// Stores media an end user sent; returns the URL Infobip puts in the webhook.
+    pub fn add_media(&self, sender: &str, file: MediaFile) -> String {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.state().media.insert((sender.to_owned(), id.clone()), file);
+        format!("{}/whatsapp/1/senders/{sender}/media/{id}", self.base_url())
+    }
+
+    pub fn sent(&self) -> Vec<SentMessage> {
+        self.state().sent.clone()
+    }
+
+    /// Requests refused with a 4xx (auth, scope, validation, rate limit).
+    pub fn refused(&self) -> u64 {
+        self.state().refused
+    }
+
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(web::Data::new(self.clone()))
+            .app_data(web::Data::new(self.faults.clone()))
+            .app_data(web::Data::new(FaultBodies {
+                server_error: api::legacy_error("GENERAL_ERROR", "Something went wrong.", None),
+                throttle: api::legacy_error("TOO_MANY_REQUESTS", "Too many requests", None),
+            }))
+            .app_data(web::JsonConfig::default().limit(1024 * 1024))
+            .configure(api::configure);
+    }
+
+    pub fn start(&self, host: &str, port: u16) -> std::io::Result<Running> {
+        let (listener, port) = bind(host, port)?;
+        if let Ok(mut url) = self.base_url.lock() {
+            *url = format!("http://{host}:{port}");
+        }
+        let sim = self.clone();
+        let server = HttpServer::new(move || {
+            App::new().wrap(from_fn(super::faults::inject)).configure(|cfg| sim.configure(cfg))
+        })
+        .listen(listener)?
+        .workers(2)
+        .disable_signals()
+        .run();
+        Ok(Running::start(server, port))
+    }
+}
