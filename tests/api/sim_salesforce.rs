@@ -31,6 +31,7 @@ impl Org {
             certificate_pem: fixture("test_certificate.pem"),
             approved_users: vec![USERNAME.into()],
             scopes: vec!["interaction_api".into(), "api".into()],
+            callback_urls: vec!["http://127.0.0.1/callback".into()],
         });
         sim.add_user(USERNAME, "Integration User", "System Administrator");
         sim.add_user("stranger@acme.example", "Not Approved", "Agent");
@@ -431,4 +432,236 @@ async fn injected_faults_look_like_salesforce_failing() {
     assert!(dropped.await.is_err(), "the connection is cut mid-response");
     assert_eq!(org.sim.faults.injected(), 3);
     assert_eq!(org.sim.conversation_for("447700900004").unwrap().entries.len(), 1, "faulty calls store nothing");
+}
+
+fn pkce() -> (String, String) {
+    use base64::Engine;
+    use sha2::Digest;
+    let verifier = format!("verifier-{}", uuid::Uuid::new_v4().simple());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+#[tokio::test]
+async fn web_server_flow_with_pkce_signs_users_in() {
+    let org = Org::start().await;
+    org.sim.add_user("agent@acme.example", "Ada Agent", "Agent");
+    org.sim.add_user_in_org("admin@globex.example", "Other Org Admin", "System Administrator", "00D5g00000Other");
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let callback = "http://127.0.0.1/callback";
+
+    // The login page lists the simulated users.
+    let (_, challenge) = pkce();
+    let page = no_redirects
+        .get(org.url("/services/oauth2/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", CONSUMER_KEY),
+            ("redirect_uri", callback),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("agent@acme.example") && page.contains("admin@globex.example"), "{page}");
+
+    for (username, org_id) in
+        [("agent@acme.example", org.sim.org_id().to_owned()), ("admin@globex.example", "00D5g00000Other".to_owned())]
+    {
+        let (_, challenge) = pkce();
+        let res = no_redirects
+            .post(org.url("/services/oauth2/authorize"))
+            .form(&[
+                ("username", username),
+                ("client_id", CONSUMER_KEY),
+                ("redirect_uri", callback),
+                ("state", "s-1"),
+                ("code_challenge", &challenge),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 302);
+        let location = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+        let params: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+        assert_eq!(params["state"], "s-1");
+        let code = params["code"].clone();
+        let exchange = |verifier: String, code: String| {
+            org.http.post(org.url("/services/oauth2/token")).form(&[
+                ("grant_type", "authorization_code".to_owned()),
+                ("code", code),
+                ("client_id", CONSUMER_KEY.to_owned()),
+                ("redirect_uri", callback.to_owned()),
+                ("code_verifier", verifier),
+            ])
+        };
+        let wrong: Value = exchange("wrong-verifier".into(), code.clone()).send().await.unwrap().json().await.unwrap();
+        assert_eq!(wrong["error"], "invalid_grant");
+        // The failed attempt used the code up, as Salesforce does; sign in again.
+        let (verifier, challenge) = pkce();
+        let res = no_redirects
+            .get(org.url("/services/oauth2/authorize"))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", CONSUMER_KEY),
+                ("redirect_uri", callback),
+                ("code_challenge", &challenge),
+                ("login_hint", username),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let location = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+        let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+        let token: Value = exchange(verifier.clone(), code.clone()).send().await.unwrap().json().await.unwrap();
+        let access = token["access_token"].as_str().expect("token issued").to_owned();
+        let again: Value = exchange(verifier, code).send().await.unwrap().json().await.unwrap();
+        assert_eq!(again["error"], "invalid_grant", "a code is good once");
+        let info: Value = org
+            .http
+            .get(org.url("/services/oauth2/userinfo"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (info["preferred_username"].as_str(), info["organization_id"].as_str()),
+            (Some(username), Some(org_id.as_str()))
+        );
+    }
+
+    let res = no_redirects
+        .get(org.url("/services/oauth2/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", CONSUMER_KEY),
+            ("redirect_uri", "https://evil.example/cb"),
+            ("code_challenge", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "unregistered callback");
+    let res = no_redirects
+        .get(org.url("/services/oauth2/authorize"))
+        .query(&[("response_type", "code"), ("client_id", CONSUMER_KEY), ("redirect_uri", callback)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "PKCE is required");
+}
+
+#[tokio::test]
+async fn soql_and_tooling_serve_the_setup_objects() {
+    let org = Org::start().await;
+    let token = org.token().await;
+    let (status, body) = send(
+        org.api(reqwest::Method::POST, "/interactions", &token),
+        Form::new().part("json", json_part(&text_interaction("447700900009", "hello"))),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let session = body["workItemIds"][0].as_str().unwrap().to_owned();
+
+    let soql = format!(
+        "SELECT Id, Status, MessagingEndUser.MessagingPlatformKey FROM MessagingSession WHERE Id = '{session}'"
+    );
+    let result: Value = org
+        .http
+        .get(org.url("/services/data/v62.0/query"))
+        .query(&[("q", soql)])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(result["totalSize"], 1);
+    assert_eq!(result["records"][0]["MessagingEndUser"]["MessagingPlatformKey"], "447700900009");
+    assert_eq!(result["records"][0]["Id"], session);
+
+    let channels: Value = org
+        .http
+        .get(org.url("/services/data/v62.0/query"))
+        .query(&[(
+            "q",
+            "SELECT Id, ChannelAddressIdentifier, IsActive FROM MessagingChannel WHERE MessageType = 'Custom'",
+        )])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(channels["records"][0]["ChannelAddressIdentifier"], CHANNEL);
+
+    let res = org
+        .http
+        .get(org.url("/services/data/v62.0/query"))
+        .query(&[("q", "SELECT Id FROM Account")])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()[0]["errorCode"], "INVALID_TYPE");
+    let res = org
+        .http
+        .get(org.url("/services/data/v62.0/query"))
+        .query(&[("q", "SELECT Id FROM MessagingChannel")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.json::<Value>().await.unwrap()[0]["errorCode"], "INVALID_SESSION_ID");
+
+    let cvi = json!({ "FullName": "infobipBridge", "Metadata": { "developerName": "infobipBridge", "masterLabel": "WhatsApp via Infobip", "vendorType": "BringYourOwnChannelPartner" } });
+    let ccd = json!({ "FullName": CONTEXT, "Metadata": { "developerName": CONTEXT, "masterLabel": "WhatsApp", "conversationVendorInfo": "infobipBridge",
+        "customPlatformEvent": "WhatsApp_Event__e", "customEventTypeField": "WhatsApp_Event__e.EventType__c",
+        "customEventPayloadField": "WhatsApp_Event__e.Payload__c", "routingOwner": "Salesforce", "consentOwner": "Salesforce" } });
+    for (sobject, body) in [("ConversationVendorInfo", &cvi), ("ConversationChannelDefinition", &ccd)] {
+        let url = org.url(&format!("/services/data/v62.0/tooling/sobjects/{sobject}"));
+        let res = org.http.post(&url).bearer_auth(&token).json(body).send().await.unwrap();
+        assert_eq!(res.status(), 201);
+        assert_eq!(res.json::<Value>().await.unwrap()["success"], true);
+        let dup = org.http.post(&url).bearer_auth(&token).json(body).send().await.unwrap();
+        assert_eq!(dup.json::<Value>().await.unwrap()[0]["errorCode"], "DUPLICATE_VALUE");
+    }
+    let incomplete = json!({ "FullName": "x", "Metadata": { "developerName": "x" } });
+    let res = org
+        .http
+        .post(org.url("/services/data/v62.0/tooling/sobjects/ConversationVendorInfo"))
+        .bearer_auth(&token)
+        .json(&incomplete)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()[0]["errorCode"], "REQUIRED_FIELD_MISSING");
+
+    let found: Value = org
+        .http
+        .get(org.url("/services/data/v62.0/tooling/query"))
+        .query(&[(
+            "q",
+            format!("SELECT Id, DeveloperName FROM ConversationChannelDefinition WHERE DeveloperName = '{CONTEXT}'"),
+        )])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["totalSize"], 1);
+    assert!(found["records"][0]["Id"].as_str().unwrap().starts_with("11v"));
+    assert_eq!(org.sim.tooling_records().len(), 2);
 }

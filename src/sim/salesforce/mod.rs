@@ -5,6 +5,8 @@
 mod errors;
 mod interaction;
 mod oauth;
+mod rest;
+mod signin;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +33,8 @@ pub struct ConnectedApp {
     pub approved_users: Vec<String>,
     /// Scopes granted in tokens; `interaction_api` is needed for the Interaction API.
     pub scopes: Vec<String>,
+    /// Callback URLs allowed in the web-server (authorization code) flow.
+    pub callback_urls: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,8 +112,29 @@ pub(crate) struct Token {
     pub expires_at: std::time::Instant,
 }
 
+/// An authorization code waiting to be exchanged (web-server flow with PKCE).
+#[derive(Debug, Clone)]
+pub(crate) struct PendingCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub user_id: String,
+    pub expires_at: std::time::Instant,
+}
+
+/// A setup record created through the Tooling API (ConversationVendorInfo, ConversationChannelDefinition).
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolingRecord {
+    pub id: String,
+    pub sobject: String,
+    pub full_name: String,
+    pub metadata: Value,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct State {
+    pub codes: HashMap<String, PendingCode>,
+    pub tooling: Vec<ToolingRecord>,
     pub apps: HashMap<String, ConnectedApp>,
     pub users: Vec<User>,
     pub channels: Vec<Channel>,
@@ -180,8 +205,13 @@ impl SalesforceSim {
         self.state().apps.insert(app.consumer_key.clone(), app);
     }
 
-    /// Adds a user; returns its 18-character id.
+    /// Adds a user of this org; returns its 18-character id.
     pub fn add_user(&self, username: &str, display_name: &str, profile: &str) -> String {
+        self.add_user_in_org(username, display_name, profile, &self.config.org_id.clone())
+    }
+
+    /// Adds a user belonging to another org (what a sign-in from the wrong org looks like).
+    pub fn add_user_in_org(&self, username: &str, display_name: &str, profile: &str, org_id: &str) -> String {
         let mut state = self.state();
         let id = salesforce_id("005", state.users.len() + 1);
         state.users.push(User {
@@ -189,7 +219,7 @@ impl SalesforceSim {
             username: username.to_owned(),
             display_name: display_name.to_owned(),
             profile: profile.to_owned(),
-            org_id: self.config.org_id.clone(),
+            org_id: org_id.to_owned(),
         });
         id
     }
@@ -228,6 +258,10 @@ impl SalesforceSim {
         self.state().conversations.iter().find(|c| c.end_user == end_user).cloned()
     }
 
+    pub fn tooling_records(&self) -> Vec<ToolingRecord> {
+        self.state().tooling.clone()
+    }
+
     pub fn request_log(&self) -> Vec<LoggedRequest> {
         self.state().log.clone()
     }
@@ -243,6 +277,8 @@ impl SalesforceSim {
             .app_data(web::PayloadConfig::new(30 * 1024 * 1024))
             .app_data(web::JsonConfig::default().limit(1024 * 1024))
             .configure(oauth::configure)
+            .configure(signin::configure)
+            .configure(rest::configure)
             .configure(interaction::configure)
             .route("/__sim/state", web::get().to(inspect));
     }

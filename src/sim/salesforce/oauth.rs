@@ -50,9 +50,13 @@ async fn userinfo(sim: web::Data<SalesforceSim>, req: actix_web::HttpRequest) ->
 }
 
 #[derive(Debug, Deserialize)]
-struct TokenForm {
-    grant_type: Option<String>,
-    assertion: Option<String>,
+pub(crate) struct TokenForm {
+    pub grant_type: Option<String>,
+    pub assertion: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub client_id: Option<String>,
+    pub code_verifier: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,7 +65,7 @@ struct Claims {
     exp: i64,
 }
 
-fn oauth_error(error: &str, description: &str) -> HttpResponse {
+pub(crate) fn oauth_error(error: &str, description: &str) -> HttpResponse {
     HttpResponse::BadRequest().json(json!({ "error": error, "error_description": description }))
 }
 
@@ -69,6 +73,12 @@ async fn token(sim: web::Data<SalesforceSim>, form: web::Form<TokenForm>) -> Htt
     let form = form.into_inner();
     match form.grant_type.as_deref() {
         Some(JWT_BEARER) => {}
+        Some("authorization_code") => {
+            return match super::signin::exchange(&sim, &form) {
+                Ok(body) => HttpResponse::Ok().json(body),
+                Err(response) => response,
+            };
+        }
         Some(_) => return oauth_error("unsupported_grant_type", "grant type not supported"),
         None => return oauth_error("invalid_request", "grant type not supported"),
     }
@@ -126,7 +136,12 @@ fn jwt_bearer(sim: &SalesforceSim, assertion: &str) -> Result<Value, HttpRespons
         return Err(oauth_error("invalid_grant", "user hasn't approved this consumer"));
     }
 
-    let access_token = format!("{}!{}", sim.config.org_id, crate::crypto::random_token().map_err(|_| invalid())?);
+    issue_token(sim, &user, &app.scopes).ok_or_else(invalid)
+}
+
+/// Issues an access token for `user` with `scopes`, in Salesforce's response shape.
+pub(crate) fn issue_token(sim: &SalesforceSim, user: &super::User, scopes: &[String]) -> Option<Value> {
+    let access_token = format!("{}!{}", user.org_id, crate::crypto::random_token().ok()?);
     let issued_at = chrono::Utc::now().timestamp_millis().to_string();
     let base = sim.base_url();
     {
@@ -135,21 +150,21 @@ fn jwt_bearer(sim: &SalesforceSim, assertion: &str) -> Result<Value, HttpRespons
             access_token.clone(),
             Token {
                 user_id: user.id.clone(),
-                scopes: app.scopes.clone(),
+                scopes: scopes.to_vec(),
                 expires_at: std::time::Instant::now() + sim.config.token_ttl,
             },
         );
         state.tokens_issued += 1;
     }
-    let org18 = format!("{}{}", sim.config.org_id, crate::salesforce::id_checksum(&sim.config.org_id));
-    Ok(json!({
+    let org18 = format!("{}{}", user.org_id, crate::salesforce::id_checksum(&user.org_id));
+    Some(json!({
         "access_token": access_token,
-        "scope": app.scopes.join(" "),
+        "scope": scopes.join(" "),
         "instance_url": base,
         "id": format!("{base}/id/{org18}/{}", user.id),
         "token_type": "Bearer",
         "issued_at": issued_at,
-        "signature": STANDARD.encode(crate::crypto::random_token().unwrap_or_default()),
+        "signature": STANDARD.encode(crate::crypto::random_token().ok()?),
     }))
 }
 

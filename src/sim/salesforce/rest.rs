@@ -1,0 +1,210 @@
+//! The slice of the REST and Tooling APIs the setup wizard and the template panel use:
+//! SOQL queries on the messaging objects, and creating the setup records. Errors come in
+//! the standard REST shape, an array of `{message, errorCode, fields}`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{SalesforceSim, ToolingRecord, salesforce_id};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/services/data/{version}/query", web::get().to(query))
+        .route("/services/data/{version}/tooling/query", web::get().to(query))
+        .route("/services/data/{version}/tooling/sobjects/{sobject}", web::post().to(tooling_create));
+}
+
+fn rest_error(status: u16, code: &str, message: &str) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
+    HttpResponse::build(status).json(json!([{ "message": message, "errorCode": code, "fields": [] }]))
+}
+
+/// A valid bearer token with the `api` scope.
+fn authorize(sim: &SalesforceSim, req: &HttpRequest) -> Result<(), HttpResponse> {
+    let token = req
+        .headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let state = sim.state();
+    match state.tokens.get(token) {
+        Some(t) if t.expires_at > std::time::Instant::now() => {
+            if t.scopes.iter().any(|s| s == "api" || s == "full") {
+                Ok(())
+            } else {
+                Err(rest_error(403, "INSUFFICIENT_ACCESS", "This session is not valid for use with the REST API"))
+            }
+        }
+        _ => Err(rest_error(401, "INVALID_SESSION_ID", "Session expired or invalid")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Soql {
+    q: String,
+}
+
+/// A tiny SOQL reader: `SELECT <fields> FROM <object> [WHERE <field> = '<value>' [AND …]]`.
+struct Select {
+    fields: Vec<String>,
+    object: String,
+    conditions: Vec<(String, String)>,
+}
+
+fn parse(soql: &str) -> Option<Select> {
+    let lower = soql.to_ascii_lowercase();
+    let select_at = lower.find("select ")?;
+    let from_at = lower.find(" from ")?;
+    let fields = soql.get(select_at + 7..from_at)?.split(',').map(|f| f.trim().to_owned()).collect();
+    let rest = soql.get(from_at + 6..)?.trim();
+    let (object, where_clause) = match rest.to_ascii_lowercase().find(" where ") {
+        Some(i) => (rest.get(..i)?.trim(), rest.get(i + 7..)),
+        None => (rest.split_whitespace().next()?, None),
+    };
+    let mut conditions = Vec::new();
+    if let Some(clause) = where_clause {
+        for part in clause.split(" AND ").flat_map(|p| p.split(" and ")) {
+            let (field, value) = part.split_once('=')?;
+            let value = value.trim().split_whitespace().next()?.trim_matches('\'');
+            conditions.push((field.trim().to_owned(), value.to_owned()));
+        }
+    }
+    Some(Select { fields, object: object.to_owned(), conditions })
+}
+
+/// Picks the selected (possibly dotted) fields out of a full record.
+fn project(object: &str, full: &Value, fields: &[String]) -> Value {
+    let mut record = Map::new();
+    record.insert("attributes".into(), json!({ "type": object }));
+    for field in fields {
+        let mut parts = field.split('.');
+        let Some(head) = parts.next() else { continue };
+        let value = full.get(head).cloned().unwrap_or(Value::Null);
+        match parts.next() {
+            Some(child) => {
+                let nested = record.entry(head.to_owned()).or_insert_with(|| json!({ "attributes": { "type": head } }));
+                nested[child] = value.get(child).cloned().unwrap_or(Value::Null);
+            }
+            None => {
+                record.insert(head.to_owned(), value);
+            }
+        }
+    }
+    Value::Object(record)
+}
+
+async fn query(sim: web::Data<SalesforceSim>, req: HttpRequest, soql: web::Query<Soql>) -> HttpResponse {
+    if let Err(r) = authorize(&sim, &req) {
+        return r;
+    }
+    let Some(select) = parse(&soql.q) else {
+        return rest_error(400, "MALFORMED_QUERY", "unexpected token in SOQL");
+    };
+    let rows: Vec<Value> = match select.object.as_str() {
+        "MessagingSession" => sim
+            .state()
+            .conversations
+            .iter()
+            .map(|c| {
+                json!({ "Id": c.messaging_session_id, "Status": c.session_status, "ConversationId": c.identifier,
+                        "MessagingEndUser": { "MessagingPlatformKey": c.end_user, "Name": c.end_user },
+                        "MessagingChannel": { "ChannelAddressIdentifier": c.channel_address_identifier } })
+            })
+            .collect(),
+        "MessagingChannel" => sim
+            .state()
+            .channels
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                json!({ "Id": salesforce_id("0Mj", i + 1), "ChannelAddressIdentifier": c.address_identifier,
+                        "DeveloperName": format!("WhatsApp_{}", i + 1), "MasterLabel": format!("WhatsApp {}", i + 1),
+                        "IsActive": c.active, "MessageType": "Custom", "ChannelDefinitionId": c.channel_definition })
+            })
+            .collect(),
+        "ConversationChannelDefinition" | "ConversationVendorInfo" => sim
+            .state()
+            .tooling
+            .iter()
+            .filter(|r| r.sobject == select.object)
+            .map(|r| {
+                let mut v = json!({ "Id": r.id, "DeveloperName": r.full_name });
+                if let Some(meta) = r.metadata.as_object() {
+                    for (k, value) in meta {
+                        let mut name = k.clone();
+                        if let Some(first) = name.get(..1) {
+                            name = format!("{}{}", first.to_ascii_uppercase(), name.get(1..).unwrap_or_default());
+                        }
+                        v[name] = value.clone();
+                    }
+                }
+                v
+            })
+            .collect(),
+        other => return rest_error(400, "INVALID_TYPE", &format!("sObject type '{other}' is not supported.")),
+    };
+    let records: Vec<Value> = rows
+        .iter()
+        .filter(|row| {
+            select.conditions.iter().all(|(field, value)| row.get(field).and_then(Value::as_str) == Some(value))
+        })
+        .map(|row| project(&select.object, row, &select.fields))
+        .collect();
+    HttpResponse::Ok().json(json!({ "totalSize": records.len(), "done": true, "records": records }))
+}
+
+async fn tooling_create(
+    sim: web::Data<SalesforceSim>,
+    req: HttpRequest,
+    sobject: web::Path<(String, String)>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    if let Err(r) = authorize(&sim, &req) {
+        return r;
+    }
+    let (_, sobject) = sobject.into_inner();
+    let (prefix, required): (&str, &[&str]) = match sobject.as_str() {
+        "ConversationVendorInfo" => ("0m8", &["developerName", "masterLabel", "vendorType"]),
+        "ConversationChannelDefinition" => (
+            "11v",
+            &["developerName", "masterLabel", "customPlatformEvent", "customEventTypeField", "customEventPayloadField"],
+        ),
+        other => return rest_error(404, "NOT_FOUND", &format!("The requested resource does not exist: {other}")),
+    };
+    let full_name = body.get("FullName").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let metadata = body.get("Metadata").cloned().unwrap_or(Value::Null);
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|f| metadata.get(*f).and_then(Value::as_str).is_none_or(str::is_empty))
+        .collect();
+    if full_name.is_empty() || !missing.is_empty() {
+        return HttpResponse::BadRequest().json(json!([{
+            "message": format!("Required fields are missing: [{}]", if full_name.is_empty() { "FullName".to_owned() } else { missing.join(", ") }),
+            "errorCode": "REQUIRED_FIELD_MISSING", "fields": missing
+        }]));
+    }
+    if sobject == "ConversationChannelDefinition" {
+        for (field, expected) in [("routingOwner", "Salesforce"), ("consentOwner", "Salesforce")] {
+            if metadata.get(field).and_then(Value::as_str).is_some_and(|v| v != expected) {
+                return rest_error(
+                    400,
+                    "FIELD_INTEGRITY_EXCEPTION",
+                    &format!("{field} must be {expected} for Bring Your Own Channel"),
+                );
+            }
+        }
+    }
+    let mut state = sim.state();
+    if state.tooling.iter().any(|r| r.sobject == sobject && r.full_name == full_name) {
+        return rest_error(
+            400,
+            "DUPLICATE_VALUE",
+            &format!("duplicate value found: DeveloperName duplicates value on record with id: {full_name}"),
+        );
+    }
+    let id = salesforce_id(prefix, state.tooling.len() + 1);
+    state.tooling.push(ToolingRecord { id: id.clone(), sobject, full_name, metadata });
+    HttpResponse::Created().json(json!({ "id": id, "success": true, "errors": [], "warnings": [], "infos": [] }))
+}

@@ -1,0 +1,180 @@
+//! The OAuth 2.0 web-server flow with PKCE, for people signing in to the bridge's pages:
+//! `/services/oauth2/authorize` shows a login page of the simulated users (or signs in
+//! `login_hint` at once, for tests), redirects back with a one-time code, and the token
+//! endpoint exchanges it against the `code_verifier`.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::Digest;
+
+use super::oauth::{TokenForm, issue_token, oauth_error};
+use super::{PendingCode, SalesforceSim};
+
+const CODE_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/services/oauth2/authorize", web::get().to(authorize))
+        .route("/services/oauth2/authorize", web::post().to(login));
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct AuthorizeQuery {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    state: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    login_hint: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    username: String,
+    client_id: String,
+    redirect_uri: String,
+    state: Option<String>,
+    code_challenge: String,
+}
+
+fn error_page(message: &str) -> HttpResponse {
+    HttpResponse::BadRequest()
+        .content_type("text/html; charset=utf-8")
+        .body(format!("<!doctype html><title>Error</title><p>{}</p>", escape(message)))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Checks the request as Salesforce does before showing its login page.
+fn check(sim: &SalesforceSim, q: &AuthorizeQuery) -> Result<(String, String, String), HttpResponse> {
+    if q.response_type.as_deref() != Some("code") {
+        return Err(error_page("error=unsupported_response_type"));
+    }
+    let client_id = q.client_id.clone().unwrap_or_default();
+    let app = sim.state().apps.get(&client_id).cloned();
+    let Some(app) = app else {
+        return Err(error_page("error=invalid_client_id&error_description=client identifier invalid"));
+    };
+    let redirect_uri = q.redirect_uri.clone().unwrap_or_default();
+    if !app.callback_urls.contains(&redirect_uri) {
+        return Err(error_page("error=redirect_uri_mismatch&error_description=redirect_uri must match configuration"));
+    }
+    let challenge = q.code_challenge.clone().unwrap_or_default();
+    if challenge.is_empty() || q.code_challenge_method.as_deref().is_some_and(|m| m != "S256") {
+        return Err(error_page(
+            "error=invalid_request&error_description=PKCE code_challenge with method S256 required",
+        ));
+    }
+    Ok((client_id, redirect_uri, challenge))
+}
+
+async fn authorize(sim: web::Data<SalesforceSim>, query: web::Query<AuthorizeQuery>) -> HttpResponse {
+    let (client_id, redirect_uri, challenge) = match check(&sim, &query) {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
+    if let Some(username) = &query.login_hint {
+        return finish_login(&sim, username, &client_id, &redirect_uri, query.state.as_deref(), &challenge);
+    }
+    let users = sim.state().users.clone();
+    let options: String = users
+        .iter()
+        .map(|u| {
+            format!(
+                "<label><input type=radio name=username value=\"{0}\"> {1} ({0}, {2})</label><br>",
+                escape(&u.username),
+                escape(&u.display_name),
+                escape(&u.profile)
+            )
+        })
+        .collect();
+    let hidden = |name: &str, value: &str| format!("<input type=hidden name={name} value=\"{}\">", escape(value));
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
+        "<!doctype html><title>Login | Salesforce (simulated)</title><h1>Log in to the simulated org</h1>\
+         <form method=post action=/services/oauth2/authorize>{options}{}{}{}{}<button type=submit>Log In</button></form>",
+        hidden("client_id", &client_id),
+        hidden("redirect_uri", &redirect_uri),
+        hidden("state", query.state.as_deref().unwrap_or_default()),
+        hidden("code_challenge", &challenge),
+    ))
+}
+
+async fn login(sim: web::Data<SalesforceSim>, form: web::Form<LoginForm>) -> HttpResponse {
+    let form = form.into_inner();
+    let known = sim.state().apps.get(&form.client_id).is_some_and(|a| a.callback_urls.contains(&form.redirect_uri));
+    if !known {
+        return error_page("error=redirect_uri_mismatch");
+    }
+    finish_login(&sim, &form.username, &form.client_id, &form.redirect_uri, form.state.as_deref(), &form.code_challenge)
+}
+
+fn finish_login(
+    sim: &SalesforceSim,
+    username: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    state: Option<&str>,
+    challenge: &str,
+) -> HttpResponse {
+    let user = sim.state().users.iter().find(|u| u.username == username).cloned();
+    let Some(user) = user else {
+        return error_page("Please check your username and password.");
+    };
+    let code = match crate::crypto::random_token() {
+        Ok(code) => code,
+        Err(_) => return error_page("error=server_error"),
+    };
+    sim.state().codes.insert(
+        code.clone(),
+        PendingCode {
+            client_id: client_id.to_owned(),
+            redirect_uri: redirect_uri.to_owned(),
+            code_challenge: challenge.to_owned(),
+            user_id: user.id,
+            expires_at: Instant::now() + CODE_LIFETIME,
+        },
+    );
+    let mut location = match url::Url::parse(redirect_uri) {
+        Ok(u) => u,
+        Err(_) => return error_page("error=redirect_uri_mismatch"),
+    };
+    location.query_pairs_mut().append_pair("code", &code);
+    if let Some(state) = state.filter(|s| !s.is_empty()) {
+        location.query_pairs_mut().append_pair("state", state);
+    }
+    HttpResponse::Found().insert_header(("Location", location.to_string())).finish()
+}
+
+/// `grant_type=authorization_code`: a code is good once, for its client, redirect URI and
+/// PKCE verifier.
+pub(crate) fn exchange(sim: &SalesforceSim, form: &TokenForm) -> Result<Value, HttpResponse> {
+    let invalid = || oauth_error("invalid_grant", "invalid authorization code");
+    let code = form.code.clone().unwrap_or_default();
+    let pending = sim.state().codes.remove(&code).ok_or_else(invalid)?;
+    if pending.expires_at <= Instant::now()
+        || form.client_id.as_deref() != Some(pending.client_id.as_str())
+        || form.redirect_uri.as_deref() != Some(pending.redirect_uri.as_str())
+    {
+        return Err(invalid());
+    }
+    let verifier = form.code_verifier.clone().unwrap_or_default();
+    let computed = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    if computed != pending.code_challenge {
+        return Err(oauth_error("invalid_grant", "invalid code verifier"));
+    }
+    let (user, scopes) = {
+        let state = sim.state();
+        let user = state.users.iter().find(|u| u.id == pending.user_id).cloned();
+        let scopes = state.apps.get(&pending.client_id).map(|a| a.scopes.clone()).unwrap_or_default();
+        (user, scopes)
+    };
+    let user = user.ok_or_else(invalid)?;
+    issue_token(sim, &user, &scopes).ok_or_else(invalid)
+}
