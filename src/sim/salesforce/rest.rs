@@ -66,7 +66,7 @@ fn parse(soql: &str) -> Option<Select> {
     if let Some(clause) = where_clause {
         for part in clause.split(" AND ").flat_map(|p| p.split(" and ")) {
             let (field, value) = part.split_once('=')?;
-            let value = value.trim().split_whitespace().next()?.trim_matches('\'');
+            let value = value.split_whitespace().next()?.trim_matches('\'');
             conditions.push((field.trim().to_owned(), value.to_owned()));
         }
     }
