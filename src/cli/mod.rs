@@ -2,6 +2,7 @@
 
 mod app;
 mod jobs;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,9 @@ enum Command {
     Jobs(jobs::JobsCommand),
     /// Exit 0 if the local service answers `GET /healthz` (for container health checks).
     Healthcheck,
+    /// Run a vendor simulator (Salesforce or Infobip) as its own process.
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
 }
 
 /// Parses arguments, loads configuration and runs the command. Exit code 2 for bad
@@ -100,6 +104,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck => healthcheck(&settings),
+        Command::Sim(cmd) => sim::run(cmd).await,
         Command::App(cmd) => app::run(*cmd, &Services::open(&settings).await?).await,
         Command::Jobs(cmd) => jobs::run(cmd, &Services::open(&settings).await?).await,
     }

@@ -127,3 +127,42 @@ fn configuration_errors_name_the_key_and_exit_2() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
 }
+
+/// Starts `byoc-bridge sim …`, returns the child and the base URL it announced.
+fn start_simulator(args: &[&str]) -> (std::process::Child, String) {
+    let test_db = TestDb::sqlite();
+    let mut child = command(&test_db, args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    // Keep reading, so the simulator's later output never meets a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let url = first.split_whitespace().find(|w| w.starts_with("http://")).expect("announced URL").to_owned();
+    (child, url)
+}
+
+fn stop(mut child: std::process::Child) -> Option<i32> {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    child.wait().unwrap().code()
+}
+
+#[tokio::test]
+async fn simulators_run_as_their_own_processes() {
+    let (infobip, url) =
+        start_simulator(&["sim", "infobip", "--port", "0", "--api-key", "k1", "--sender", "447000000001"]);
+    let balance = reqwest::Client::new()
+        .get(format!("{url}/account/1/balance"))
+        .header("Authorization", "App k1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(balance.status(), 200);
+    assert_eq!(stop(infobip), Some(0));
+
+    let certificate = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test_certificate.pem");
+    let (salesforce, url) = start_simulator(&["sim", "salesforce", "--port", "0", "--certificate", certificate]);
+    let state: serde_json::Value = reqwest::get(format!("{url}/__sim/state")).await.unwrap().json().await.unwrap();
+    assert_eq!(state["org_id"], "00D5g00000SimOr");
+    assert_eq!(state["channels"][0]["channel_definition"], "Bridge_WhatsApp");
+    assert_eq!(stop(salesforce), Some(0));
+}
