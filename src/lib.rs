@@ -11,6 +11,7 @@ pub mod infobip;
 pub mod metrics;
 pub mod provisioning;
 pub mod salesforce;
+pub mod sim;
 pub mod startup;
 pub mod telemetry;
 pub mod web;

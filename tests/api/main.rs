@@ -10,3 +10,4 @@ mod process;
 mod provisioning;
 mod retention;
 mod secrets;
+mod sim_pubsub;
