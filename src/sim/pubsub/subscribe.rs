@@ -1,9 +1,11 @@
 //! One `Subscribe` stream: credit-based flow control, keep-alives and injected failures.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status, Streaming};
 
 use super::Shared;
@@ -16,6 +18,9 @@ use crate::salesforce::pubsub::proto::{FetchRequest, FetchResponse};
 pub const MAX_OUTSTANDING: i32 = 100;
 
 type Outbound = mpsc::Sender<Result<FetchResponse, Status>>;
+
+/// How long a failing stream waits to hand its final status to a client that is not reading.
+const FINAL_SEND_WAIT: Duration = Duration::from_secs(5);
 
 /// Counts the stream as open for as long as its task runs.
 struct OpenStream<'a>(&'a Shared);
@@ -39,7 +44,23 @@ pub(super) async fn run(shared: Arc<Shared>, inbound: Streaming<FetchRequest>, t
     let _open = OpenStream::new(&shared);
     if let Err(status) = serve(&shared, inbound, &tx, &rpc_id).await {
         tracing::debug!(rpc_id, code = ?status.code(), "simulated Subscribe stream failed");
-        let _ = tx.send(Err(status)).await;
+        // Bounded: a client that stopped reading must not keep the task (and shutdown) waiting.
+        let _ = tokio::time::timeout(FINAL_SEND_WAIT, tx.send(Err(status))).await;
+    }
+}
+
+/// Sends one response unless the stream is broken or closed meanwhile. `Ok(false)`: the client left.
+async fn send(
+    shared: &Shared,
+    broken: &CancellationToken,
+    tx: &Outbound,
+    response: FetchResponse,
+    rpc_id: &str,
+) -> Result<bool, Status> {
+    tokio::select! {
+        sent = tx.send(Ok(response)) => Ok(sent.is_ok()),
+        _ = broken.cancelled() => Err(unavailable(rpc_id)),
+        _ = shared.closed.cancelled() => Err(unavailable(rpc_id)),
     }
 }
 
@@ -122,7 +143,7 @@ async fn serve(
                     rpc_id: rpc_id.to_owned(),
                     pending_num_requested: pending,
                 };
-                if tx.send(Ok(response)).await.is_err() {
+                if !send(shared, &broken, tx, response, rpc_id).await? {
                     return Ok(());
                 }
                 last_sent = Instant::now();
@@ -162,7 +183,7 @@ async fn serve(
                     rpc_id: rpc_id.to_owned(),
                     pending_num_requested: pending,
                 };
-                if tx.send(Ok(response)).await.is_err() {
+                if !send(shared, &broken, tx, response, rpc_id).await? {
                     return Ok(());
                 }
                 last_sent = Instant::now();
