@@ -1,5 +1,8 @@
-//! Salesforce: identifiers now; the OAuth JWT bearer flow, the Interaction Service API and
-//! the Pub/Sub subscriber join this module in later work.
+//! Salesforce: identifiers, and the Pub/Sub API types and Avro helpers in [`pubsub`]; the OAuth
+//! JWT bearer flow, the Interaction Service API and the Pub/Sub subscriber join this module in
+//! later work.
+
+pub mod pubsub;
 
 /// The three-character suffix that turns a 15-character (case-sensitive) Salesforce id into
 /// the 18-character case-insensitive form.

@@ -13,4 +13,5 @@ mod provisioning;
 mod retention;
 mod secrets;
 mod sim_infobip;
+mod sim_pubsub;
 mod sim_salesforce;
