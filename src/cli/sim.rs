@@ -45,6 +45,12 @@ pub struct SalesforceArgs {
     /// Access-token lifetime in seconds.
     #[arg(long, default_value_t = 7200)]
     token_ttl_secs: u64,
+    /// Port of the Pub/Sub API (gRPC, plaintext).
+    #[arg(long, default_value_t = 9103)]
+    pubsub_port: u16,
+    /// The custom platform event carrying conversation entries.
+    #[arg(long, default_value = "WhatsApp_Event__e")]
+    platform_event: String,
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +78,7 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<()> {
             let sim = SalesforceSim::new(SalesforceConfig {
                 org_id: a.org_id.clone(),
                 token_ttl: std::time::Duration::from_secs(a.token_ttl_secs),
+                platform_event: a.platform_event.clone(),
                 ..SalesforceConfig::default()
             });
             sim.register_app(ConnectedApp {

@@ -75,8 +75,10 @@ impl OpenApi {
     }
 
     pub fn from_value(mut doc: Value) -> Self {
+        // OpenAPI 3.0 and AsyncAPI 1.x both use the draft-4-like schema vocabulary.
         let dialect = match doc.get("openapi").and_then(Value::as_str) {
             Some(v) if v.starts_with("3.0") => Dialect::OpenApi30,
+            None if doc.get("asyncapi").is_some() => Dialect::OpenApi30,
             _ => Dialect::OpenApi31,
         };
         if dialect == Dialect::OpenApi30 {
@@ -335,6 +337,8 @@ pub struct Specs {
     pub numbers: OpenApi,
     pub account: OpenApi,
     pub interaction: OpenApi,
+    /// The AsyncAPI document of the platform event's `Payload` (`InteractionEvent`).
+    pub events: OpenApi,
 }
 
 impl Specs {
@@ -359,6 +363,7 @@ impl Specs {
             numbers: OpenApi::load(&dir.join("infobip/numbers.json"))?,
             account: OpenApi::load(&dir.join("infobip/account.json"))?,
             interaction: OpenApi::load(&dir.join("salesforce/inbound-interaction-api.yaml"))?,
+            events: OpenApi::load(&dir.join("salesforce/outbound-custom-event-payload.yaml"))?,
         })
     }
 

@@ -15,3 +15,4 @@ mod secrets;
 mod sim_infobip;
 mod sim_pubsub;
 mod sim_salesforce;
+mod sim_salesforce_agent;

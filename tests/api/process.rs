@@ -160,7 +160,8 @@ async fn simulators_run_as_their_own_processes() {
     assert_eq!(stop(infobip), Some(0));
 
     let certificate = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test_certificate.pem");
-    let (salesforce, url) = start_simulator(&["sim", "salesforce", "--port", "0", "--certificate", certificate]);
+    let (salesforce, url) =
+        start_simulator(&["sim", "salesforce", "--port", "0", "--pubsub-port", "0", "--certificate", certificate]);
     let state: serde_json::Value = reqwest::get(format!("{url}/__sim/state")).await.unwrap().json().await.unwrap();
     assert_eq!(state["org_id"], "00D5g00000SimOr");
     assert_eq!(state["channels"][0]["channel_definition"], "Bridge_WhatsApp");

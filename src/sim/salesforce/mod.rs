@@ -2,9 +2,11 @@
 //! Interaction Service API, and inspection endpoints for tests. Everything it received is
 //! recorded: conversations and their entries in order, and a request log.
 
+pub mod agent;
 mod errors;
 mod interaction;
 mod oauth;
+mod page;
 mod rest;
 mod signin;
 
@@ -17,8 +19,11 @@ use actix_web::{App, HttpServer, web};
 use serde::Serialize;
 use serde_json::Value;
 
+use tokio_util::sync::CancellationToken;
+
 use super::contract::Specs;
 use super::faults::{FaultBodies, Faults};
+use super::pubsub::{AuthFailure, AuthMetadata, AuthValidator, PubSubSim, PubSubSimConfig};
 use super::server::{Running, bind};
 
 pub use errors::SfError;
@@ -134,6 +139,8 @@ pub struct ToolingRecord {
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub codes: HashMap<String, PendingCode>,
+    /// Files agents sent, by the token in their URL: (MIME type, bytes).
+    pub files: HashMap<String, (String, Vec<u8>)>,
     pub tooling: Vec<ToolingRecord>,
     pub apps: HashMap<String, ConnectedApp>,
     pub users: Vec<User>,
@@ -154,6 +161,12 @@ pub struct SalesforceConfig {
     pub token_ttl: Duration,
     /// Extra accepted JWT audiences besides the simulator's own URL.
     pub audiences: Vec<String>,
+    /// The custom platform event carrying conversation entries, and its two fields.
+    pub platform_event: String,
+    pub event_type_field: String,
+    pub payload_field: String,
+    /// Pub/Sub retention and keep-alive.
+    pub pubsub: PubSubSimConfig,
 }
 
 impl Default for SalesforceConfig {
@@ -162,6 +175,10 @@ impl Default for SalesforceConfig {
             org_id: "00D5g00000SimOr".to_owned(),
             token_ttl: Duration::from_secs(7200),
             audiences: vec!["https://login.salesforce.com".into(), "https://test.salesforce.com".into()],
+            platform_event: "WhatsApp_Event__e".into(),
+            event_type_field: "EventType__c".into(),
+            payload_field: "Payload__c".into(),
+            pubsub: PubSubSimConfig::default(),
         }
     }
 }
@@ -173,18 +190,52 @@ pub struct SalesforceSim {
     pub(crate) state: Arc<Mutex<State>>,
     pub(crate) specs: Option<Arc<Specs>>,
     pub faults: Faults,
+    /// The Pub/Sub API of the org, publishing agent actions as platform events.
+    pub pubsub: PubSubSim,
     base_url: Arc<Mutex<String>>,
 }
 
 impl SalesforceSim {
     pub fn new(config: SalesforceConfig) -> Self {
-        Self {
+        let state: Arc<Mutex<State>> = Arc::default();
+        let base_url: Arc<Mutex<String>> = Arc::default();
+        let pubsub = PubSubSim::new(config.pubsub.clone(), pubsub_validator(&config, &state, &base_url));
+        let sim = Self {
             config: Arc::new(config),
-            state: Arc::default(),
+            state,
             specs: Specs::shared(),
             faults: Faults::default(),
-            base_url: Arc::default(),
+            pubsub,
+            base_url,
+        };
+        // Both topics exist from the start: the org's custom event and the CDC channel.
+        let c = &sim.config;
+        if let Err(e) = sim.pubsub.register_platform_event(&c.platform_event, &c.event_type_field, &c.payload_field) {
+            tracing::error!(error = %e, "simulator: cannot register the platform event topic");
         }
+        if let Err(e) = sim.pubsub.register_topic(agent::CDC_TOPIC, &agent::messaging_session_change_schema()) {
+            tracing::error!(error = %e, "simulator: cannot register the change event topic");
+        }
+        sim
+    }
+
+    /// `/event/<platform event>`.
+    pub fn event_topic(&self) -> String {
+        format!("/event/{}", self.config.platform_event)
+    }
+
+    /// Serves the Pub/Sub API (gRPC, plaintext) on `host:port` until `cancel` fires; returns
+    /// the bound address.
+    pub async fn start_pubsub(
+        &self,
+        host: &str,
+        port: u16,
+        cancel: CancellationToken,
+    ) -> std::io::Result<std::net::SocketAddr> {
+        let addr: std::net::SocketAddr =
+            format!("{host}:{port}").parse().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let (bound, _task) = self.pubsub.spawn(addr, cancel).await.map_err(std::io::Error::other)?;
+        Ok(bound)
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
@@ -280,7 +331,9 @@ impl SalesforceSim {
             .configure(signin::configure)
             .configure(rest::configure)
             .configure(interaction::configure)
-            .route("/__sim/state", web::get().to(inspect));
+            .route("/__sim/state", web::get().to(inspect))
+            .route("/__sim/files/{token}", web::get().to(file))
+            .configure(page::configure);
     }
 
     /// Serves on `host:port` (0 = any free port) on the current runtime.
@@ -312,6 +365,43 @@ async fn inspect(sim: web::Data<SalesforceSim>) -> web::Json<Value> {
         "tokens_issued": state.tokens_issued,
         "requests": state.log.len(),
     }))
+}
+
+/// The Pub/Sub metadata check: a live token of this org, its instance URL, its org id.
+fn pubsub_validator(
+    config: &SalesforceConfig,
+    state: &Arc<Mutex<State>>,
+    base_url: &Arc<Mutex<String>>,
+) -> AuthValidator {
+    let state = state.clone();
+    let base_url = base_url.clone();
+    let org15 = config.org_id.clone();
+    let org18 = format!("{org15}{}", crate::salesforce::id_checksum(&org15));
+    Arc::new(move |meta: &AuthMetadata| {
+        let live = state
+            .lock()
+            .map(|s| s.tokens.get(&meta.access_token).is_some_and(|t| t.expires_at > std::time::Instant::now()))
+            .unwrap_or(false);
+        if !live {
+            return Err(AuthFailure::Unauthenticated("invalid or expired access token".into()));
+        }
+        let url = base_url.lock().map(|u| u.clone()).unwrap_or_default();
+        if meta.instance_url.trim_end_matches('/') != url {
+            return Err(AuthFailure::Unauthenticated(format!("instanceurl {} is not this org's", meta.instance_url)));
+        }
+        if meta.tenant_id != org15 && meta.tenant_id != org18 {
+            return Err(AuthFailure::PermissionDenied(format!("org {} is not this org", meta.tenant_id)));
+        }
+        Ok(())
+    })
+}
+
+/// A file an agent sent, behind its unguessable link.
+async fn file(sim: web::Data<SalesforceSim>, token: web::Path<String>) -> actix_web::HttpResponse {
+    match sim.state().files.get(token.as_str()) {
+        Some((mime, bytes)) => actix_web::HttpResponse::Ok().content_type(mime.as_str()).body(bytes.clone()),
+        None => actix_web::HttpResponse::NotFound().finish(),
+    }
 }
 
 /// A plausible 18-character Salesforce id with the given key prefix.
