@@ -181,6 +181,16 @@ impl OpenApi {
             .unwrap_or_default()
     }
 
+    /// Validates a webhook body (OpenAPI 3.1 `webhooks`) against its declared schema.
+    pub fn validate_webhook(&self, webhook: &str, body: &Value) -> Result<(), Vec<Violation>> {
+        let schema = self
+            .doc
+            .pointer(&format!("/webhooks/{}/post/requestBody/content/application~1json/schema", escape(webhook)))
+            .cloned()
+            .ok_or_else(|| vec![violation("", format!("no webhook {webhook}"))])?;
+        self.validate_schema(&schema, body)
+    }
+
     /// Every named example of a request body, for contract tests.
     pub fn request_examples(&self, method: &str, path: &str) -> Vec<(String, Value)> {
         let Some(content) = self.operation(method, path).and_then(|op| op.pointer("/requestBody/content")) else {
@@ -365,6 +375,27 @@ impl Specs {
             interaction: OpenApi::load(&dir.join("salesforce/inbound-interaction-api.yaml"))?,
             events: OpenApi::load(&dir.join("salesforce/outbound-custom-event-payload.yaml"))?,
         })
+    }
+
+    /// The vendor's example payloads whose file name starts with `prefix`
+    /// (`whatsapp-inbound.`, `whatsapp-dlr.`, …), by file name.
+    pub fn infobip_examples(&self, prefix: &str) -> Result<Vec<(String, Value)>, ContractError> {
+        let dir = self.dir.join("infobip/examples");
+        let entries = std::fs::read_dir(&dir).map_err(|source| ContractError::Read { path: dir.clone(), source })?;
+        let mut examples = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(prefix) && name.ends_with(".json") {
+                let path = entry.path();
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| ContractError::Read { path: path.clone(), source })?;
+                let value =
+                    serde_json::from_str(&text).map_err(|e| ContractError::Parse { path, message: e.to_string() })?;
+                examples.push((name, value));
+            }
+        }
+        examples.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(examples)
     }
 
     /// Loads the discovered specs once per process (they are large; tests share them).

@@ -96,8 +96,6 @@ pub fn inbound_result(from: &str, to: &str, message_id: &str, message: Value) ->
         "integrationType": "WHATSAPP",
         "receivedAt": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string(),
         "messageId": message_id,
-        "pairedMessageId": null,
-        "callbackData": null,
         "message": message,
         "price": { "pricePerMessage": 0, "currency": "EUR" },
         "contact": { "name": "Test User", "phoneNumber": from }
@@ -119,7 +117,7 @@ pub fn delivery_report(message_id: &str, to: &str, delivered: bool) -> Value {
     };
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string();
     json!({ "results": [{
-        "bulkId": null, "messageId": message_id, "to": to, "sentAt": now, "doneAt": now, "messageCount": 1,
+        "messageId": message_id, "to": to, "sentAt": now, "doneAt": now, "messageCount": 1,
         "price": { "pricePerMessage": 0, "currency": "EUR" }, "status": status, "error": error
     }]})
 }
