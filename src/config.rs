@@ -23,8 +23,23 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub security: SecuritySettings,
     pub telemetry: TelemetrySettings,
+    pub salesforce: SalesforceSettings,
+    pub infobip: InfobipSettings,
     pub worker: WorkerSettings,
     pub retention: RetentionSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceSettings {
+    pub request_timeout_ms: u64,
+    pub token_max_age_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfobipSettings {
+    pub request_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,6 +194,9 @@ impl Settings {
             ("worker.backoff_max_secs", w.backoff_max_secs),
             ("worker.max_attempts", w.max_attempts.max(0) as u64),
             ("retention.message_record_days", self.retention.message_record_days),
+            ("salesforce.request_timeout_ms", self.salesforce.request_timeout_ms),
+            ("salesforce.token_max_age_secs", self.salesforce.token_max_age_secs),
+            ("infobip.request_timeout_ms", self.infobip.request_timeout_ms),
             ("retention.purge_interval_secs", self.retention.purge_interval_secs),
         ] {
             if value == 0 {

@@ -39,8 +39,17 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `received`, `duplicate`, `delivered`, `failed`.
+    pub outcome: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub inbound_messages: Family<OutcomeLabels, Counter>,
+    /// From the webhook's arrival to Salesforce accepting the message.
+    pub inbound_delivery_seconds: Histogram,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration_seconds: HistogramFamily<HttpLabels>,
     pub jobs_finished: Family<JobOutcomeLabels, Counter>,
@@ -68,6 +77,14 @@ impl Metrics {
         let jobs_finished = Family::<JobOutcomeLabels, Counter>::default();
         let job_duration_seconds: HistogramFamily<KindLabels> = Family::new_with_constructor(latency_histogram);
         let job_queue_depth = Family::<StateLabels, Gauge>::default();
+        let inbound_messages = Family::<OutcomeLabels, Counter>::default();
+        let inbound_delivery_seconds = latency_histogram();
+        registry.register("inbound_messages", "WhatsApp messages from end users by outcome", inbound_messages.clone());
+        registry.register(
+            "inbound_delivery_seconds",
+            "Time from receiving a WhatsApp message to Salesforce accepting it",
+            inbound_delivery_seconds.clone(),
+        );
         registry.register("http_requests", "HTTP requests handled", http_requests.clone());
         registry.register(
             "http_request_duration_seconds",
@@ -85,11 +102,24 @@ impl Metrics {
             "Outbox jobs by state (due, scheduled, running, dead)",
             job_queue_depth.clone(),
         );
-        Self { registry, http_requests, http_duration_seconds, jobs_finished, job_duration_seconds, job_queue_depth }
+        Self {
+            registry,
+            inbound_messages,
+            inbound_delivery_seconds,
+            http_requests,
+            http_duration_seconds,
+            jobs_finished,
+            job_duration_seconds,
+            job_queue_depth,
+        }
     }
 
     pub fn job_finished(&self, kind: &str, outcome: &'static str) {
         self.jobs_finished.get_or_create(&JobOutcomeLabels { kind: kind.to_owned(), outcome }).inc();
+    }
+
+    pub fn inbound(&self, outcome: &'static str) {
+        self.inbound_messages.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     pub fn set_queue_depth(&self, depth: &crate::db::jobs::QueueDepth) {

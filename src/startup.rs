@@ -16,6 +16,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Settings;
 use crate::crypto::{Cipher, MasterKey};
 use crate::db::{Db, migrations};
+use crate::directory::Directory;
 use crate::metrics::Metrics;
 use crate::web::AppState;
 use crate::worker::{Handlers, Runner};
@@ -69,21 +70,26 @@ impl Application {
         Self::build_with(settings, services, Handlers::default()).await
     }
 
-    /// Like `build`, with given storage and job handlers (tests register their own).
-    pub async fn build_with(settings: Settings, services: Services, handlers: Handlers) -> anyhow::Result<Self> {
+    /// Like `build`, with given storage and extra job handlers (tests register their own).
+    pub async fn build_with(settings: Settings, services: Services, extra: Handlers) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let metrics = Arc::new(Metrics::new());
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
+        let directory = Directory::new(services.db.clone(), services.cipher.clone());
+        let mut handlers = job_handlers(&settings, &services.db, &directory, &metrics)?;
+        handlers.extend(extra);
+        let runner = Runner::new(services.db.clone(), handlers, metrics.clone(), settings.worker.clone());
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             db: services.db.clone(),
             cipher: services.cipher,
             metrics: metrics.clone(),
+            directory,
+            wake: runner.waker(),
             started_at: Instant::now(),
         });
-        let runner = Runner::new(services.db, handlers, metrics, settings.worker.clone());
         let max_body = settings.server.max_body_bytes;
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -177,6 +183,45 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// One HTTP client per outside system: pooled connections, a timeout, a User-Agent.
+fn http_client(timeout_ms: u64) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("byoc-bridge/", env!("CARGO_PKG_VERSION")))
+        .timeout(std::time::Duration::from_millis(timeout_ms))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .build()
+        .context("building the HTTP client")
+}
+
+/// The job kinds this service runs.
+fn job_handlers(
+    settings: &Settings,
+    db: &crate::db::Db,
+    directory: &Directory,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Handlers> {
+    let salesforce = http_client(settings.salesforce.request_timeout_ms)?;
+    let deliverer = crate::inbound::deliver::Deliverer {
+        db: db.clone(),
+        directory: directory.clone(),
+        tokens: crate::salesforce::auth::TokenCache::new(
+            salesforce.clone(),
+            std::time::Duration::from_secs(settings.salesforce.token_max_age_secs),
+        ),
+        interactions: crate::salesforce::interactions::InteractionClient::new(salesforce),
+        http: http_client(settings.infobip.request_timeout_ms)?,
+        body_retention: std::time::Duration::from_secs(settings.retention.message_body_hours * 3600),
+        metrics: metrics.clone(),
+    };
+    let mut handlers = Handlers::default();
+    handlers.register(crate::inbound::DELIVER_JOB, move |job| {
+        let deliverer = deliverer.clone();
+        async move { deliverer.run(job).await }
+    });
+    Ok(handlers)
 }
 
 /// Resolves when the process receives SIGTERM or SIGINT (Ctrl-C).

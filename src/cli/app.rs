@@ -131,6 +131,16 @@ pub struct SpecArgs {
     closing_message: Option<String>,
     #[arg(long)]
     webhook_hmac_algorithm: Option<String>,
+    /// hmac or basic.
+    #[arg(long)]
+    webhook_auth: Option<String>,
+    #[arg(long)]
+    webhook_signature_header: Option<String>,
+    #[arg(long)]
+    webhook_basic_username: Option<String>,
+    /// Name of the environment variable holding the Basic-auth password.
+    #[arg(long)]
+    webhook_basic_password_env: Option<String>,
 }
 
 impl SpecArgs {
@@ -160,6 +170,16 @@ impl SpecArgs {
             welcome_message: self.welcome_message,
             closing_message: self.closing_message,
             webhook_hmac_algorithm: self.webhook_hmac_algorithm,
+            webhook_auth: self.webhook_auth,
+            webhook_signature_header: self.webhook_signature_header,
+            webhook_basic_username: self.webhook_basic_username,
+            webhook_basic_password: match &self.webhook_basic_password_env {
+                Some(var) => Some(SecretString::from(
+                    std::env::var(var).with_context(|| format!("environment variable {var} is not set"))?,
+                )),
+                None => None,
+            },
+            webhook_basic_password_env: None,
         })
     }
 }

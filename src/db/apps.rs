@@ -37,6 +37,9 @@ pub struct AppRow {
     pub api_token_hash: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// `hmac` or `basic`.
+    pub webhook_auth: String,
+    pub webhook_signature_header: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]

@@ -8,6 +8,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod conversations;
 pub mod jobs;
 pub mod messages;
 pub mod migrations;

@@ -32,6 +32,8 @@ diesel::table! {
         api_token_hash -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        webhook_auth -> Text,
+        webhook_signature_header -> Text,
     }
 }
 
@@ -89,6 +91,7 @@ diesel::table! {
         delivered_at -> Nullable<Timestamp>,
         read_at -> Nullable<Timestamp>,
         updated_at -> Timestamp,
+        received_at -> Nullable<Timestamp>,
     }
 }
 

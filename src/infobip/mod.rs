@@ -2,6 +2,7 @@
 //! send client and the Conversations API join this module in later work.
 
 pub mod signature;
+pub mod webhook;
 
 /// Infobip's documented default; each account usually has its own `xxxxx.api.infobip.com`.
 pub const DEFAULT_BASE_URL: &str = "https://api.infobip.com";

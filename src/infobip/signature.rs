@@ -122,7 +122,8 @@ pub fn verify(algorithm: HmacAlgorithm, secrets: &[&[u8]], body: &[u8], header_v
     ok
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares without an early exit, so timing does not reveal where the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

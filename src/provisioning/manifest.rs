@@ -159,6 +159,11 @@ impl Manifest {
                 }
                 (None, None) => {}
             }
+            if let Some(var) = &app.spec.webhook_basic_password_env {
+                let password =
+                    env(var).ok_or_else(|| app_err("webhook_basic_password_env", format!("{var} is not set")))?;
+                app.spec.webhook_basic_password = Some(SecretString::from(password));
+            }
             for account in &mut app.accounts {
                 if let Some(var) = account.api_key_env.take() {
                     if account.api_key.is_some() {

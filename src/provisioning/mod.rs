@@ -70,6 +70,15 @@ pub struct AppSpec {
     pub welcome_message: Option<String>,
     pub closing_message: Option<String>,
     pub webhook_hmac_algorithm: Option<String>,
+    /// `hmac` (default) or `basic`.
+    pub webhook_auth: Option<String>,
+    /// Header carrying the HMAC signature.
+    pub webhook_signature_header: Option<String>,
+    pub webhook_basic_username: Option<String>,
+    /// In a manifest: `webhook_basic_password_env`.
+    #[serde(skip)]
+    pub webhook_basic_password: Option<SecretString>,
+    pub webhook_basic_password_env: Option<String>,
 }
 
 /// What a provisioning call did, for reports and for deciding whether to audit.
@@ -176,6 +185,35 @@ fn apply_spec(ctx: &Ctx<'_>, row: &mut AppRow, spec: &AppSpec) -> Result<Vec<&'s
     if let Some(v) = &spec.webhook_hmac_algorithm {
         set(c, "webhook_hmac_algorithm", &mut row.webhook_hmac_algorithm, validate::hmac_algorithm(v)?);
     }
+    if let Some(v) = &spec.webhook_auth {
+        set(c, "webhook_auth", &mut row.webhook_auth, validate::webhook_auth(v)?);
+    }
+    if let Some(v) = &spec.webhook_signature_header {
+        set(c, "webhook_signature_header", &mut row.webhook_signature_header, validate::header_name(v)?);
+    }
+    if let Some(v) = &spec.webhook_basic_username {
+        set(c, "webhook_basic_username", &mut row.webhook_basic_username, optional(v.trim().to_owned()));
+    }
+    if let Some(password) = &spec.webhook_basic_password {
+        let same = match &row.webhook_basic_password_enc {
+            Some(stored) => {
+                ctx.cipher.decrypt(CTX_WEBHOOK_BASIC_PASSWORD, stored)?.expose_secret() == password.expose_secret()
+            }
+            None => false,
+        };
+        if !same {
+            row.webhook_basic_password_enc =
+                Some(ctx.cipher.encrypt(CTX_WEBHOOK_BASIC_PASSWORD, password.expose_secret())?);
+            c.push("webhook_basic_password");
+        }
+    }
+    if row.webhook_auth == "basic" && (row.webhook_basic_username.is_none() || row.webhook_basic_password_enc.is_none())
+    {
+        return Err(ProvisionError::Invalid {
+            field: "webhook_auth".into(),
+            problem: "basic needs webhook_basic_username and a webhook_basic_password".into(),
+        });
+    }
     if row.status == "active" {
         require_complete(row)?;
     }
@@ -243,6 +281,8 @@ pub fn create_app(conn: &mut DbConn, ctx: &Ctx<'_>, name: &str, spec: &AppSpec) 
         api_token_hash: None,
         created_at: now,
         updated_at: now,
+        webhook_auth: "hmac".into(),
+        webhook_signature_header: "X-Infobip-Signature".into(),
     };
     let fields = apply_spec(ctx, &mut row, spec)?;
     rows::insert(conn, &row)?;

@@ -97,6 +97,22 @@ pub fn hmac_algorithm(value: &str) -> Result<String, ProvisionError> {
     }
 }
 
+pub fn webhook_auth(value: &str) -> Result<String, ProvisionError> {
+    match value {
+        "hmac" | "basic" => Ok(value.to_owned()),
+        _ => Err(invalid("webhook_auth", "must be hmac or basic")),
+    }
+}
+
+/// An HTTP header name (RFC 9110 token characters).
+pub fn header_name(value: &str) -> Result<String, ProvisionError> {
+    let v = value.trim();
+    let ok = !v.is_empty()
+        && v.len() <= 100
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+    if ok { Ok(v.to_owned()) } else { Err(invalid("webhook_signature_header", "must be an HTTP header name")) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

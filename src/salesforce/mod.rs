@@ -2,6 +2,8 @@
 //! JWT bearer flow, the Interaction Service API and the Pub/Sub subscriber join this module in
 //! later work.
 
+pub mod auth;
+pub mod interactions;
 pub mod pubsub;
 
 /// The three-character suffix that turns a 15-character (case-sensitive) Salesforce id into

@@ -2,6 +2,7 @@
 
 mod health;
 mod home;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,6 +23,9 @@ pub struct AppState {
     pub db: Db,
     pub cipher: Cipher,
     pub metrics: Arc<Metrics>,
+    pub directory: crate::directory::Directory,
+    /// Wakes the job worker when work was just enqueued.
+    pub wake: Arc<tokio::sync::Notify>,
     pub started_at: Instant,
 }
 
@@ -29,6 +33,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
         .service(health::metrics)
+        .service(webhooks::inbound_shared)
+        .service(webhooks::inbound_for_app)
         .service(home::home)
         .service(home::stylesheet);
 }

@@ -66,6 +66,11 @@ impl Handlers {
         let handler: Handler = Arc::new(move |job| Box::pin(handler(job)));
         self.by_kind.insert(kind.to_owned(), handler);
     }
+
+    /// Adds (or replaces with) `other`'s handlers.
+    pub fn extend(&mut self, other: Handlers) {
+        self.by_kind.extend(other.by_kind);
+    }
 }
 
 /// What one `step` did.

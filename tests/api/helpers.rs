@@ -94,6 +94,8 @@ impl TestDb {
             ("BYOC__SERVER__WORKERS".into(), "1".into()),
             ("BYOC__DATABASE__MAX_CONNECTIONS".into(), "4".into()),
             ("BYOC__TELEMETRY__LOG_FILTER".into(), "warn".into()),
+            // Tests drive the worker step by step instead of waiting for it.
+            ("BYOC__WORKER__ENABLED".into(), "false".into()),
         ]
     }
 
@@ -132,6 +134,7 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub address: String,
     pub db: Db,
+    pub runner: byoc_bridge::worker::Runner,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -147,11 +150,13 @@ impl TestApp {
         let app = Application::build_with(settings, services, handlers).await.expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().clone();
+        let runner = app.runner().clone();
         let shutdown = app.shutdown_token();
         let handle = tokio::spawn(app.run_until_stopped());
         Self {
             address,
             db,
+            runner,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 // Idle keep-alive connections would hold up graceful shutdown until they time out.

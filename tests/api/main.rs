@@ -1,11 +1,13 @@
 //! Integration tests: one binary, each test with its own database, on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bridge;
 mod helpers;
 
 mod contract;
 
 mod http;
+mod inbound;
 mod jobs;
 mod migrations;
 mod process;

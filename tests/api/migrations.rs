@@ -11,14 +11,14 @@ async fn migrations_apply_revert_and_reapply_cleanly(test_db: TestDb) {
     assert!(!migrations::pending(&db).await.unwrap().is_empty(), "fresh database has pending migrations");
 
     let applied = migrations::run_pending(&db).await.unwrap();
-    assert_eq!(applied, vec!["20261121000001".to_owned()]);
+    assert_eq!(applied, vec!["20261121000001".to_owned(), "20261121000002".to_owned()]);
     assert!(migrations::pending(&db).await.unwrap().is_empty());
     assert!(migrations::run_pending(&db).await.unwrap().is_empty(), "a second run applies nothing");
 
     // down.sql undoes up.sql: reverting then re-applying works.
-    assert_eq!(migrations::revert_all(&db).await.unwrap(), 1);
-    assert_eq!(migrations::pending(&db).await.unwrap().len(), 1);
-    assert_eq!(migrations::run_pending(&db).await.unwrap().len(), 1);
+    assert_eq!(migrations::revert_all(&db).await.unwrap(), 2);
+    assert_eq!(migrations::pending(&db).await.unwrap().len(), 2);
+    assert_eq!(migrations::run_pending(&db).await.unwrap().len(), 2);
 }
 
 async fn every_table_matches_the_schema(test_db: TestDb) {
@@ -58,6 +58,7 @@ async fn every_table_matches_the_schema(test_db: TestDb) {
                     messages::error,
                     messages::delivered_at,
                     messages::read_at,
+                    messages::received_at,
                 ))
                 .load::<(
                     String,
@@ -68,6 +69,7 @@ async fn every_table_matches_the_schema(test_db: TestDb) {
                     Option<chrono::NaiveDateTime>,
                     String,
                     Option<String>,
+                    Option<chrono::NaiveDateTime>,
                     Option<chrono::NaiveDateTime>,
                     Option<chrono::NaiveDateTime>,
                 )>(conn)?;

@@ -23,7 +23,13 @@ fn command(test_db: &TestDb, args: &[&str]) -> Command {
 }
 
 async fn serves_and_exits_cleanly_on_sigterm(test_db: TestDb) {
-    let mut child = command(&test_db, &["serve"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    // With the job worker on: it, too, must stop at a safe point.
+    let mut child = command(&test_db, &["serve"])
+        .env("BYOC__WORKER__ENABLED", "true")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
 
     // The log line announcing the port (port 0 = the OS picked one).
@@ -57,6 +63,7 @@ async fn serves_and_exits_cleanly_on_sigterm(test_db: TestDb) {
     assert_eq!(status.code(), Some(0), "SIGTERM is a clean exit");
     let lines = reader.join().unwrap();
     assert!(lines.iter().any(|l| l.contains("received SIGTERM")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("job worker stopped")), "{lines:#?}");
     assert!(lines.last().is_some_and(|l| l.contains("stopped")), "{lines:#?}");
     assert!(client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err(), "no longer listening");
     let probe = command(&test_db, &["healthcheck"]).env("BYOC__SERVER__PORT", port.to_string()).output().unwrap();

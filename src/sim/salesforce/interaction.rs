@@ -7,23 +7,10 @@ use serde_json::{Value, json};
 
 use super::{Acknowledgement, Attachment, Conversation, Entry, LoggedRequest, SalesforceSim, SfError, salesforce_id};
 
-/// 25 MB, the documented attachment limit.
-const MAX_ATTACHMENT: usize = 25 * 1024 * 1024;
-const SUPPORTED_MIME: &[&str] = &[
-    "image/jpeg",
-    "image/gif",
-    "image/bmp",
-    "image/png",
-    "application/pdf",
-    "video/3gpp2",
-    "audio/3gpp2",
-    "video/3gpp",
-    "audio/3gpp",
-    "video/mpeg",
-    "audio/mpeg",
-    "video/mp4",
-    "audio/mp4",
-];
+use crate::salesforce::interactions::{
+    MAX_ATTACHMENT_BYTES as MAX_ATTACHMENT, SUPPORTED_ATTACHMENT_TYPES as SUPPORTED_MIME,
+};
+
 const END_USER_MESSAGE_TYPES: &[&str] = &["StaticContentMessage", "ChoicesResponseMessage", "FormResponseMessage"];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -268,6 +255,7 @@ impl SalesforceSim {
                     routing_attributes: routing,
                     entries: Vec::new(),
                     acknowledgements: Vec::new(),
+                    repeated_posts: 0,
                 });
                 state.conversations.len() - 1
             }
@@ -282,7 +270,14 @@ impl SalesforceSim {
             conversation.session_status = "Waiting".into();
         }
         if let Some(entry) = entry {
-            conversation.entries.push(entry);
+            // The same entry id again is the same entry: a partner retrying after a timeout
+            // must not show the message twice. (Assumed: Salesforce documents entry ids as
+            // references to an entry but says nothing of repeats.)
+            if conversation.entries.iter().any(|e| e.id == entry.id && !entry.id.is_empty()) {
+                conversation.repeated_posts += 1;
+            } else {
+                conversation.entries.push(entry);
+            }
         }
         (conversation.identifier.clone(), conversation.messaging_session_id.clone())
     }

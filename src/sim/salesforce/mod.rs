@@ -97,6 +97,8 @@ pub struct Conversation {
     pub routing_attributes: Value,
     pub entries: Vec<Entry>,
     pub acknowledgements: Vec<Acknowledgement>,
+    /// Posts of an entry id already stored (retries after timeouts), not stored again.
+    pub repeated_posts: usize,
 }
 
 /// One request as received (authorisation redacted).

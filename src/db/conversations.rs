@@ -1,0 +1,197 @@
+//! Conversations (one per app, end user and sender number) and their message records.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{conversations, messages};
+use super::{DbConn, DbError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = conversations)]
+pub struct Conversation {
+    pub id: i64,
+    pub app_id: String,
+    pub end_user_id: String,
+    pub sender_number: String,
+    pub sf_conversation_id: Option<String>,
+    pub messaging_session_id: Option<String>,
+    pub last_inbound_at: Option<NaiveDateTime>,
+    pub state: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = messages)]
+pub struct Message {
+    pub id: i64,
+    pub app_id: String,
+    pub conversation_id: i64,
+    pub direction: String,
+    pub provider_message_id: String,
+    pub sf_entry_id: Option<String>,
+    pub kind: String,
+    pub body: Option<String>,
+    pub body_purge_after: Option<NaiveDateTime>,
+    pub status: String,
+    pub error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+    pub read_at: Option<NaiveDateTime>,
+    pub updated_at: NaiveDateTime,
+    pub received_at: Option<NaiveDateTime>,
+}
+
+/// Finds or creates the conversation of (app, end user, sender); returns its id.
+pub fn upsert(
+    conn: &mut DbConn,
+    app_id: &str,
+    end_user: &str,
+    sender: &str,
+    now: NaiveDateTime,
+) -> Result<i64, DbError> {
+    let id = crate::dispatch!(conn, |c| diesel::insert_into(conversations::table)
+        .values((
+            conversations::app_id.eq(app_id),
+            conversations::end_user_id.eq(end_user),
+            conversations::sender_number.eq(sender),
+            conversations::created_at.eq(now),
+            conversations::updated_at.eq(now),
+        ))
+        .on_conflict((conversations::app_id, conversations::end_user_id, conversations::sender_number))
+        .do_update()
+        .set(conversations::updated_at.eq(now))
+        .returning(conversations::id)
+        .get_result(c)?);
+    Ok(id)
+}
+
+/// Moves the end user's last-message time forward (never back: reports may come late).
+pub fn touch_inbound(conn: &mut DbConn, id: i64, at: NaiveDateTime) -> Result<(), DbError> {
+    diesel::update(
+        conversations::table
+            .find(id)
+            .filter(conversations::last_inbound_at.is_null().or(conversations::last_inbound_at.lt(at))),
+    )
+    .set(conversations::last_inbound_at.eq(at))
+    .execute(conn)?;
+    Ok(())
+}
+
+pub fn find(conn: &mut DbConn, id: i64) -> Result<Option<Conversation>, DbError> {
+    Ok(conversations::table.find(id).select(Conversation::as_select()).first(conn).optional()?)
+}
+
+pub fn set_salesforce_ids(
+    conn: &mut DbConn,
+    id: i64,
+    conversation: &str,
+    session: Option<&str>,
+) -> Result<(), DbError> {
+    diesel::update(conversations::table.find(id))
+        .set((
+            conversations::sf_conversation_id.eq(conversation),
+            conversations::messaging_session_id.eq(session),
+            conversations::updated_at.eq(super::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A message to record.
+pub struct NewMessage<'a> {
+    pub app_id: &'a str,
+    pub conversation_id: i64,
+    pub direction: &'a str,
+    pub provider_message_id: &'a str,
+    pub kind: &'a str,
+    pub body: Option<&'a str>,
+    pub status: &'a str,
+    pub received_at: Option<NaiveDateTime>,
+}
+
+/// Records a message unless one with the same provider id exists for the app and direction:
+/// `None` means a redelivery.
+pub fn insert_message(conn: &mut DbConn, m: &NewMessage<'_>, now: NaiveDateTime) -> Result<Option<i64>, DbError> {
+    let id = crate::dispatch!(conn, |c| diesel::insert_into(messages::table)
+        .values((
+            messages::app_id.eq(m.app_id),
+            messages::conversation_id.eq(m.conversation_id),
+            messages::direction.eq(m.direction),
+            messages::provider_message_id.eq(m.provider_message_id),
+            messages::kind.eq(m.kind),
+            messages::body.eq(m.body),
+            messages::status.eq(m.status),
+            messages::received_at.eq(m.received_at),
+            messages::created_at.eq(now),
+            messages::updated_at.eq(now),
+        ))
+        .on_conflict((messages::app_id, messages::direction, messages::provider_message_id))
+        .do_nothing()
+        .returning(messages::id)
+        .get_result::<i64>(c)
+        .optional()?);
+    Ok(id)
+}
+
+pub fn message(conn: &mut DbConn, id: i64) -> Result<Option<Message>, DbError> {
+    Ok(messages::table.find(id).select(Message::as_select()).first(conn).optional()?)
+}
+
+pub fn messages_of(conn: &mut DbConn, conversation_id: i64) -> Result<Vec<Message>, DbError> {
+    Ok(messages::table
+        .filter(messages::conversation_id.eq(conversation_id))
+        .order(messages::id)
+        .select(Message::as_select())
+        .load(conn)?)
+}
+
+/// An outbound message by the id Infobip knows it under (for reports and reply context).
+pub fn outbound_by_provider_id(conn: &mut DbConn, app_id: &str, provider_id: &str) -> Result<Option<Message>, DbError> {
+    Ok(messages::table
+        .filter(messages::app_id.eq(app_id))
+        .filter(messages::direction.eq("outbound"))
+        .filter(messages::provider_message_id.eq(provider_id))
+        .select(Message::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The message reached Salesforce: remember the entry id, and let the body go after `keep_body`.
+pub fn mark_delivered(
+    conn: &mut DbConn,
+    id: i64,
+    entry_id: &str,
+    now: NaiveDateTime,
+    body_purge_after: NaiveDateTime,
+) -> Result<(), DbError> {
+    diesel::update(messages::table.find(id))
+        .set((
+            messages::status.eq("delivered"),
+            messages::sf_entry_id.eq(entry_id),
+            messages::delivered_at.eq(now),
+            messages::body_purge_after.eq(body_purge_after),
+            messages::error.eq(None::<String>),
+            messages::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn mark_failed(
+    conn: &mut DbConn,
+    id: i64,
+    error: &str,
+    now: NaiveDateTime,
+    body_purge_after: NaiveDateTime,
+) -> Result<(), DbError> {
+    diesel::update(messages::table.find(id))
+        .set((
+            messages::status.eq("failed"),
+            messages::error.eq(error),
+            messages::body_purge_after.eq(body_purge_after),
+            messages::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

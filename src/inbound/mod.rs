@@ -1,0 +1,70 @@
+//! Inbound: WhatsApp messages from Infobip into Salesforce conversations.
+//!
+//! The webhook handler stores each message with its delivery job in one transaction
+//! ([`store`]) and answers; the job ([`deliver`]) later turns the message into an
+//! interaction and posts it, in order per conversation, retrying what can be retried.
+
+pub mod deliver;
+pub mod render;
+
+use serde_json::json;
+
+use crate::db::conversations::{self, NewMessage};
+use crate::db::jobs::{self, NewJob};
+use crate::db::{DbConn, DbError};
+use crate::infobip::webhook::InboundMessage;
+
+pub const DELIVER_JOB: &str = "deliver_inbound";
+
+/// The ordering key of a conversation's jobs.
+pub fn ordering_key(conversation_id: i64) -> String {
+    format!("conv:{conversation_id}")
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
+/// Stores messages of one webhook for `app_id` and enqueues their delivery (call inside
+/// one write transaction). A message id seen before is skipped: Infobip redelivers.
+pub fn store(conn: &mut DbConn, app_id: &str, messages: &[InboundMessage]) -> Result<Stored, DbError> {
+    let now = crate::db::now();
+    let mut stored = Stored::default();
+    // Within one delivery Infobip may batch several messages; keep the order they were sent.
+    let mut ordered: Vec<&InboundMessage> = messages.iter().collect();
+    ordered.sort_by_key(|m| m.received_at);
+    let mut new_jobs = Vec::new();
+    for m in ordered {
+        let conversation = conversations::upsert(conn, app_id, &m.from, &m.to, now)?;
+        let body = m.raw.to_string();
+        let inserted = conversations::insert_message(
+            conn,
+            &NewMessage {
+                app_id,
+                conversation_id: conversation,
+                direction: "inbound",
+                provider_message_id: &m.message_id,
+                kind: &m.kind,
+                body: Some(&body),
+                status: "received",
+                received_at: m.received_at,
+            },
+            now,
+        )?;
+        let Some(message_id) = inserted else {
+            stored.duplicates += 1;
+            continue;
+        };
+        conversations::touch_inbound(conn, conversation, m.received_at.unwrap_or(now))?;
+        new_jobs.push(
+            NewJob::new(DELIVER_JOB, &json!({ "message_id": message_id }))
+                .for_app(app_id)
+                .ordered_by(ordering_key(conversation)),
+        );
+        stored.accepted += 1;
+    }
+    jobs::enqueue(conn, &new_jobs)?;
+    Ok(stored)
+}

@@ -1,0 +1,159 @@
+//! OAuth 2.0 JWT bearer flow: an assertion signed with the connected app's private key
+//! (RS256; `iss` consumer key, `sub` integration user, `aud` login host, `exp` within three
+//! minutes) is exchanged for an access token. Tokens are cached per app and renewed before
+//! they get old, or at once when Salesforce refuses one; concurrent callers share one renewal.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::directory::ActiveApp;
+
+/// Salesforce gives no expiry in this flow; sessions last at least this long by default.
+const ASSERTION_LIFETIME_SECS: i64 = 170;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("Salesforce refused the token request: {error}: {description}")]
+    Refused { status: u16, error: String, description: String },
+    #[error("the private key cannot sign: {0}")]
+    Key(String),
+    #[error("cannot reach the Salesforce login host: {0}")]
+    Transport(#[source] reqwest::Error),
+    #[error("unexpected answer from the token endpoint (status {status})")]
+    Unexpected { status: u16 },
+}
+
+impl AuthError {
+    /// Worth retrying later (the login host was unreachable or overloaded).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AuthError::Transport(_) => true,
+            AuthError::Refused { status, .. } | AuthError::Unexpected { status } => *status == 429 || *status >= 500,
+            AuthError::Key(_) => false,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    instance_url: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorResponse {
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+/// A usable access token.
+#[derive(Clone)]
+pub struct AccessToken {
+    pub token: SecretString,
+    pub instance_url: String,
+    obtained_at: Instant,
+    /// Distinguishes tokens, so a refusal only invalidates the token that was refused.
+    generation: u64,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken").field("instance_url", &self.instance_url).finish_non_exhaustive()
+    }
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<AccessToken>>>;
+
+/// Per-app token cache with single-flight renewal.
+#[derive(Clone)]
+pub struct TokenCache {
+    http: reqwest::Client,
+    max_age: Duration,
+    slots: Arc<Mutex<HashMap<String, Slot>>>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl TokenCache {
+    pub fn new(http: reqwest::Client, max_age: Duration) -> Self {
+        Self { http, max_age, slots: Arc::default(), generation: Arc::default() }
+    }
+
+    fn slot(&self, app_id: &str) -> Slot {
+        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots.entry(app_id.to_owned()).or_default().clone()
+    }
+
+    /// A token for `app`, fetching one when none is cached or the cached one is old.
+    pub async fn get(&self, app: &ActiveApp) -> Result<AccessToken, AuthError> {
+        let slot = self.slot(&app.id);
+        // Holding the slot's lock while fetching makes every other caller wait for this one
+        // fetch instead of starting their own (no stampede at expiry).
+        let mut cached = slot.lock().await;
+        if let Some(token) = cached.as_ref().filter(|t| t.obtained_at.elapsed() < self.max_age) {
+            return Ok(token.clone());
+        }
+        let token = self.fetch(app).await?;
+        *cached = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Salesforce refused `token`: drop it unless another caller already replaced it.
+    pub async fn invalidate(&self, app_id: &str, token: &AccessToken) {
+        let slot = self.slot(app_id);
+        let mut cached = slot.lock().await;
+        if cached.as_ref().is_some_and(|t| t.generation == token.generation) {
+            *cached = None;
+        }
+    }
+
+    async fn fetch(&self, app: &ActiveApp) -> Result<AccessToken, AuthError> {
+        let key = EncodingKey::from_rsa_pem(app.private_key.expose_secret().as_bytes())
+            .map_err(|e| AuthError::Key(e.to_string()))?;
+        let claims = Claims {
+            iss: &app.consumer_key,
+            sub: &app.username,
+            aud: app.login_url.trim_end_matches('/'),
+            exp: chrono::Utc::now().timestamp() + ASSERTION_LIFETIME_SECS,
+        };
+        let assertion = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key)
+            .map_err(|e| AuthError::Key(e.to_string()))?;
+        let url = format!("{}/services/oauth2/token", app.login_url.trim_end_matches('/'));
+        let response = self
+            .http
+            .post(url)
+            .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())])
+            .send()
+            .await
+            .map_err(AuthError::Transport)?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(AuthError::Transport)?;
+        if status == 200 {
+            let body: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| AuthError::Unexpected { status })?;
+            tracing::info!(app.id = %app.id, "obtained a Salesforce access token");
+            return Ok(AccessToken {
+                token: SecretString::from(body.access_token),
+                instance_url: body.instance_url,
+                obtained_at: Instant::now(),
+                generation: self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+            });
+        }
+        match serde_json::from_slice::<ErrorResponse>(&bytes) {
+            Ok(e) => Err(AuthError::Refused { status, error: e.error, description: e.error_description }),
+            Err(_) => Err(AuthError::Unexpected { status }),
+        }
+    }
+}

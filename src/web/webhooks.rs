@@ -1,0 +1,141 @@
+//! Infobip's webhooks: inbound WhatsApp messages, and delivery / seen reports.
+//!
+//! Each request is authenticated on the raw bytes before anything is parsed: the HMAC of the
+//! body under the app's secret (either of two during a rotation) in the app's signature
+//! header, or Basic auth. On the shared path the credentials themselves identify the app.
+//! Messages are stored with their delivery jobs in one transaction before the 200.
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use base64::Engine;
+use futures_util::StreamExt;
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use super::AppState;
+use crate::directory::{ActiveApp, Snapshot, WebhookAuth};
+use crate::error::AppError;
+use crate::infobip::signature;
+use crate::infobip::webhook::parse_inbound;
+
+#[post("/api/infobip/inbound/messages")]
+pub async fn inbound_shared(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    inbound(state, req, payload, None).await
+}
+
+#[post("/api/infobip/inbound/messages/{app}")]
+pub async fn inbound_for_app(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+    app: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    inbound(state, req, payload, Some(app.into_inner())).await
+}
+
+/// Reads the body up to the configured limit.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, AppError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("cannot read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(AppError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Does this request carry valid credentials of `app`?
+fn authenticates(app: &ActiveApp, req: &HttpRequest, body: &[u8]) -> bool {
+    match &app.webhook {
+        WebhookAuth::Hmac { algorithm, header, secrets } => {
+            let Some(value) = req.headers().get(header.as_str()).and_then(|v| v.to_str().ok()) else {
+                return false;
+            };
+            let secrets: Vec<&[u8]> = secrets.iter().map(|s| s.expose_secret().as_bytes()).collect();
+            signature::verify(*algorithm, &secrets, body, value)
+        }
+        WebhookAuth::Basic { username, password } => {
+            let Some(given) = req
+                .headers()
+                .get("Authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Basic "))
+                .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v.trim()).ok())
+            else {
+                return false;
+            };
+            let expected = format!("{username}:{}", password.expose_secret());
+            signature::constant_time_eq(expected.as_bytes(), &given)
+        }
+    }
+}
+
+fn find_app(
+    snapshot: &Snapshot,
+    req: &HttpRequest,
+    body: &[u8],
+    key: Option<&str>,
+) -> Result<Option<std::sync::Arc<ActiveApp>>, AppError> {
+    match key {
+        Some(key) => {
+            let app = snapshot.by_id_or_name(key).ok_or_else(|| AppError::NotFound(format!("active app {key:?}")))?;
+            Ok(authenticates(&app, req, body).then_some(app))
+        }
+        None => Ok(snapshot.apps.iter().find(|app| authenticates(app, req, body)).cloned()),
+    }
+}
+
+/// Authenticates against the cached directory, and against a fresh one before refusing
+/// (the app may have been set up a moment ago).
+pub(crate) async fn authenticate(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+    key: Option<&str>,
+) -> Result<std::sync::Arc<ActiveApp>, AppError> {
+    let cached = state.directory.snapshot().await?;
+    match find_app(&cached, req, body, key) {
+        Ok(Some(app)) => return Ok(app),
+        Ok(None) | Err(AppError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let fresh = state.directory.refreshed().await?;
+    find_app(&fresh, req, body, key)?.ok_or(AppError::Unauthorized)
+}
+
+async fn inbound(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+    key: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let body = read_body(payload, state.settings.server.max_body_bytes).await?;
+    let app = authenticate(&state, &req, &body, key.as_deref()).await?;
+    let messages = parse_inbound(&body).map_err(|e| AppError::BadRequest(e.0))?;
+    if let Some((i, m)) = messages.iter().enumerate().find(|(_, m)| !app.senders.contains_key(&m.to)) {
+        return Err(AppError::NotFound(format!("results[{i}].to {} is not a sender of this app, so", mask(&m.to))));
+    }
+    let app_id = app.id.clone();
+    let stored = state.db.write(move |c| crate::inbound::store(c, &app_id, &messages)).await?;
+    for _ in 0..stored.accepted {
+        state.metrics.inbound("received");
+    }
+    for _ in 0..stored.duplicates {
+        state.metrics.inbound("duplicate");
+    }
+    if stored.accepted > 0 {
+        state.wake.notify_one();
+    }
+    tracing::info!(app.id = %app.id, accepted = stored.accepted, duplicates = stored.duplicates, "inbound webhook stored");
+    Ok(HttpResponse::Ok().json(json!({ "accepted": stored.accepted, "duplicates": stored.duplicates })))
+}
+
+/// Phone numbers are shown only by their last digits.
+fn mask(number: &str) -> String {
+    format!("…{}", number.get(number.len().saturating_sub(4)..).unwrap_or(number))
+}

@@ -1,0 +1,147 @@
+//! The whole bridge against both simulators, with one provisioned, active app.
+
+use byoc_bridge::infobip::signature::{Encoding, HmacAlgorithm, format_signature};
+use byoc_bridge::provisioning::{self as prov, AppSpec, Ctx};
+use byoc_bridge::sim::infobip::{BRIDGE_SCOPES, InfobipSim};
+use byoc_bridge::sim::salesforce::{ConnectedApp, SalesforceConfig, SalesforceSim};
+use byoc_bridge::sim::server::Running;
+use byoc_bridge::worker::StepReport;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use crate::helpers::{TestApp, TestDb, test_private_key};
+
+pub const CONSUMER_KEY: &str = "3MVG9-bridge-test";
+pub const USERNAME: &str = "integration@acme.example";
+pub const CHANNEL: &str = "7c0c7f4e-1b1a-4c3f-9a7e-2f4b7a1d5e6f";
+pub const CONTEXT: &str = "Partner1_ChannelDefinition1";
+pub const SENDER: &str = "447860099299";
+pub const API_KEY: &str = "bridge-test-key";
+
+pub struct Bridge {
+    /// Kept alive for the test's duration: dropping it deletes the database.
+    _db: TestDb,
+    pub app: TestApp,
+    pub sf: SalesforceSim,
+    pub ib: InfobipSim,
+    pub app_id: String,
+    pub webhook_secret: String,
+    _sf_running: Running,
+    _ib_running: Running,
+}
+
+impl Bridge {
+    pub async fn start(db: TestDb) -> Self {
+        Self::start_with(db, &[]).await
+    }
+
+    pub async fn start_with(db: TestDb, settings: &[(&str, &str)]) -> Self {
+        let sf = SalesforceSim::new(SalesforceConfig::default());
+        sf.register_app(ConnectedApp {
+            consumer_key: CONSUMER_KEY.into(),
+            certificate_pem: std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/test_certificate.pem"
+            ))
+            .unwrap(),
+            approved_users: vec![USERNAME.into()],
+            scopes: vec!["interaction_api".into(), "api".into()],
+            callback_urls: vec![],
+        });
+        sf.add_user(USERNAME, "Integration User", "System Administrator");
+        sf.add_channel(CHANNEL, CONTEXT);
+        let sf_running = sf.start("127.0.0.1", 0).unwrap();
+        let ib = InfobipSim::default();
+        ib.add_api_key(API_KEY, BRIDGE_SCOPES);
+        ib.add_sender(SENDER);
+        let ib_running = ib.start("127.0.0.1", 0).unwrap();
+
+        let mut env: Vec<(&str, &str)> =
+            vec![("BYOC__SALESFORCE__REQUEST_TIMEOUT_MS", "2000"), ("BYOC__INFOBIP__REQUEST_TIMEOUT_MS", "2000")];
+        env.extend_from_slice(settings);
+        let app = TestApp::spawn_with(db.settings_with(&env), byoc_bridge::worker::Handlers::default()).await;
+        let cipher = byoc_bridge::startup::Services::open(&db.settings()).await.unwrap().cipher;
+        let org_id = sf.org_id().to_owned();
+        let sf_url = sf_running.base_url.clone();
+        let ib_url = ib_running.base_url.clone();
+        let (app_id, webhook_secret) = app
+            .db
+            .write(move |c| {
+                let ctx = Ctx { cipher: &cipher, actor: "test" };
+                let spec = AppSpec {
+                    org_id: Some(org_id),
+                    login_url: Some(sf_url.clone()),
+                    consumer_key: Some(CONSUMER_KEY.into()),
+                    integration_username: Some(USERNAME.into()),
+                    private_key: Some(SecretString::from(test_private_key())),
+                    scrt_url: Some(sf_url),
+                    channel_address_identifier: Some(CHANNEL.into()),
+                    authorization_context: Some(CONTEXT.into()),
+                    platform_event: Some("WhatsApp_Event__e".into()),
+                    ..AppSpec::default()
+                };
+                let mut row = prov::create_app(c, &ctx, "acme", &spec).map_err(anyhow::Error::from)?;
+                prov::upsert_account(
+                    c,
+                    &ctx,
+                    &row,
+                    "main",
+                    Some(&ib_url),
+                    Some(&SecretString::from(API_KEY.to_owned())),
+                )
+                .map_err(anyhow::Error::from)?;
+                prov::add_sender(c, &ctx, &row, SENDER, "main").map_err(anyhow::Error::from)?;
+                prov::update_app(c, &ctx, &mut row, &AppSpec { status: Some("active".into()), ..AppSpec::default() })
+                    .map_err(anyhow::Error::from)?;
+                let secret = prov::webhook_secret(&ctx, &row).map_err(anyhow::Error::from)?;
+                Ok((row.id, secret.expose_secret().to_owned()))
+            })
+            .await
+            .unwrap();
+        Self { _db: db, app, sf, ib, app_id, webhook_secret, _sf_running: sf_running, _ib_running: ib_running }
+    }
+
+    pub fn signature(&self, body: &[u8]) -> String {
+        format_signature(HmacAlgorithm::HmacSha256, self.webhook_secret.as_bytes(), body, Encoding::Hex, false)
+    }
+
+    /// Posts a signed inbound webhook; returns status and JSON body.
+    pub async fn post_inbound(&self, body: &Value) -> (u16, Value) {
+        let bytes = body.to_string().into_bytes();
+        let signature = self.signature(&bytes);
+        self.post_raw("/api/infobip/inbound/messages", bytes, &[("X-Infobip-Signature", &signature)]).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = self
+            .app
+            .client
+            .post(format!("{}{path}", self.app.address))
+            .header("Content-Type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.unwrap();
+        (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Runs the worker until nothing more is due now.
+    pub async fn drain(&self) -> StepReport {
+        self.app.runner.drain_at(byoc_bridge::db::now()).await.unwrap()
+    }
+
+    /// Runs the worker, moving its clock forward past retry delays, until the outbox is empty.
+    pub async fn drain_all(&self) {
+        let mut t = byoc_bridge::db::now();
+        for _ in 0..500 {
+            self.app.runner.drain_at(t).await.unwrap();
+            let depth = self.app.db.run(move |c| byoc_bridge::db::jobs::depth(c, t)).await.unwrap();
+            if depth.due + depth.scheduled + depth.running == 0 {
+                return;
+            }
+            t += chrono::Duration::minutes(10);
+        }
+        panic!("the outbox did not empty");
+    }
+}
