@@ -15,7 +15,6 @@ use crate::infobip::signature::HmacAlgorithm;
 use crate::provisioning::{CTX_API_KEY, CTX_PRIVATE_KEY, CTX_WEBHOOK_BASIC_PASSWORD, CTX_WEBHOOK_SECRET};
 
 const MAX_AGE: Duration = Duration::from_secs(5);
-const MIN_RELOAD_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How Infobip proves a webhook comes from it, for one app.
 #[derive(Debug, Clone)]
@@ -86,29 +85,31 @@ impl Directory {
         Self { db, cipher, cached: Arc::default(), reload: Arc::default() }
     }
 
-    fn current(&self, max_age: Duration) -> Option<Arc<Snapshot>> {
+    /// The cached snapshot if it was loaded after `not_before`.
+    fn current(&self, not_before: Instant) -> Option<Arc<Snapshot>> {
         let guard = self.cached.read().ok()?;
-        guard.as_ref().filter(|c| c.loaded_at.elapsed() < max_age).map(|c| c.snapshot.clone())
+        guard.as_ref().filter(|c| c.loaded_at >= not_before).map(|c| c.snapshot.clone())
     }
 
     /// The current snapshot, reloading it when older than a few seconds.
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, DbError> {
-        if let Some(s) = self.current(MAX_AGE) {
+        let not_before = Instant::now().checked_sub(MAX_AGE).unwrap_or_else(Instant::now);
+        if let Some(s) = self.current(not_before) {
             return Ok(s);
         }
-        self.load(MAX_AGE).await
+        self.load(not_before).await
     }
 
-    /// A fresh snapshot, for when a request names an app or credential not in the cached one.
-    /// Reloads at most every quarter second, so bad requests cannot hammer the database.
-    pub async fn refreshed(&self) -> Result<Arc<Snapshot>, DbError> {
-        self.load(MIN_RELOAD_INTERVAL).await
+    /// A snapshot loaded no earlier than `since` (when the request arrived), for when a
+    /// request names an app or credential the cached one lacks. Requests that arrive during
+    /// a reload share it, so a burst of bad requests costs one query, not one each.
+    pub async fn refreshed(&self, since: Instant) -> Result<Arc<Snapshot>, DbError> {
+        self.load(since).await
     }
 
-    async fn load(&self, max_age: Duration) -> Result<Arc<Snapshot>, DbError> {
-        // One reload at a time; whoever waited gets the result of the one before.
+    async fn load(&self, not_before: Instant) -> Result<Arc<Snapshot>, DbError> {
         let _one = self.reload.lock().await;
-        if let Some(s) = self.current(max_age) {
+        if let Some(s) = self.current(not_before) {
             return Ok(s);
         }
         let cipher = self.cipher.clone();

@@ -204,14 +204,22 @@ fn job_handlers(
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Handlers> {
     let salesforce = http_client(settings.salesforce.request_timeout_ms)?;
+    let tokens = crate::salesforce::auth::TokenCache::new(
+        salesforce.clone(),
+        std::time::Duration::from_secs(settings.salesforce.token_max_age_secs),
+    );
+    let interactions = crate::salesforce::interactions::InteractionClient::new(salesforce);
+    let acknowledger = crate::inbound::receipts::Acknowledger {
+        db: db.clone(),
+        directory: directory.clone(),
+        tokens: tokens.clone(),
+        interactions: interactions.clone(),
+    };
     let deliverer = crate::inbound::deliver::Deliverer {
         db: db.clone(),
         directory: directory.clone(),
-        tokens: crate::salesforce::auth::TokenCache::new(
-            salesforce.clone(),
-            std::time::Duration::from_secs(settings.salesforce.token_max_age_secs),
-        ),
-        interactions: crate::salesforce::interactions::InteractionClient::new(salesforce),
+        tokens,
+        interactions,
         http: http_client(settings.infobip.request_timeout_ms)?,
         body_retention: std::time::Duration::from_secs(settings.retention.message_body_hours * 3600),
         metrics: metrics.clone(),
@@ -220,6 +228,10 @@ fn job_handlers(
     handlers.register(crate::inbound::DELIVER_JOB, move |job| {
         let deliverer = deliverer.clone();
         async move { deliverer.run(job).await }
+    });
+    handlers.register(crate::inbound::receipts::ACKNOWLEDGE_JOB, move |job| {
+        let acknowledger = acknowledger.clone();
+        async move { acknowledger.run(job).await }
     });
     Ok(handlers)
 }

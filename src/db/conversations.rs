@@ -195,3 +195,20 @@ pub fn mark_failed(
         .execute(conn)?;
     Ok(())
 }
+
+/// Records a delivery receipt (`delivered_at`) or a read receipt (`read_at`, which implies
+/// delivery) for an outbound message; the earliest time wins.
+pub fn mark_receipt(conn: &mut DbConn, id: i64, read: bool, at: NaiveDateTime) -> Result<(), DbError> {
+    diesel::update(messages::table.find(id).filter(messages::delivered_at.is_null().or(messages::delivered_at.gt(at))))
+        .set(messages::delivered_at.eq(at))
+        .execute(conn)?;
+    if read {
+        diesel::update(messages::table.find(id).filter(messages::read_at.is_null().or(messages::read_at.gt(at))))
+            .set(messages::read_at.eq(at))
+            .execute(conn)?;
+    }
+    diesel::update(messages::table.find(id).filter(messages::status.ne("read")))
+        .set((messages::status.eq(if read { "read" } else { "delivered" }), messages::updated_at.eq(super::now())))
+        .execute(conn)?;
+    Ok(())
+}

@@ -16,7 +16,7 @@ use crate::directory::{ActiveApp, Directory};
 use crate::metrics::Metrics;
 use crate::salesforce::auth::TokenCache;
 use crate::salesforce::interactions::{
-    Attachment, CallError, InteractionClient, MAX_ATTACHMENT_BYTES, SUPPORTED_ATTACHMENT_TYPES,
+    Attachment, CallError, InteractionClient, MAX_ATTACHMENT_BYTES, SUPPORTED_ATTACHMENT_TYPES, with_token,
 };
 use crate::worker::JobFailure;
 
@@ -129,34 +129,20 @@ impl Deliverer {
         }
     }
 
-    /// Posts, renewing the token once if Salesforce refuses it.
     async fn post(
         &self,
         app: &ActiveApp,
         outgoing: &Outgoing,
     ) -> Result<crate::salesforce::interactions::PostInteractionResponse, CallError> {
-        for attempt in 0..2 {
-            let token = self.tokens.get(app).await.map_err(|e| {
-                if e.is_transient() {
-                    CallError::Retry { detail: e.to_string(), retry_after: None }
-                } else {
-                    CallError::Refused { status: 0, code: None, detail: e.to_string() }
-                }
-            })?;
+        with_token(&self.tokens, app, |token| async move {
             let attachment = outgoing.attachment.as_ref().map(|a| Attachment {
                 bytes: a.bytes.clone(),
                 mime_type: a.mime_type.clone(),
                 file_name: a.file_name.clone(),
             });
-            match self.interactions.post_interaction(app, &token, &outgoing.json, attachment).await {
-                Err(CallError::TokenRefused { .. }) if attempt == 0 => {
-                    tracing::info!(app.id = %app.id, "Salesforce refused the access token; renewing it");
-                    self.tokens.invalidate(&app.id, &token).await;
-                }
-                other => return other,
-            }
-        }
-        Err(CallError::Retry { detail: "access token refused twice".into(), retry_after: None })
+            self.interactions.post_interaction(app, &token, &outgoing.json, attachment).await
+        })
+        .await
     }
 
     async fn prepare(

@@ -5,6 +5,7 @@
 //! interaction and posts it, in order per conversation, retrying what can be retried.
 
 pub mod deliver;
+pub mod receipts;
 pub mod render;
 
 use serde_json::json;

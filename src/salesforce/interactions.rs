@@ -138,6 +138,43 @@ impl InteractionClient {
     }
 }
 
+/// Runs `call` with the app's access token, renewing the token once if Salesforce refuses it.
+pub async fn with_token<T, F, Fut>(tokens: &super::auth::TokenCache, app: &ActiveApp, call: F) -> Result<T, CallError>
+where
+    F: Fn(AccessToken) -> Fut,
+    Fut: std::future::Future<Output = Result<T, CallError>>,
+{
+    for attempt in 0..2 {
+        let token = tokens.get(app).await.map_err(|e| {
+            if e.is_transient() {
+                CallError::Retry { detail: e.to_string(), retry_after: None }
+            } else {
+                CallError::Refused { status: 0, code: None, detail: e.to_string() }
+            }
+        })?;
+        match call(token.clone()).await {
+            Err(CallError::TokenRefused { .. }) if attempt == 0 => {
+                tracing::info!(app.id = %app.id, "Salesforce refused the access token; renewing it");
+                tokens.invalidate(&app.id, &token).await;
+            }
+            other => return other,
+        }
+    }
+    Err(CallError::Retry { detail: "access token refused twice".into(), retry_after: None })
+}
+
+impl From<CallError> for crate::worker::JobFailure {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Retry { detail, retry_after } => {
+                crate::worker::JobFailure::Retry { reason: detail, after: retry_after }
+            }
+            CallError::TokenRefused { .. } => crate::worker::JobFailure::retry(e.to_string()),
+            CallError::Refused { .. } => crate::worker::JobFailure::permanent(e.to_string()),
+        }
+    }
+}
+
 fn transport(e: reqwest::Error) -> CallError {
     CallError::Retry { detail: format!("request failed: {e}"), retry_after: None }
 }

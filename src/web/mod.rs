@@ -35,6 +35,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::metrics)
         .service(webhooks::inbound_shared)
         .service(webhooks::inbound_for_app)
+        .service(webhooks::reports_shared)
+        .service(webhooks::reports_for_app)
         .service(home::home)
         .service(home::stylesheet);
 }

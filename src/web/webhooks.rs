@@ -98,13 +98,14 @@ pub(crate) async fn authenticate(
     body: &[u8],
     key: Option<&str>,
 ) -> Result<std::sync::Arc<ActiveApp>, AppError> {
+    let arrived = std::time::Instant::now();
     let cached = state.directory.snapshot().await?;
     match find_app(&cached, req, body, key) {
         Ok(Some(app)) => return Ok(app),
         Ok(None) | Err(AppError::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
-    let fresh = state.directory.refreshed().await?;
+    let fresh = state.directory.refreshed(arrived).await?;
     find_app(&fresh, req, body, key)?.ok_or(AppError::Unauthorized)
 }
 
@@ -138,4 +139,43 @@ async fn inbound(
 /// Phone numbers are shown only by their last digits.
 fn mask(number: &str) -> String {
     format!("…{}", number.get(number.len().saturating_sub(4)..).unwrap_or(number))
+}
+
+#[post("/api/infobip/inbound/reports")]
+pub async fn reports_shared(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    reports(state, req, payload, None).await
+}
+
+#[post("/api/infobip/inbound/reports/{app}")]
+pub async fn reports_for_app(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+    app: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    reports(state, req, payload, Some(app.into_inner())).await
+}
+
+/// Delivery and seen reports (one URL for both, as Infobip recommends).
+async fn reports(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+    key: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let body = read_body(payload, state.settings.server.max_body_bytes).await?;
+    let app = authenticate(&state, &req, &body, key.as_deref()).await?;
+    let reports = crate::infobip::webhook::parse_reports(&body).map_err(|e| AppError::BadRequest(e.0))?;
+    let app_id = app.id.clone();
+    let stored = state.db.write(move |c| crate::inbound::receipts::store(c, &app_id, &reports)).await?;
+    if stored.acknowledged > 0 {
+        state.wake.notify_one();
+    }
+    tracing::info!(app.id = %app.id, acknowledged = stored.acknowledged, failed = stored.failed, unknown = stored.unknown, "reports stored");
+    Ok(HttpResponse::Ok()
+        .json(json!({ "acknowledged": stored.acknowledged, "failed": stored.failed, "unknown": stored.unknown })))
 }

@@ -101,6 +101,10 @@ impl Bridge {
         Self { _db: db, app, sf, ib, app_id, webhook_secret, _sf_running: sf_running, _ib_running: ib_running }
     }
 
+    pub fn settings(&self) -> byoc_bridge::config::Settings {
+        self._db.settings()
+    }
+
     pub fn signature(&self, body: &[u8]) -> String {
         format_signature(HmacAlgorithm::HmacSha256, self.webhook_secret.as_bytes(), body, Encoding::Hex, false)
     }

@@ -8,6 +8,7 @@ mod contract;
 
 mod http;
 mod inbound;
+mod inbound_more;
 mod jobs;
 mod migrations;
 mod process;
