@@ -242,3 +242,38 @@ async fn a_thousand_messages_arrive_once_and_in_order_despite_faults_and_token_e
     assert!(metrics.contains("byoc_inbound_delivery_seconds_count 1000"), "{metrics}");
     assert!(metrics.contains(r#"byoc_jobs_finished_total{kind="deliver_inbound",outcome="retried"}"#), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_that_cannot_be_attached_still_reaches_the_agent_as_text() {
+    let bridge = Bridge::start(TestDb::sqlite()).await;
+    let huge = bridge.ib.add_media(
+        SENDER,
+        MediaFile { bytes: vec![0u8; 25 * 1024 * 1024 + 1], content_type: "image/jpeg".into(), redirect: false },
+    );
+    let gone = format!("{}/whatsapp/1/senders/{SENDER}/media/expired", bridge.ib.base_url());
+    let results = vec![
+        inbound_result(
+            "447700900500",
+            SENDER,
+            "wamid.huge",
+            json!({ "type": "IMAGE", "url": huge, "caption": "scan" }),
+        ),
+        inbound_result(
+            "447700900500",
+            SENDER,
+            "wamid.gone",
+            json!({ "type": "DOCUMENT", "url": gone, "caption": "contract.pdf" }),
+        ),
+    ];
+    let (status, _) = bridge.post_inbound(&inbound_envelope(results)).await;
+    assert_eq!(status, 200);
+    bridge.drain().await;
+    let texts: Vec<String> = bridge.sf.conversation_for("447700900500").unwrap().entries.iter().map(shown).collect();
+    assert_eq!(
+        texts,
+        [
+            "Image: “scan”\n(larger than the 25 MB Salesforce accepts)",
+            "Document: “contract.pdf”\n(no longer available from WhatsApp)"
+        ]
+    );
+}
