@@ -31,6 +31,27 @@ impl Running {
     }
 }
 
+/// Serves a simulator's routes on `host:port` (0 = any free port) with fault injection,
+/// on the current runtime. `base_url` is set before the first request can arrive.
+pub fn serve<F>(host: &str, port: u16, base_url: &std::sync::Mutex<String>, configure: F) -> std::io::Result<Running>
+where
+    F: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+{
+    let (listener, port) = bind(host, port)?;
+    if let Ok(mut url) = base_url.lock() {
+        *url = format!("http://{host}:{port}");
+    }
+    let server = actix_web::HttpServer::new(move || {
+        let configure = configure.clone();
+        actix_web::App::new().wrap(actix_web::middleware::from_fn(super::faults::inject)).configure(configure)
+    })
+    .listen(listener)?
+    .workers(2)
+    .disable_signals()
+    .run();
+    Ok(Running::start(server, port))
+}
+
 /// Binds `127.0.0.1:port` (0 = any free port).
 pub fn bind(host: &str, port: u16) -> std::io::Result<(TcpListener, u16)> {
     let listener = TcpListener::bind((host, port))?;

@@ -9,14 +9,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::contract::Specs;
 use super::faults::{FaultBodies, Faults};
-use super::server::{Running, bind};
+use super::server::Running;
 
 /// The scopes an API key needs for everything the bridge does.
 pub const BRIDGE_SCOPES: &[&str] = &[
@@ -171,18 +170,7 @@ impl InfobipSim {
     }
 
     pub fn start(&self, host: &str, port: u16) -> std::io::Result<Running> {
-        let (listener, port) = bind(host, port)?;
-        if let Ok(mut url) = self.base_url.lock() {
-            *url = format!("http://{host}:{port}");
-        }
         let sim = self.clone();
-        let server = HttpServer::new(move || {
-            App::new().wrap(from_fn(super::faults::inject)).configure(|cfg| sim.configure(cfg))
-        })
-        .listen(listener)?
-        .workers(2)
-        .disable_signals()
-        .run();
-        Ok(Running::start(server, port))
+        super::server::serve(host, port, &self.base_url, move |cfg| sim.configure(cfg))
     }
 }

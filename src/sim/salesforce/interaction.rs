@@ -27,7 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Checks the headers every Interaction API call carries; returns the `RequestId`.
 fn authorize(sim: &SalesforceSim, req: &HttpRequest) -> Result<String, SfError> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    let token = header("Authorization").and_then(|v| v.strip_prefix("Bearer ")).ok_or(SfError::new(10004))?;
+    let token = Some(super::bearer(req)).filter(|t| !t.is_empty()).ok_or(SfError::new(10004))?;
     {
         let state = sim.state();
         let token = state.tokens.get(token).ok_or(SfError::new(10004))?;
@@ -284,115 +284,94 @@ impl SalesforceSim {
 }
 
 async fn conversation(sim: web::Data<SalesforceSim>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let (json, outcome) = match parse_json(&body) {
-        Ok(json) => {
-            let outcome = authorize(&sim, &req).and_then(|_| {
-                check(&sim, "PostConversationRequest", &json, 10053)?;
-                let channel = json.get("channelAddressIdentifier").and_then(Value::as_str).unwrap_or_default();
-                if channel.is_empty() {
-                    return Err(SfError::new(10052));
-                }
-                let context =
-                    req.headers().get("AuthorizationContext").and_then(|v| v.to_str().ok()).unwrap_or_default();
-                check_channel(&sim, channel, context)
-                    .map_err(|e| if e.code == 10017 { SfError::new(10052) } else { e })?;
-                let subject = json.pointer("/participants/0/subject").and_then(Value::as_str).unwrap_or_default();
-                if subject.trim().is_empty() {
-                    return Err(SfError::new(10054));
-                }
-                let routing = json.get("routingAttributes").cloned().unwrap_or(Value::Null);
-                let (conversation, session) = sim.append(channel, subject, routing, None);
-                Ok((
-                    202,
-                    json!({ "conversationIdentifier": conversation, "messagingSessionId": session, "success": true }),
-                ))
-            });
-            (json, outcome)
+    json_call(&sim, &req, &body, |json| {
+        check(&sim, "PostConversationRequest", json, 10053)?;
+        let channel = json.get("channelAddressIdentifier").and_then(Value::as_str).unwrap_or_default();
+        if channel.is_empty() {
+            return Err(SfError::new(10052));
         }
-        Err(e) => (Value::Null, Err(e)),
-    };
-    respond(&sim, &req, json, outcome)
+        let context = req.headers().get("AuthorizationContext").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        check_channel(&sim, channel, context).map_err(|e| if e.code == 10017 { SfError::new(10052) } else { e })?;
+        let subject = json.pointer("/participants/0/subject").and_then(Value::as_str).unwrap_or_default();
+        if subject.trim().is_empty() {
+            return Err(SfError::new(10054));
+        }
+        let routing = json.get("routingAttributes").cloned().unwrap_or(Value::Null);
+        let (conversation, session) = sim.append(channel, subject, routing, None);
+        Ok((202, json!({ "conversationIdentifier": conversation, "messagingSessionId": session, "success": true })))
+    })
 }
 
 async fn acknowledgement(sim: web::Data<SalesforceSim>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let (json, outcome) = match parse_json(&body) {
-        Ok(json) => {
-            let outcome = authorize(&sim, &req).and_then(|_| {
-                check(&sim, "AcknowledgementRequest", &json, 10045)?;
-                let id = json.get("conversationIdentifier").and_then(Value::as_str).unwrap_or_default();
-                let acks: Vec<Acknowledgement> = json
-                    .get("acknowledgements")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .map(|a| Acknowledgement {
-                        acknowledgement_type: a
-                            .get("acknowledgementType")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .into(),
-                        acknowledged_entry_id: a
-                            .get("acknowledgedConversationEntryIdentifier")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .into(),
-                        timestamp: a.get("acknowledgementTimestamp").and_then(Value::as_i64).unwrap_or_default(),
-                    })
-                    .collect();
-                let mut state = sim.state();
-                let conversation = state
-                    .conversations
-                    .iter_mut()
-                    .find(|c| c.identifier == id)
-                    .ok_or_else(|| SfError::with(10045, "Unknown conversationIdentifier."))?;
-                conversation.acknowledgements.extend(acks);
-                Ok((200, json!({ "success": true })))
-            });
-            (json, outcome)
-        }
-        Err(e) => (Value::Null, Err(e)),
-    };
-    respond(&sim, &req, json, outcome)
+    json_call(&sim, &req, &body, |json| {
+        check(&sim, "AcknowledgementRequest", json, 10045)?;
+        let id = json.get("conversationIdentifier").and_then(Value::as_str).unwrap_or_default();
+        let acks: Vec<Acknowledgement> = json
+            .get("acknowledgements")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|a| Acknowledgement {
+                acknowledgement_type: a.get("acknowledgementType").and_then(Value::as_str).unwrap_or_default().into(),
+                acknowledged_entry_id: a
+                    .get("acknowledgedConversationEntryIdentifier")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .into(),
+                timestamp: a.get("acknowledgementTimestamp").and_then(Value::as_i64).unwrap_or_default(),
+            })
+            .collect();
+        let mut state = sim.state();
+        let conversation = state
+            .conversations
+            .iter_mut()
+            .find(|c| c.identifier == id)
+            .ok_or_else(|| SfError::with(10045, "Unknown conversationIdentifier."))?;
+        conversation.acknowledgements.extend(acks);
+        Ok((200, json!({ "success": true })))
+    })
 }
 
 async fn messaging_session(sim: web::Data<SalesforceSim>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let (json, outcome) = match parse_json(&body) {
-        Ok(json) => {
-            let outcome = authorize(&sim, &req).and_then(|_| {
-                check(&sim, "PostMessagingSessionRequest", &json, 10045)?;
-                let operation = json.get("operation").and_then(Value::as_str).unwrap_or_default();
-                if operation == "Inactivate" && json.get("sessionId").and_then(Value::as_str).is_none_or(str::is_empty)
-                {
-                    return Err(SfError::new(10106));
-                }
-                let id = json.get("conversationIdentifier").and_then(Value::as_str).unwrap_or_default();
-                let mut state = sim.state();
-                let Some(conversation) = state.conversations.iter_mut().find(|c| c.identifier == id) else {
-                    return Ok((200, json!({ "success": false, "errorReason": "ACTIVE_CONVERSATION_NOT_FOUND" })));
-                };
-                conversation.session_status = if operation == "End" { "Ended" } else { "Inactive" }.into();
-                Ok((200, json!({ "success": true })))
-            });
-            (json, outcome)
+    json_call(&sim, &req, &body, |json| {
+        check(&sim, "PostMessagingSessionRequest", json, 10045)?;
+        let operation = json.get("operation").and_then(Value::as_str).unwrap_or_default();
+        if operation == "Inactivate" && json.get("sessionId").and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Err(SfError::new(10106));
         }
-        Err(e) => (Value::Null, Err(e)),
-    };
-    respond(&sim, &req, json, outcome)
+        let id = json.get("conversationIdentifier").and_then(Value::as_str).unwrap_or_default();
+        let mut state = sim.state();
+        let Some(conversation) = state.conversations.iter_mut().find(|c| c.identifier == id) else {
+            return Ok((200, json!({ "success": false, "errorReason": "ACTIVE_CONVERSATION_NOT_FOUND" })));
+        };
+        conversation.session_status = if operation == "End" { "Ended" } else { "Inactive" }.into();
+        Ok((200, json!({ "success": true })))
+    })
 }
 
 async fn capabilities(sim: web::Data<SalesforceSim>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let (json, outcome) = match parse_json(&body) {
+    json_call(&sim, &req, &body, |json| {
+        check(&sim, "CapabilitiesRequest", json, 10045)?;
+        sim.state().capabilities.push(json.clone());
+        Ok((200, json!({ "success": true })))
+    })
+}
+
+/// The shape every JSON endpoint shares: parse, authorise, act, log.
+fn json_call(
+    sim: &SalesforceSim,
+    req: &HttpRequest,
+    body: &[u8],
+    act: impl FnOnce(&Value) -> Result<(u16, Value), SfError>,
+) -> HttpResponse {
+    let (json, outcome) = match parse_json(body) {
         Ok(json) => {
-            let outcome = authorize(&sim, &req).and_then(|_| {
-                check(&sim, "CapabilitiesRequest", &json, 10045)?;
-                sim.state().capabilities.push(json.clone());
-                Ok((200, json!({ "success": true })))
-            });
+            let outcome = authorize(sim, req).and_then(|_| act(&json));
             (json, outcome)
         }
         Err(e) => (Value::Null, Err(e)),
     };
-    respond(&sim, &req, json, outcome)
+    respond(sim, req, json, outcome)
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, SfError> {

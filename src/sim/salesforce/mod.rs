@@ -14,8 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -24,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::contract::Specs;
 use super::faults::{FaultBodies, Faults};
 use super::pubsub::{AuthFailure, AuthMetadata, AuthValidator, PubSubSim, PubSubSimConfig};
-use super::server::{Running, bind};
+use super::server::Running;
 
 pub use errors::SfError;
 
@@ -340,19 +339,8 @@ impl SalesforceSim {
 
     /// Serves on `host:port` (0 = any free port) on the current runtime.
     pub fn start(&self, host: &str, port: u16) -> std::io::Result<Running> {
-        let (listener, port) = bind(host, port)?;
-        if let Ok(mut url) = self.base_url.lock() {
-            *url = format!("http://{host}:{port}");
-        }
         let sim = self.clone();
-        let server = HttpServer::new(move || {
-            App::new().wrap(from_fn(super::faults::inject)).configure(|cfg| sim.configure(cfg))
-        })
-        .listen(listener)?
-        .workers(2)
-        .disable_signals()
-        .run();
-        Ok(Running::start(server, port))
+        super::server::serve(host, port, &self.base_url, move |cfg| sim.configure(cfg))
     }
 }
 
@@ -404,6 +392,15 @@ async fn file(sim: web::Data<SalesforceSim>, token: web::Path<String>) -> actix_
         Some((mime, bytes)) => actix_web::HttpResponse::Ok().content_type(mime.as_str()).body(bytes.clone()),
         None => actix_web::HttpResponse::NotFound().finish(),
     }
+}
+
+/// The token of an `Authorization: Bearer …` header ("" when there is none).
+pub(crate) fn bearer(req: &actix_web::HttpRequest) -> &str {
+    req.headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
 }
 
 /// A plausible 18-character Salesforce id with the given key prefix.

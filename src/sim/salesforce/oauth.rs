@@ -24,12 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// OpenID Connect user info for a bearer token (the pages' sign-in reads org and profile).
 async fn userinfo(sim: web::Data<SalesforceSim>, req: actix_web::HttpRequest) -> HttpResponse {
-    let token = req
-        .headers()
-        .get("Authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let token = super::bearer(&req);
     let state = sim.state();
     let user = state
         .tokens

@@ -21,12 +21,7 @@ fn rest_error(status: u16, code: &str, message: &str) -> HttpResponse {
 
 /// A valid bearer token with the `api` scope.
 fn authorize(sim: &SalesforceSim, req: &HttpRequest) -> Result<(), HttpResponse> {
-    let token = req
-        .headers()
-        .get("Authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let token = super::bearer(req);
     let state = sim.state();
     match state.tokens.get(token) {
         Some(t) if t.expires_at > std::time::Instant::now() => {
