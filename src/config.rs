@@ -32,6 +32,8 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SalesforceSettings {
+    /// Run the Pub/Sub subscriptions of the active apps in this process.
+    pub subscribe: bool,
     pub request_timeout_ms: u64,
     pub token_max_age_secs: u64,
 }

@@ -43,6 +43,14 @@ pub struct ActiveApp {
     pub scrt_url: String,
     pub channel_address_identifier: String,
     pub authorization_context: String,
+    /// The platform event carrying agent entries, and its two fields.
+    pub platform_event: String,
+    pub event_type_field: String,
+    pub payload_field: String,
+    /// Pub/Sub API endpoint override (default: Salesforce's public one).
+    pub pubsub_endpoint: Option<String>,
+    pub welcome_message: String,
+    pub closing_message: String,
     pub webhook: WebhookAuth,
     pub accounts: Vec<InfobipAccount>,
     /// Sender number → account id.
@@ -180,6 +188,12 @@ fn build(conn: &mut crate::db::DbConn, cipher: &Cipher, row: &rows::AppRow) -> a
         scrt_url: need(&row.scrt_url, "scrt_url")?,
         channel_address_identifier: need(&row.channel_address_identifier, "channel_address_identifier")?,
         authorization_context: need(&row.authorization_context, "authorization_context")?,
+        platform_event: need(&row.platform_event, "platform_event")?,
+        event_type_field: row.event_type_field.clone(),
+        payload_field: row.payload_field.clone(),
+        pubsub_endpoint: row.pubsub_endpoint.clone(),
+        welcome_message: row.welcome_message.clone(),
+        closing_message: row.closing_message.clone(),
         webhook,
         accounts,
         senders,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod inbound;
 pub mod infobip;
 pub mod metrics;
+pub mod outbound;
 pub mod provisioning;
 pub mod salesforce;
 pub mod sim;

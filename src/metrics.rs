@@ -48,6 +48,10 @@ pub struct OutcomeLabels {
 pub struct Metrics {
     registry: Registry,
     pub inbound_messages: Family<OutcomeLabels, Counter>,
+    /// Agent entries by outcome: `sent`, `failed`, `duplicate`, `ignored`.
+    pub outbound_entries: Family<OutcomeLabels, Counter>,
+    /// Pub/Sub replay positions that had expired: events between were not seen.
+    pub pubsub_replay_gaps: Counter,
     /// From the webhook's arrival to Salesforce accepting the message.
     pub inbound_delivery_seconds: Histogram,
     pub http_requests: Family<HttpLabels, Counter>,
@@ -79,6 +83,14 @@ impl Metrics {
         let job_queue_depth = Family::<StateLabels, Gauge>::default();
         let inbound_messages = Family::<OutcomeLabels, Counter>::default();
         let inbound_delivery_seconds = latency_histogram();
+        let outbound_entries = Family::<OutcomeLabels, Counter>::default();
+        let pubsub_replay_gaps = Counter::default();
+        registry.register("outbound_entries", "Agent entries from Salesforce by outcome", outbound_entries.clone());
+        registry.register(
+            "pubsub_replay_gaps",
+            "Resubscriptions that found the stored replay position expired",
+            pubsub_replay_gaps.clone(),
+        );
         registry.register("inbound_messages", "WhatsApp messages from end users by outcome", inbound_messages.clone());
         registry.register(
             "inbound_delivery_seconds",
@@ -105,6 +117,8 @@ impl Metrics {
         Self {
             registry,
             inbound_messages,
+            outbound_entries,
+            pubsub_replay_gaps,
             inbound_delivery_seconds,
             http_requests,
             http_duration_seconds,
@@ -120,6 +134,10 @@ impl Metrics {
 
     pub fn inbound(&self, outcome: &'static str) {
         self.inbound_messages.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn outbound(&self, outcome: &'static str) {
+        self.outbound_entries.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     pub fn set_queue_depth(&self, depth: &crate::db::jobs::QueueDepth) {

@@ -59,6 +59,7 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     runner: Runner,
+    subscriber: crate::outbound::subscriber::Subscriber,
     shutdown: CancellationToken,
 }
 
@@ -78,9 +79,11 @@ impl Application {
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
         let directory = Directory::new(services.db.clone(), services.cipher.clone());
-        let mut handlers = job_handlers(&settings, &services.db, &directory, &metrics)?;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let (mut handlers, subscriber) = components(&settings, &services.db, &directory, &metrics, &wake)?;
         handlers.extend(extra);
-        let runner = Runner::new(services.db.clone(), handlers, metrics.clone(), settings.worker.clone());
+        let runner =
+            Runner::new(services.db.clone(), handlers, metrics.clone(), settings.worker.clone()).with_waker(wake);
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             db: services.db.clone(),
@@ -114,6 +117,7 @@ impl Application {
             server: server.run(),
             state,
             runner,
+            subscriber,
             shutdown: CancellationToken::new(),
         })
     }
@@ -134,6 +138,11 @@ impl Application {
         &self.runner
     }
 
+    /// The Pub/Sub subscriber (runs by itself when `salesforce.subscribe` is on).
+    pub fn subscriber(&self) -> &crate::outbound::subscriber::Subscriber {
+        &self.subscriber
+    }
+
     /// Cancelling this token stops the service gracefully.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -146,6 +155,10 @@ impl Application {
         let handle: ServerHandle = self.server.handle();
         let worker =
             settings.worker.enabled.then(|| tokio::spawn(self.runner.clone().run(self.shutdown.child_token())));
+        let subscriptions = settings
+            .salesforce
+            .subscribe
+            .then(|| tokio::spawn(self.subscriber.clone().run(self.shutdown.child_token())));
         let maintenance = tokio::spawn(crate::worker::maintenance::run(
             self.state.db.clone(),
             settings.retention.clone(),
@@ -169,6 +182,11 @@ impl Application {
                 tracing::info!("shutting down: finishing in-flight requests and jobs");
                 handle.stop(true).await;
                 server.await.context("HTTP server task")?.context("HTTP server")?;
+            }
+        }
+        if let Some(subscriptions) = subscriptions {
+            if let Err(e) = subscriptions.await {
+                tracing::warn!(error = %e, "subscriber ended abnormally");
             }
         }
         if let Err(e) = maintenance.await {
@@ -196,13 +214,14 @@ fn http_client(timeout_ms: u64) -> anyhow::Result<reqwest::Client> {
         .context("building the HTTP client")
 }
 
-/// The job kinds this service runs.
-fn job_handlers(
+/// The job kinds this service runs, and the Pub/Sub subscriber feeding them.
+fn components(
     settings: &Settings,
     db: &crate::db::Db,
     directory: &Directory,
     metrics: &Arc<Metrics>,
-) -> anyhow::Result<Handlers> {
+    wake: &Arc<tokio::sync::Notify>,
+) -> anyhow::Result<(Handlers, crate::outbound::subscriber::Subscriber)> {
     let salesforce = http_client(settings.salesforce.request_timeout_ms)?;
     let tokens = crate::salesforce::auth::TokenCache::new(
         salesforce.clone(),
@@ -215,13 +234,31 @@ fn job_handlers(
         tokens: tokens.clone(),
         interactions: interactions.clone(),
     };
+    let body_retention = std::time::Duration::from_secs(settings.retention.message_body_hours * 3600);
+    let relayer = crate::outbound::relay::Relayer {
+        db: db.clone(),
+        directory: directory.clone(),
+        infobip: crate::infobip::client::InfobipClient::new(http_client(settings.infobip.request_timeout_ms)?),
+        tokens: tokens.clone(),
+        interactions: interactions.clone(),
+        metrics: metrics.clone(),
+        body_retention,
+        max_attempts: settings.worker.max_attempts,
+    };
+    let subscriber = crate::outbound::subscriber::Subscriber {
+        db: db.clone(),
+        directory: directory.clone(),
+        tokens: tokens.clone(),
+        metrics: metrics.clone(),
+        wake: wake.clone(),
+    };
     let deliverer = crate::inbound::deliver::Deliverer {
         db: db.clone(),
         directory: directory.clone(),
         tokens,
         interactions,
         http: http_client(settings.infobip.request_timeout_ms)?,
-        body_retention: std::time::Duration::from_secs(settings.retention.message_body_hours * 3600),
+        body_retention,
         metrics: metrics.clone(),
     };
     let mut handlers = Handlers::default();
@@ -233,7 +270,11 @@ fn job_handlers(
         let acknowledger = acknowledger.clone();
         async move { acknowledger.run(job).await }
     });
-    Ok(handlers)
+    handlers.register(crate::outbound::RELAY_JOB, move |job| {
+        let relayer = relayer.clone();
+        async move { relayer.run(job).await }
+    });
+    Ok((handlers, subscriber))
 }
 
 /// Resolves when the process receives SIGTERM or SIGINT (Ctrl-C).

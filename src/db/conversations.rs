@@ -212,3 +212,76 @@ pub fn mark_receipt(conn: &mut DbConn, id: i64, read: bool, at: NaiveDateTime) -
         .execute(conn)?;
     Ok(())
 }
+
+/// Records an agent entry to relay, unless that entry (or its WhatsApp id) is known already.
+pub fn insert_outbound(
+    conn: &mut DbConn,
+    m: &NewMessage<'_>,
+    entry_id: &str,
+    now: NaiveDateTime,
+) -> Result<Option<i64>, DbError> {
+    let id = crate::dispatch!(conn, |c| diesel::insert_into(messages::table)
+        .values((
+            messages::app_id.eq(m.app_id),
+            messages::conversation_id.eq(m.conversation_id),
+            messages::direction.eq(m.direction),
+            messages::provider_message_id.eq(m.provider_message_id),
+            messages::sf_entry_id.eq(entry_id),
+            messages::kind.eq(m.kind),
+            messages::body.eq(m.body),
+            messages::status.eq(m.status),
+            messages::received_at.eq(m.received_at),
+            messages::created_at.eq(now),
+            messages::updated_at.eq(now),
+        ))
+        // Either unique key (WhatsApp id, entry id) means a replayed entry.
+        .on_conflict_do_nothing()
+        .returning(messages::id)
+        .get_result::<i64>(c)
+        .optional()?);
+    Ok(id)
+}
+
+/// The conversation of an end user: the one Salesforce named, else the latest one.
+pub fn find_for_end_user(
+    conn: &mut DbConn,
+    app_id: &str,
+    end_user: &str,
+    sf_conversation: Option<&str>,
+) -> Result<Option<i64>, DbError> {
+    if let Some(sf) = sf_conversation {
+        let found = conversations::table
+            .filter(conversations::app_id.eq(app_id))
+            .filter(conversations::sf_conversation_id.eq(sf))
+            .select(conversations::id)
+            .first::<i64>(conn)
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(conversations::table
+        .filter(conversations::app_id.eq(app_id))
+        .filter(conversations::end_user_id.eq(end_user))
+        .order(conversations::updated_at.desc())
+        .select(conversations::id)
+        .first::<i64>(conn)
+        .optional()?)
+}
+
+/// Marks an outbound message as handed to Infobip.
+pub fn mark_sent(
+    conn: &mut DbConn,
+    id: i64,
+    now: NaiveDateTime,
+    body_purge_after: NaiveDateTime,
+) -> Result<(), DbError> {
+    diesel::update(messages::table.find(id))
+        .set((
+            messages::status.eq("sent"),
+            messages::body_purge_after.eq(body_purge_after),
+            messages::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

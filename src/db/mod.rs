@@ -9,6 +9,7 @@
 pub mod apps;
 pub mod audit;
 pub mod conversations;
+pub mod cursors;
 pub mod jobs;
 pub mod messages;
 pub mod migrations;

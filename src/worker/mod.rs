@@ -119,6 +119,12 @@ impl Runner {
         }
     }
 
+    /// Uses a shared waker (so parts built before the runner can wake it).
+    pub fn with_waker(mut self, wake: Arc<Notify>) -> Self {
+        self.wake = wake;
+        self
+    }
+
     /// Lets code that just enqueued work wake an idle runner instead of waiting for the poll.
     pub fn waker(&self) -> Arc<Notify> {
         self.wake.clone()

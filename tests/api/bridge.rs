@@ -28,6 +28,7 @@ pub struct Bridge {
     pub webhook_secret: String,
     _sf_running: Running,
     _ib_running: Running,
+    _pubsub: tokio_util::sync::DropGuard,
 }
 
 impl Bridge {
@@ -51,6 +52,8 @@ impl Bridge {
         sf.add_user(USERNAME, "Integration User", "System Administrator");
         sf.add_channel(CHANNEL, CONTEXT);
         let sf_running = sf.start("127.0.0.1", 0).unwrap();
+        let pubsub_cancel = tokio_util::sync::CancellationToken::new();
+        let pubsub_addr = sf.start_pubsub("127.0.0.1", 0, pubsub_cancel.clone()).await.unwrap();
         let ib = InfobipSim::default();
         ib.add_api_key(API_KEY, BRIDGE_SCOPES);
         ib.add_sender(SENDER);
@@ -78,6 +81,9 @@ impl Bridge {
                     channel_address_identifier: Some(CHANNEL.into()),
                     authorization_context: Some(CONTEXT.into()),
                     platform_event: Some("WhatsApp_Event__e".into()),
+                    pubsub_endpoint: Some(format!("http://{pubsub_addr}")),
+                    welcome_message: Some("Hang tight, an agent will join shortly.".into()),
+                    closing_message: Some("Thanks for chatting with us.".into()),
                     ..AppSpec::default()
                 };
                 let mut row = prov::create_app(c, &ctx, "acme", &spec).map_err(anyhow::Error::from)?;
@@ -98,7 +104,17 @@ impl Bridge {
             })
             .await
             .unwrap();
-        Self { _db: db, app, sf, ib, app_id, webhook_secret, _sf_running: sf_running, _ib_running: ib_running }
+        Self {
+            _db: db,
+            app,
+            sf,
+            ib,
+            app_id,
+            webhook_secret,
+            _sf_running: sf_running,
+            _ib_running: ib_running,
+            _pubsub: pubsub_cancel.drop_guard(),
+        }
     }
 
     pub fn settings(&self) -> byoc_bridge::config::Settings {
@@ -128,6 +144,50 @@ impl Bridge {
         }
         let res = req.send().await.unwrap();
         (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Starts the app's Pub/Sub subscription in the background and waits until it is open.
+    pub async fn subscribe(&self) -> tokio_util::sync::DropGuard {
+        let app = self.app.subscriber.directory.snapshot().await.unwrap().by_id_or_name(&self.app_id).unwrap();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let before = self.sf.pubsub.open_streams();
+        tokio::spawn(self.app.subscriber.clone().keep_subscribed(app, cancel.clone()));
+        self.until("the subscription is open", || self.sf.pubsub.open_streams() > before).await;
+        cancel.drop_guard()
+    }
+
+    /// Waits (at most 10 s) for a condition that another task makes true.
+    pub async fn until(&self, what: &str, condition: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !condition() {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until `n` relay jobs are queued.
+    pub async fn until_relays_queued(&self, n: i64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let queued = self
+                .app
+                .db
+                .run(|c| {
+                    use byoc_bridge::db::schema::jobs;
+                    use diesel::prelude::*;
+                    Ok(jobs::table
+                        .filter(jobs::kind.eq(byoc_bridge::outbound::RELAY_JOB))
+                        .count()
+                        .get_result::<i64>(c)?)
+                })
+                .await
+                .unwrap();
+            if queued >= n {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "timed out: {queued} of {n} relay jobs queued");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// Runs the worker until nothing more is due now.

@@ -96,6 +96,7 @@ impl TestDb {
             ("BYOC__TELEMETRY__LOG_FILTER".into(), "warn".into()),
             // Tests drive the worker step by step instead of waiting for it.
             ("BYOC__WORKER__ENABLED".into(), "false".into()),
+            ("BYOC__SALESFORCE__SUBSCRIBE".into(), "false".into()),
         ]
     }
 
@@ -135,6 +136,7 @@ pub struct TestApp {
     pub address: String,
     pub db: Db,
     pub runner: byoc_bridge::worker::Runner,
+    pub subscriber: byoc_bridge::outbound::subscriber::Subscriber,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -151,12 +153,14 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().clone();
         let runner = app.runner().clone();
+        let subscriber = app.subscriber().clone();
         let shutdown = app.shutdown_token();
         let handle = tokio::spawn(app.run_until_stopped());
         Self {
             address,
             db,
             runner,
+            subscriber,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 // Idle keep-alive connections would hold up graceful shutdown until they time out.

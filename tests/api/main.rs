@@ -11,6 +11,7 @@ mod inbound;
 mod inbound_more;
 mod jobs;
 mod migrations;
+mod outbound;
 mod process;
 mod provisioning;
 mod retention;

@@ -1,0 +1,93 @@
+//! Sending WhatsApp messages through Infobip (`POST /whatsapp/1/message/…`), with errors
+//! classified for the retry logic.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use crate::directory::InfobipAccount;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// 429, 5xx, timeouts: try again later.
+    #[error("Infobip is temporarily unavailable: {detail}")]
+    Retry { detail: String, retry_after: Option<Duration> },
+    /// Will not succeed as sent (bad request, unknown sender, key without the scope).
+    #[error("Infobip refused the message: {detail}")]
+    Refused { status: u16, detail: String },
+}
+
+impl From<SendError> for crate::worker::JobFailure {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Retry { detail, retry_after } => {
+                crate::worker::JobFailure::Retry { reason: detail, after: retry_after }
+            }
+            SendError::Refused { .. } => crate::worker::JobFailure::permanent(e.to_string()),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct InfobipClient {
+    http: reqwest::Client,
+}
+
+impl InfobipClient {
+    pub fn new(http: reqwest::Client) -> Self {
+        Self { http }
+    }
+
+    /// Posts `body` to `/whatsapp/1/message/<kind>`; returns Infobip's answer.
+    pub async fn send(&self, account: &InfobipAccount, kind: &str, body: &Value) -> Result<Value, SendError> {
+        let url = format!("{}/whatsapp/1/message/{kind}", account.base_url.trim_end_matches('/'));
+        let response = self
+            .http
+            .post(url)
+            .header("Authorization", format!("App {}", account.api_key.expose_secret()))
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| SendError::Retry { detail: format!("request failed: {e}"), retry_after: None })?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let detail = describe_error(status, &body);
+        if status == 429 || status >= 500 {
+            Err(SendError::Retry { detail, retry_after })
+        } else {
+            Err(SendError::Refused { status, detail })
+        }
+    }
+}
+
+/// Both of Infobip's error envelopes, in one readable line.
+pub fn describe_error(status: u16, body: &Value) -> String {
+    if let Some(e) = body.pointer("/requestError/serviceException") {
+        let mut text = format!(
+            "{status} {}: {}",
+            e["messageId"].as_str().unwrap_or("ERROR"),
+            e["text"].as_str().unwrap_or_default()
+        );
+        if let Some(fields) = e.get("validationErrors").and_then(Value::as_object) {
+            for (field, problems) in fields {
+                let problems: Vec<&str> = problems.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                text.push_str(&format!("; {field}: {}", problems.join(", ")));
+            }
+        }
+        return text;
+    }
+    if let Some(code) = body.get("errorCode").and_then(Value::as_str) {
+        return format!("{status} {code}: {}", body["description"].as_str().unwrap_or_default());
+    }
+    format!("{status}")
+}

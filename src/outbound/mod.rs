@@ -1,0 +1,168 @@
+//! Outbound: agent entries from Salesforce's platform event to WhatsApp.
+//!
+//! The [`subscriber`] reads the app's event over the Pub/Sub API and stores each entry's
+//! work in the outbox together with the new replay position, in one transaction; the
+//! [`relay`] job sends it through Infobip.
+
+pub mod relay;
+pub mod subscriber;
+
+use serde_json::{Value, json};
+
+use crate::db::conversations::{self, NewMessage};
+use crate::db::jobs::{self, NewJob};
+use crate::db::{DbConn, DbError, cursors};
+
+pub const RELAY_JOB: &str = "relay_outbound";
+
+/// Namespace of the WhatsApp message ids the bridge gives agent entries: one entry, one id,
+/// however often Salesforce replays it.
+const MESSAGE_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6279_6f63_2d6f_7574_626f_756e_642d_6d73);
+
+/// One conversation entry from the platform event's `Payload`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentEntry {
+    pub identifier: String,
+    pub entry_type: String,
+    pub end_user: String,
+    pub conversation_identifier: Option<String>,
+    /// The whole `InteractionEvent`, kept until relayed.
+    pub raw: Value,
+}
+
+impl AgentEntry {
+    /// Reads the `InteractionEvent` JSON. Salesforce's own samples disagree on whether the
+    /// entry is wrapped in `payload` or laid out flat beside `recipient`; both are read.
+    pub fn parse(payload: &str) -> Option<Self> {
+        let raw: Value = serde_json::from_str(payload).ok()?;
+        let entry = raw.get("payload").filter(|p| p.get("entryType").is_some()).unwrap_or(&raw);
+        let text = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_owned);
+        Some(Self {
+            identifier: text(entry, "/identifier")?,
+            entry_type: text(entry, "/entryType")?,
+            end_user: text(&raw, "/recipient/subject")?,
+            conversation_identifier: text(&raw, "/conversationIdentifier"),
+            raw,
+        })
+    }
+
+    /// The entry's own payload (`entryPayload`), whichever shape the event had.
+    pub fn entry_payload(&self) -> &Value {
+        self.raw.pointer("/payload/entryPayload").or_else(|| self.raw.get("entryPayload")).unwrap_or(&Value::Null)
+    }
+}
+
+/// Entry types that become something on WhatsApp; the rest are counted and let go.
+pub fn is_relayed(entry: &AgentEntry) -> bool {
+    match entry.entry_type.as_str() {
+        "Message" | "ParticipantChanged" => true,
+        "SessionStatusChanged" => entry.entry_payload().get("sessionStatus").and_then(Value::as_str) == Some("Ended"),
+        _ => false,
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EventsStored {
+    pub queued: usize,
+    pub duplicates: usize,
+    pub ignored: usize,
+}
+
+/// Stores a batch of entries with their relay jobs and moves the cursor to `replay_id`
+/// (call inside one write transaction: the position never gets ahead of the work).
+pub fn store(
+    conn: &mut DbConn,
+    app_id: &str,
+    topic: &str,
+    default_sender: Option<&str>,
+    entries: &[AgentEntry],
+    replay_id: &str,
+) -> Result<EventsStored, DbError> {
+    let now = crate::db::now();
+    let mut stored = EventsStored::default();
+    let mut new_jobs = Vec::new();
+    for entry in entries {
+        if !is_relayed(entry) {
+            stored.ignored += 1;
+            continue;
+        }
+        let Some(conversation) = find_conversation(conn, app_id, entry, default_sender, now)? else {
+            stored.ignored += 1;
+            continue;
+        };
+        let provider_id =
+            uuid::Uuid::new_v5(&MESSAGE_NAMESPACE, format!("{app_id}/{}", entry.identifier).as_bytes()).to_string();
+        let body = entry.raw.to_string();
+        let inserted = conversations::insert_outbound(
+            conn,
+            &NewMessage {
+                app_id,
+                conversation_id: conversation,
+                direction: "outbound",
+                provider_message_id: &provider_id,
+                kind: &entry.entry_type,
+                body: Some(&body),
+                status: "queued",
+                received_at: Some(now),
+            },
+            &entry.identifier,
+            now,
+        )?;
+        match inserted {
+            Some(message_id) => {
+                new_jobs.push(
+                    NewJob::new(RELAY_JOB, &json!({ "message_id": message_id }))
+                        .for_app(app_id)
+                        .ordered_by(crate::inbound::ordering_key(conversation)),
+                );
+                stored.queued += 1;
+            }
+            None => stored.duplicates += 1,
+        }
+    }
+    jobs::enqueue(conn, &new_jobs)?;
+    cursors::set(conn, app_id, topic, replay_id)?;
+    Ok(stored)
+}
+
+/// The bridge's conversation for an entry: by Salesforce's conversation id, else by the end
+/// user (a conversation Salesforce started, e.g. proactively, on the app's first sender).
+fn find_conversation(
+    conn: &mut DbConn,
+    app_id: &str,
+    entry: &AgentEntry,
+    default_sender: Option<&str>,
+    now: chrono::NaiveDateTime,
+) -> Result<Option<i64>, DbError> {
+    if let Some(found) =
+        conversations::find_for_end_user(conn, app_id, &entry.end_user, entry.conversation_identifier.as_deref())?
+    {
+        return Ok(Some(found));
+    }
+    match default_sender {
+        Some(sender) => Ok(Some(conversations::upsert(conn, app_id, &entry.end_user, sender, now)?)),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_payload_shapes() {
+        let wrapped = r#"{"conversationIdentifier":"c1","channelAddressIdentifier":"ch","recipient":{"subject":"4477","role":"EndUser","appType":"custom"},
+            "payload":{"identifier":"e1","entryType":"Message","entryPayload":{"entryType":"Message","abstractMessage":{"messageType":"StaticContentMessage"}}}}"#;
+        let flat = r#"{"channelAddressIdentifier":"ch","recipient":{"subject":"4477"},"identifier":"e2","entryType":"Message",
+            "entryPayload":{"entryType":"Message"}}"#;
+        let a = AgentEntry::parse(wrapped).unwrap();
+        assert_eq!(
+            (a.identifier.as_str(), a.end_user.as_str(), a.conversation_identifier.as_deref()),
+            ("e1", "4477", Some("c1"))
+        );
+        assert_eq!(a.entry_payload()["abstractMessage"]["messageType"], "StaticContentMessage");
+        let b = AgentEntry::parse(flat).unwrap();
+        assert_eq!((b.identifier.as_str(), b.entry_payload()["entryType"].as_str()), ("e2", Some("Message")));
+        assert!(AgentEntry::parse("{}").is_none());
+    }
+}

@@ -1,0 +1,301 @@
+//! The Pub/Sub API subscription of each active app to its platform event.
+//!
+//! One task per app: sign in, fetch the topic's schema, subscribe from the stored replay
+//! position, and keep credit topped up so the stream never stalls (Salesforce's demos stop
+//! after their first 100 events). Each batch is stored with the new position in one
+//! transaction. On any error the task resubscribes with backoff; a position Salesforce no
+//! longer retains restarts from the earliest retained event, and the gap is logged and
+//! counted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use secrecy::ExposeSecret;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use super::AgentEntry;
+use crate::db::{Db, cursors};
+use crate::directory::{ActiveApp, Directory};
+use crate::metrics::Metrics;
+use crate::salesforce::auth::{AccessToken, TokenCache};
+use crate::salesforce::pubsub::avro;
+use crate::salesforce::pubsub::proto::pub_sub_client::PubSubClient;
+use crate::salesforce::pubsub::proto::{ConsumerEvent, FetchRequest, ReplayPreset, SchemaRequest, TopicRequest};
+use crate::salesforce::pubsub::{error_codes, metadata};
+
+/// Salesforce's public Pub/Sub endpoint.
+pub const DEFAULT_ENDPOINT: &str = "https://api.pubsub.salesforce.com:7443";
+/// Credit asked for; Salesforce caps what is outstanding at 100.
+const BATCH: i32 = 100;
+/// Ask for more when fewer than this many events are still owed.
+const TOP_UP_BELOW: i32 = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("cannot sign in to Salesforce: {0}")]
+    Auth(#[from] crate::salesforce::auth::AuthError),
+    #[error("cannot connect to the Pub/Sub API: {0}")]
+    Connect(String),
+    #[error("Pub/Sub call failed: {0}")]
+    Status(#[from] tonic::Status),
+    #[error("the stored replay position is no longer retained")]
+    ReplayExpired,
+    #[error("the subscription stream ended")]
+    Ended,
+    #[error("database: {0}")]
+    Db(#[from] crate::db::DbError),
+    #[error("cannot decode an event: {0}")]
+    Decode(String),
+}
+
+#[derive(Clone)]
+pub struct Subscriber {
+    pub db: Db,
+    pub directory: Directory,
+    pub tokens: TokenCache,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the job worker when entries were queued.
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
+impl Subscriber {
+    /// Keeps one subscription per active app until `cancel`, following apps being switched
+    /// on and off.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut running: HashMap<String, CancellationToken> = HashMap::new();
+        loop {
+            match self.directory.snapshot().await {
+                Ok(snapshot) => {
+                    for app in &snapshot.apps {
+                        if !running.contains_key(&app.id) {
+                            let token = cancel.child_token();
+                            running.insert(app.id.clone(), token.clone());
+                            tokio::spawn(self.clone().keep_subscribed(app.clone(), token));
+                        }
+                    }
+                    running.retain(|id, token| {
+                        let active = snapshot.apps.iter().any(|a| &a.id == id);
+                        if !active {
+                            token.cancel();
+                        }
+                        active
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "subscriber: cannot read the apps"),
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    }
+
+    /// Subscribes, and resubscribes with backoff after every failure, until cancelled.
+    pub async fn keep_subscribed(self, app: Arc<ActiveApp>, cancel: CancellationToken) {
+        let mut failures = 0u32;
+        while !cancel.is_cancelled() {
+            match self.subscribe_once(&app, &cancel).await {
+                Ok(()) => return,
+                Err(e) => {
+                    failures += 1;
+                    let delay =
+                        Duration::from_millis(500u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(60));
+                    tracing::warn!(app.id = %app.id, error = %e, retry_in_ms = delay.as_millis() as u64, "subscription interrupted");
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn with_auth<T>(&self, app: &ActiveApp, token: &AccessToken, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        let md = request.metadata_mut();
+        for (key, value) in [
+            (metadata::ACCESS_TOKEN, token.token.expose_secret()),
+            (metadata::INSTANCE_URL, token.instance_url.as_str()),
+            (metadata::TENANT_ID, app.org_id.as_str()),
+        ] {
+            if let Ok(v) = value.parse() {
+                md.insert(key, v);
+            }
+        }
+        request
+    }
+
+    async fn connect(&self, app: &ActiveApp) -> Result<PubSubClient<Channel>, SubscribeError> {
+        let url = app.pubsub_endpoint.clone().unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+        let mut endpoint = Endpoint::from_shared(url.clone()).map_err(|e| SubscribeError::Connect(e.to_string()))?;
+        // Plain HTTP/2 only for a configured loopback endpoint (the simulator); TLS otherwise.
+        if url.starts_with("https://") {
+            endpoint = endpoint
+                .tls_config(ClientTlsConfig::new().with_native_roots())
+                .map_err(|e| SubscribeError::Connect(e.to_string()))?;
+        }
+        let channel = endpoint
+            .connect_timeout(Duration::from_secs(10))
+            .http2_keep_alive_interval(Duration::from_secs(60))
+            .connect()
+            .await
+            .map_err(|e| SubscribeError::Connect(e.to_string()))?;
+        Ok(PubSubClient::new(channel))
+    }
+
+    async fn subscribe_once(&self, app: &Arc<ActiveApp>, cancel: &CancellationToken) -> Result<(), SubscribeError> {
+        let topic = format!("/event/{}", app.platform_event);
+        let mut client = self.connect(app).await?;
+        let token = self.tokens.get(app).await?;
+        let info = match client.get_topic(self.with_auth(app, &token, TopicRequest { topic_name: topic.clone() })).await
+        {
+            Ok(info) => info.into_inner(),
+            Err(status) if status.code() == tonic::Code::Unauthenticated => {
+                self.tokens.invalidate(&app.id, &token).await;
+                return Err(status.into());
+            }
+            Err(status) => return Err(status.into()),
+        };
+        let mut schemas: HashMap<String, apache_avro::Schema> = HashMap::new();
+        self.schema(&mut client, app, &token, &info.schema_id, &mut schemas).await?;
+
+        let (app_id, t) = (app.id.clone(), topic.clone());
+        let cursor = self.db.run(move |c| cursors::get(c, &app_id, &t)).await?;
+        let (preset, replay_id) = match cursor.as_deref() {
+            Some(cursors::EARLIEST) => (ReplayPreset::Earliest, Vec::new()),
+            Some(stored) => (ReplayPreset::Custom, B64.decode(stored).unwrap_or_default()),
+            // A new app starts with what happens from now on, not 72 hours of history.
+            None => (ReplayPreset::Latest, Vec::new()),
+        };
+        let (requests, rx) = mpsc::channel(4);
+        let first = FetchRequest {
+            topic_name: topic.clone(),
+            replay_preset: preset as i32,
+            replay_id,
+            num_requested: BATCH,
+            ..Default::default()
+        };
+        requests.send(first).await.map_err(|_| SubscribeError::Ended)?;
+        let mut stream = client.subscribe(self.with_auth(app, &token, ReceiverStream::new(rx))).await?.into_inner();
+        tracing::info!(app.id = %app.id, topic = %topic, ?preset, "subscribed");
+        let default_sender = app.senders.keys().min().cloned();
+        loop {
+            let response = tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                message = stream.message() => message,
+            };
+            let response = match response {
+                Ok(Some(r)) => r,
+                Ok(None) => return Err(SubscribeError::Ended),
+                Err(status) => return Err(self.on_error(app, &topic, status).await),
+            };
+            if !response.events.is_empty() {
+                self.store(&mut client, app, &token, &topic, default_sender.as_deref(), response.events, &mut schemas)
+                    .await?;
+            }
+            if response.pending_num_requested < TOP_UP_BELOW {
+                let more = FetchRequest {
+                    topic_name: topic.clone(),
+                    num_requested: BATCH - response.pending_num_requested,
+                    ..Default::default()
+                };
+                requests.send(more).await.map_err(|_| SubscribeError::Ended)?;
+            }
+        }
+    }
+
+    /// An expired position restarts from the earliest retained event; the gap is recorded.
+    async fn on_error(&self, app: &ActiveApp, topic: &str, status: tonic::Status) -> SubscribeError {
+        let code =
+            status.metadata().get(metadata::ERROR_CODE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        if code == error_codes::REPLAY_ID_CORRUPTED || code == error_codes::REPLAY_ID_VALIDATION_FAILED {
+            tracing::error!(app.id = %app.id, topic, "the stored replay position has expired: resuming from the earliest retained event; events in between were missed");
+            self.metrics.pubsub_replay_gaps.inc();
+            let (app_id, topic) = (app.id.clone(), topic.to_owned());
+            if let Err(e) = self.db.write(move |c| cursors::set(c, &app_id, &topic, cursors::EARLIEST)).await {
+                return e.into();
+            }
+            return SubscribeError::ReplayExpired;
+        }
+        status.into()
+    }
+
+    async fn schema<'a>(
+        &self,
+        client: &mut PubSubClient<Channel>,
+        app: &ActiveApp,
+        token: &AccessToken,
+        schema_id: &str,
+        schemas: &'a mut HashMap<String, apache_avro::Schema>,
+    ) -> Result<&'a apache_avro::Schema, SubscribeError> {
+        if !schemas.contains_key(schema_id) {
+            let info = client
+                .get_schema(self.with_auth(app, token, SchemaRequest { schema_id: schema_id.to_owned() }))
+                .await?
+                .into_inner();
+            let schema = avro::parse_schema(&info.schema_json).map_err(|e| SubscribeError::Decode(e.to_string()))?;
+            schemas.insert(schema_id.to_owned(), schema);
+        }
+        schemas.get(schema_id).ok_or_else(|| SubscribeError::Decode("schema vanished".into()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn store(
+        &self,
+        client: &mut PubSubClient<Channel>,
+        app: &ActiveApp,
+        token: &AccessToken,
+        topic: &str,
+        default_sender: Option<&str>,
+        events: Vec<ConsumerEvent>,
+        schemas: &mut HashMap<String, apache_avro::Schema>,
+    ) -> Result<(), SubscribeError> {
+        let mut entries = Vec::new();
+        let mut last = Vec::new();
+        for consumer in events {
+            last = consumer.replay_id.clone();
+            let Some(event) = consumer.event else { continue };
+            let schema = self.schema(client, app, token, &event.schema_id, schemas).await?;
+            // The server does not check payloads on publish: a bad one is logged and skipped.
+            let record = match avro::decode_event(schema, &event.payload) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(app.id = %app.id, event.id = %event.id, error = %e, "undecodable event skipped");
+                    self.metrics.outbound("ignored");
+                    continue;
+                }
+            };
+            if record.field(&app.event_type_field) != Some("Interaction") {
+                self.metrics.outbound("ignored");
+                continue;
+            }
+            match record.field(&app.payload_field).and_then(AgentEntry::parse) {
+                Some(entry) => entries.push(entry),
+                None => {
+                    tracing::error!(app.id = %app.id, event.id = %event.id, "event payload is not a conversation entry; skipped");
+                    self.metrics.outbound("ignored");
+                }
+            }
+        }
+        let (app_id, topic, sender) = (app.id.clone(), topic.to_owned(), default_sender.map(str::to_owned));
+        let position = B64.encode(&last);
+        let stored =
+            self.db.write(move |c| super::store(c, &app_id, &topic, sender.as_deref(), &entries, &position)).await?;
+        for _ in 0..stored.duplicates {
+            self.metrics.outbound("duplicate");
+        }
+        for _ in 0..stored.ignored {
+            self.metrics.outbound("ignored");
+        }
+        if stored.queued > 0 {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+}

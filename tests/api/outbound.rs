@@ -1,0 +1,104 @@
+//! Outbound: agent entries from the Pub/Sub API to WhatsApp through Infobip.
+
+use byoc_bridge::sim::infobip::webhooks::{inbound_envelope, inbound_result};
+use serde_json::json;
+
+use crate::bridge::{Bridge, SENDER};
+use crate::helpers::TestDb;
+
+crate::on_both_backends!(
+    agent_text_replies_reach_whatsapp_once_and_in_order,
+    replies_outside_the_24_hour_window_are_reported_to_the_agent
+);
+
+async fn open_conversation(bridge: &Bridge, user: &str) -> String {
+    let (status, _) = bridge
+        .post_inbound(&inbound_envelope(vec![inbound_result(
+            user,
+            SENDER,
+            &format!("wamid.open.{user}"),
+            json!({ "type": "TEXT", "text": "hello" }),
+        )]))
+        .await;
+    assert_eq!(status, 200);
+    bridge.drain().await;
+    bridge.sf.conversation_for(user).unwrap().identifier
+}
+
+async fn agent_text_replies_reach_whatsapp_once_and_in_order(db: TestDb) {
+    let bridge = Bridge::start(db).await;
+    let user = "447700900600";
+    let conversation = open_conversation(&bridge, user).await;
+    let subscription = bridge.subscribe().await;
+
+    bridge.sf.agent_join(&conversation).unwrap();
+    bridge.sf.agent_typing(&conversation, true).unwrap();
+    for i in 0..5 {
+        bridge.sf.agent_send_text(&conversation, &format!("reply {i}")).unwrap();
+    }
+    bridge.sf.agent_end(&conversation).unwrap();
+    bridge.until_relays_queued(7).await;
+
+    // The stream breaks; the subscription resumes from its stored position: nothing twice.
+    bridge.sf.pubsub.break_streams();
+    bridge.until("the subscription is back", || bridge.sf.pubsub.open_streams() == 1).await;
+    bridge.sf.agent_send_text(&conversation, "after the break").unwrap();
+    bridge.until_relays_queued(8).await;
+    let report = bridge.drain().await;
+    assert_eq!(report.completed, 8, "{report:?}");
+    drop(subscription);
+
+    let sent: Vec<String> =
+        bridge.ib.sent().iter().map(|m| m.body["content"]["text"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(
+        sent,
+        [
+            "Hang tight, an agent will join shortly.",
+            "reply 0",
+            "reply 1",
+            "reply 2",
+            "reply 3",
+            "reply 4",
+            "Thanks for chatting with us.",
+            "after the break"
+        ]
+    );
+    assert!(bridge.ib.sent().iter().all(|m| m.to == user && m.from == SENDER));
+}
+
+async fn replies_outside_the_24_hour_window_are_reported_to_the_agent(db: TestDb) {
+    let bridge = Bridge::start(db).await;
+    let user = "447700900700";
+    let conversation = open_conversation(&bridge, user).await;
+    // The customer's last message is 25 hours old.
+    let app_id = bridge.app_id.clone();
+    bridge
+        .app
+        .db
+        .write(move |c| {
+            use byoc_bridge::db::schema::conversations;
+            use diesel::prelude::*;
+            diesel::update(conversations::table.filter(conversations::app_id.eq(&app_id)))
+                .set(conversations::last_inbound_at.eq(byoc_bridge::db::now() - chrono::Duration::hours(25)))
+                .execute(c)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let _subscription = bridge.subscribe().await;
+    let entry = bridge.sf.agent_send_text(&conversation, "are you there?").unwrap();
+    bridge.until_relays_queued(1).await;
+    let report = bridge.drain().await;
+    assert_eq!(report.dead, 1, "visible as a dead letter too");
+    assert!(bridge.ib.sent().is_empty(), "nothing is sent outside the window");
+    let failed = bridge
+        .sf
+        .conversation_for(user)
+        .unwrap()
+        .entries
+        .into_iter()
+        .find(|e| e.entry_type == "MessageDeliveryFailed")
+        .expect("the agent sees the failure");
+    assert_eq!(failed.payload["payload"]["failedConversationEntryIdentifier"], entry.as_str());
+    assert_eq!(failed.payload["payload"]["errorCode"], "OUTSIDE_24H_WINDOW");
+}
