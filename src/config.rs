@@ -42,6 +42,7 @@ pub struct SalesforceSettings {
 #[serde(deny_unknown_fields)]
 pub struct InfobipSettings {
     pub request_timeout_ms: u64,
+    pub sends_per_second_per_sender: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -199,6 +200,7 @@ impl Settings {
             ("salesforce.request_timeout_ms", self.salesforce.request_timeout_ms),
             ("salesforce.token_max_age_secs", self.salesforce.token_max_age_secs),
             ("infobip.request_timeout_ms", self.infobip.request_timeout_ms),
+            ("infobip.sends_per_second_per_sender", u64::from(self.infobip.sends_per_second_per_sender)),
             ("retention.purge_interval_secs", self.retention.purge_interval_secs),
         ] {
             if value == 0 {

@@ -100,6 +100,8 @@ impl MasterKey {
 #[derive(Clone)]
 pub struct Cipher {
     aead: Aes256Gcm,
+    /// For deriving purpose-bound keys (HMAC-SHA256 of the purpose under the master key).
+    master: std::sync::Arc<SecretBox<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for Cipher {
@@ -110,7 +112,22 @@ impl std::fmt::Debug for Cipher {
 
 impl Cipher {
     pub fn new(key: &MasterKey) -> Self {
-        Self { aead: Aes256Gcm::new(key.0.expose_secret().into()) }
+        Self {
+            aead: Aes256Gcm::new(key.0.expose_secret().into()),
+            master: std::sync::Arc::new(SecretBox::new(Box::new(*key.0.expose_secret()))),
+        }
+    }
+
+    /// A key for one purpose (`"media-links"`), stable for a given master key, so that
+    /// replicas sharing the master key agree on it.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        use hmac::Mac;
+        let mut out = [0u8; 32];
+        if let Ok(mut mac) = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(self.master.expose_secret()) {
+            mac.update(purpose.as_bytes());
+            out.copy_from_slice(&mac.finalize().into_bytes());
+        }
+        out
     }
 
     /// `context` names where the value is stored (e.g. `"apps.private_key"`).

@@ -80,7 +80,11 @@ impl Application {
         let port = listener.local_addr()?.port();
         let directory = Directory::new(services.db.clone(), services.cipher.clone());
         let wake = Arc::new(tokio::sync::Notify::new());
-        let (mut handlers, subscriber) = components(&settings, &services.db, &directory, &metrics, &wake)?;
+        let media = crate::outbound::media::MediaLinks::new(
+            &settings.public_base_url(port),
+            services.cipher.derive_key("media-links"),
+        );
+        let (mut handlers, subscriber) = components(&settings, &services.db, &directory, &metrics, &wake, &media)?;
         handlers.extend(extra);
         let runner =
             Runner::new(services.db.clone(), handlers, metrics.clone(), settings.worker.clone()).with_waker(wake);
@@ -90,6 +94,8 @@ impl Application {
             cipher: services.cipher,
             metrics: metrics.clone(),
             directory,
+            media,
+            media_http: http_client(settings.salesforce.request_timeout_ms)?,
             wake: runner.waker(),
             started_at: Instant::now(),
         });
@@ -221,6 +227,7 @@ fn components(
     directory: &Directory,
     metrics: &Arc<Metrics>,
     wake: &Arc<tokio::sync::Notify>,
+    media: &crate::outbound::media::MediaLinks,
 ) -> anyhow::Result<(Handlers, crate::outbound::subscriber::Subscriber)> {
     let salesforce = http_client(settings.salesforce.request_timeout_ms)?;
     let tokens = crate::salesforce::auth::TokenCache::new(
@@ -244,6 +251,8 @@ fn components(
         metrics: metrics.clone(),
         body_retention,
         max_attempts: settings.worker.max_attempts,
+        media: media.clone(),
+        limiter: crate::infobip::rate::SenderLimiter::new(settings.infobip.sends_per_second_per_sender),
     };
     let subscriber = crate::outbound::subscriber::Subscriber {
         db: db.clone(),

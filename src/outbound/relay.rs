@@ -8,11 +8,14 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::AgentEntry;
+use super::media::MediaLinks;
+use super::render::{Plan, plan};
 use crate::db::conversations::{self, Conversation, Message};
 use crate::db::jobs::Job;
 use crate::db::{Db, DbError};
 use crate::directory::{ActiveApp, Directory};
 use crate::infobip::client::{InfobipClient, SendError};
+use crate::infobip::rate::SenderLimiter;
 use crate::metrics::Metrics;
 use crate::salesforce::auth::TokenCache;
 use crate::salesforce::interactions::{InteractionClient, with_token};
@@ -32,16 +35,11 @@ pub struct Relayer {
     pub body_retention: Duration,
     /// The attempt at which a temporary failure is given up and reported to the agent.
     pub max_attempts: i32,
+    pub media: MediaLinks,
+    pub limiter: SenderLimiter,
 }
 
-/// What the entry becomes on WhatsApp.
-enum Plan {
-    Text(String),
-    /// Nothing to send (an empty welcome message, a participant leaving).
-    Nothing,
-    /// The agent sent something WhatsApp cannot carry: tell the agent why.
-    Unsupported(String),
-}
+const PART_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6279_6f63_2d70_6172_742d_6f66_2d6d_7367);
 
 fn db_failure(e: DbError) -> JobFailure {
     JobFailure::retry(format!("database: {e}"))
@@ -76,13 +74,13 @@ impl Relayer {
             .and_then(AgentEntry::parse)
             .ok_or_else(|| JobFailure::permanent("the entry is no longer stored"))?;
         let agent_authored = entry.entry_type == "Message";
-        let plan = plan(&app, &entry);
-        let text = match plan {
+        let media_url = |i: usize| self.media.url(message.id, i);
+        let parts = match plan(&app, &entry, &media_url) {
             Plan::Nothing => return self.finish(&message, "skipped", None).await,
             Plan::Unsupported(reason) => {
                 return self.fail(&app, &message, &conversation, "UNSUPPORTED_CONTENT", &reason).await;
             }
-            Plan::Text(text) => text,
+            Plan::Send(parts) => parts,
         };
         let window_open = conversation.last_inbound_at.is_some_and(|t| crate::db::now() - t < SESSION_WINDOW);
         if !window_open {
@@ -103,33 +101,47 @@ impl Relayer {
         let account = app
             .account_for_sender(&conversation.sender_number)
             .ok_or_else(|| JobFailure::permanent("the conversation's sender number is not configured for this app"))?;
-        let body = json!({
-            "from": conversation.sender_number,
-            "to": conversation.end_user_id,
-            "messageId": message.provider_message_id,
-            "callbackData": entry.identifier,
-            "content": { "text": text }
-        });
-        match self.infobip.send(account, "text", &body).await {
-            Ok(_) => {
-                self.metrics.outbound("sent");
-                self.finish(&message, "sent", None).await
+        let count = parts.len();
+        for (i, part) in parts.into_iter().enumerate() {
+            // The first part carries the entry's WhatsApp id (receipts and replies map to it).
+            let message_id = if i == 0 {
+                message.provider_message_id.clone()
+            } else {
+                uuid::Uuid::new_v5(&PART_NAMESPACE, format!("{}/{i}", message.provider_message_id).as_bytes())
+                    .to_string()
+            };
+            let body = json!({
+                "from": conversation.sender_number,
+                "to": conversation.end_user_id,
+                "messageId": message_id,
+                "callbackData": entry.identifier,
+                "content": part.content
+            });
+            self.limiter.acquire(&conversation.sender_number).await;
+            match self.infobip.send(account, part.kind, &body).await {
+                Ok(_) => {}
+                Err(SendError::Refused { detail, .. }) => {
+                    return self.fail(&app, &message, &conversation, "INFOBIP_REFUSED", &detail).await;
+                }
+                Err(SendError::Retry { detail, .. }) if job.attempts >= self.max_attempts => {
+                    let reason = format!("Infobip stayed unavailable: {detail}");
+                    return self.fail(&app, &message, &conversation, "RETRIES_EXHAUSTED", &reason).await;
+                }
+                Err(e) => {
+                    if i > 0 {
+                        tracing::warn!(
+                            message.id = message.id,
+                            sent = i,
+                            of = count,
+                            "part of a multi-part message failed; the retry resends from the first part"
+                        );
+                    }
+                    return Err(e.into());
+                }
             }
-            Err(SendError::Refused { detail, .. }) => {
-                self.fail(&app, &message, &conversation, "INFOBIP_REFUSED", &detail).await
-            }
-            Err(SendError::Retry { detail, .. }) if job.attempts >= self.max_attempts => {
-                self.fail(
-                    &app,
-                    &message,
-                    &conversation,
-                    "RETRIES_EXHAUSTED",
-                    &format!("Infobip stayed unavailable: {detail}"),
-                )
-                .await
-            }
-            Err(e) => Err(e.into()),
         }
+        self.metrics.outbound("sent");
+        self.finish(&message, "sent", None).await
     }
 
     async fn finish(&self, message: &Message, status: &'static str, note: Option<&str>) -> Result<(), JobFailure> {
@@ -190,40 +202,5 @@ impl Relayer {
             .map_err(db_failure)?;
         self.metrics.outbound("failed");
         Err(JobFailure::permanent(format!("{code}: {reason} (reported to the agent)")))
-    }
-}
-
-fn plan(app: &ActiveApp, entry: &AgentEntry) -> Plan {
-    let payload = entry.entry_payload();
-    match entry.entry_type.as_str() {
-        "Message" => {
-            let message = payload.get("abstractMessage").unwrap_or(&Value::Null);
-            let format = message.pointer("/staticContent/formatType").and_then(Value::as_str);
-            match (message.get("messageType").and_then(Value::as_str), format) {
-                (Some("StaticContentMessage"), Some("Text")) => Plan::Text(
-                    message.pointer("/staticContent/text").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                ),
-                (kind, format) => Plan::Unsupported(format!(
-                    "This kind of message ({} {}) cannot be sent to WhatsApp by this version of the bridge.",
-                    kind.unwrap_or("?"),
-                    format.unwrap_or_default()
-                )),
-            }
-        }
-        "ParticipantChanged" => {
-            let joined = payload.get("entries").and_then(Value::as_array).is_some_and(|e| {
-                e.iter().any(|p| {
-                    p.get("operation").and_then(Value::as_str) == Some("add")
-                        && p.pointer("/participant/role").and_then(Value::as_str) == Some("Agent")
-                })
-            });
-            if joined && !app.welcome_message.trim().is_empty() {
-                Plan::Text(app.welcome_message.clone())
-            } else {
-                Plan::Nothing
-            }
-        }
-        "SessionStatusChanged" if !app.closing_message.trim().is_empty() => Plan::Text(app.closing_message.clone()),
-        _ => Plan::Nothing,
     }
 }

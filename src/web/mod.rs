@@ -2,6 +2,7 @@
 
 mod health;
 mod home;
+mod media;
 mod webhooks;
 
 use std::sync::Arc;
@@ -24,6 +25,9 @@ pub struct AppState {
     pub cipher: Cipher,
     pub metrics: Arc<Metrics>,
     pub directory: crate::directory::Directory,
+    /// Signed links to agents' files, and the client that fetches them from Salesforce.
+    pub media: crate::outbound::media::MediaLinks,
+    pub media_http: reqwest::Client,
     /// Wakes the job worker when work was just enqueued.
     pub wake: Arc<tokio::sync::Notify>,
     pub started_at: Instant,
@@ -37,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(webhooks::inbound_for_app)
         .service(webhooks::reports_shared)
         .service(webhooks::reports_for_app)
+        .service(media::agent_file)
         .service(home::home)
         .service(home::stylesheet);
 }

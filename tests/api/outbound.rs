@@ -8,7 +8,8 @@ use crate::helpers::TestDb;
 
 crate::on_both_backends!(
     agent_text_replies_reach_whatsapp_once_and_in_order,
-    replies_outside_the_24_hour_window_are_reported_to_the_agent
+    replies_outside_the_24_hour_window_are_reported_to_the_agent,
+    files_and_choices_become_media_and_interactive_messages
 );
 
 async fn open_conversation(bridge: &Bridge, user: &str) -> String {
@@ -101,4 +102,57 @@ async fn replies_outside_the_24_hour_window_are_reported_to_the_agent(db: TestDb
         .expect("the agent sees the failure");
     assert_eq!(failed.payload["payload"]["failedConversationEntryIdentifier"], entry.as_str());
     assert_eq!(failed.payload["payload"]["errorCode"], "OUTSIDE_24H_WINDOW");
+}
+
+async fn files_and_choices_become_media_and_interactive_messages(db: TestDb) {
+    use byoc_bridge::sim::salesforce::agent::Choice;
+    let bridge = Bridge::start(db).await;
+    let user = "447700900800";
+    let conversation = open_conversation(&bridge, user).await;
+    let _subscription = bridge.subscribe().await;
+
+    bridge
+        .sf
+        .agent_send_attachment(
+            &conversation,
+            "invoice.pdf",
+            "application/pdf",
+            b"%PDF-1.7 invoice".to_vec(),
+            Some("Your invoice"),
+        )
+        .unwrap();
+    bridge
+        .sf
+        .agent_send_attachment(&conversation, "photo.png", "image/png", vec![0x89, b'P', b'N', b'G'], None)
+        .unwrap();
+    let choice = |n: usize, len: usize| -> Vec<Choice> {
+        (0..n).map(|i| Choice { id: format!("opt-{i}"), title: format!("{i}{}", "o".repeat(len - 1)) }).collect()
+    };
+    bridge.sf.agent_send_choices(&conversation, "Buttons", "Did that help?", &choice(2, 5)).unwrap();
+    bridge.sf.agent_send_choices(&conversation, "ListPicker", "Pick a topic", &choice(5, 10)).unwrap();
+    bridge.sf.agent_send_choices(&conversation, "Buttons", "Pick a store", &choice(12, 8)).unwrap();
+    bridge.until_relays_queued(5).await;
+    let report = bridge.drain().await;
+    assert_eq!(report.completed, 5, "{report:?}");
+
+    let sent = bridge.ib.sent();
+    let kinds: Vec<&str> = sent.iter().map(|m| m.kind.as_str()).collect();
+    assert_eq!(kinds, ["document", "image", "interactive/buttons", "interactive/list", "text"]);
+    assert_eq!(sent[0].body["content"]["filename"], "invoice.pdf");
+    assert_eq!(sent[0].body["content"]["caption"], "Your invoice");
+    assert_eq!(sent[2].body["content"]["action"]["buttons"][1]["id"], "opt-1");
+    assert_eq!(sent[3].body["content"]["action"]["sections"][0]["rows"].as_array().unwrap().len(), 5);
+    assert!(sent[4].body["content"]["text"].as_str().unwrap().contains("12. 11"));
+
+    // Infobip fetches the file through the bridge's signed link; a changed link is refused.
+    let link = sent[0].body["content"]["mediaUrl"].as_str().unwrap().to_owned();
+    assert!(link.starts_with(&bridge.app.address), "{link}");
+    let file = reqwest::get(&link).await.unwrap();
+    assert_eq!(file.status(), 200);
+    assert_eq!(file.headers()["content-type"], "application/pdf");
+    assert_eq!(&file.bytes().await.unwrap()[..], b"%PDF-1.7 invoice");
+    let forged = link.replace("/0?", "/1?");
+    assert_eq!(reqwest::get(&forged).await.unwrap().status(), 404);
+    let tampered = format!("{}0", &link[..link.len() - 1]);
+    assert_eq!(reqwest::get(&tampered).await.unwrap().status(), 404);
 }

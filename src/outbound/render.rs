@@ -1,0 +1,185 @@
+//! What an agent entry becomes on WhatsApp, within WhatsApp's limits: text; choices as
+//! interactive buttons (up to 3, titles up to 20 characters) or a list (up to 10 rows,
+//! titles up to 24), else numbered text; attachments as the matching media message.
+
+use serde_json::{Value, json};
+
+use super::AgentEntry;
+use crate::directory::ActiveApp;
+
+/// One Infobip send: the endpoint (`text`, `image`, `interactive/buttons`, …) and `content`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub kind: &'static str,
+    pub content: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    Send(Vec<Part>),
+    /// Nothing to send (an empty welcome message, a participant leaving).
+    Nothing,
+    /// The agent sent something WhatsApp cannot carry: tell the agent why.
+    Unsupported(String),
+}
+
+fn text_part(text: &str) -> Part {
+    Part { kind: "text", content: json!({ "text": text }) }
+}
+
+/// `media_url(i)` gives the link Infobip fetches the entry's `i`-th attachment from.
+pub fn plan(app: &ActiveApp, entry: &AgentEntry, media_url: &dyn Fn(usize) -> String) -> Plan {
+    let payload = entry.entry_payload();
+    match entry.entry_type.as_str() {
+        "Message" => message(payload.get("abstractMessage").unwrap_or(&Value::Null), media_url),
+        "ParticipantChanged" => {
+            let joined = payload.get("entries").and_then(Value::as_array).is_some_and(|e| {
+                e.iter().any(|p| {
+                    p.get("operation").and_then(Value::as_str) == Some("add")
+                        && p.pointer("/participant/role").and_then(Value::as_str) == Some("Agent")
+                })
+            });
+            if joined && !app.welcome_message.trim().is_empty() {
+                Plan::Send(vec![text_part(&app.welcome_message)])
+            } else {
+                Plan::Nothing
+            }
+        }
+        "SessionStatusChanged" if !app.closing_message.trim().is_empty() => {
+            Plan::Send(vec![text_part(&app.closing_message)])
+        }
+        _ => Plan::Nothing,
+    }
+}
+
+fn message(m: &Value, media_url: &dyn Fn(usize) -> String) -> Plan {
+    let kind = m.get("messageType").and_then(Value::as_str).unwrap_or_default();
+    match kind {
+        "StaticContentMessage" => {
+            let content = m.get("staticContent").unwrap_or(&Value::Null);
+            let text = content.get("text").and_then(Value::as_str).unwrap_or_default();
+            match content.get("formatType").and_then(Value::as_str) {
+                Some("Text") => Plan::Send(vec![text_part(text)]),
+                Some("Attachments") => attachments(content, text, media_url),
+                other => {
+                    Plan::Unsupported(format!("{} messages cannot be shown on WhatsApp.", other.unwrap_or("These")))
+                }
+            }
+        }
+        "ChoicesMessage" => choices(m.get("choices").unwrap_or(&Value::Null)),
+        other => Plan::Unsupported(format!("{other} messages cannot be shown on WhatsApp.")),
+    }
+}
+
+fn attachments(content: &Value, text: &str, media_url: &dyn Fn(usize) -> String) -> Plan {
+    let files = content.get("attachments").and_then(Value::as_array).cloned().unwrap_or_default();
+    if files.is_empty() {
+        return Plan::Unsupported("The message has no attachment.".into());
+    }
+    let mut parts = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let mime = file.get("mimeType").and_then(Value::as_str).unwrap_or_default();
+        let name = file.get("name").and_then(Value::as_str).unwrap_or("file");
+        // The text goes with the first file that can carry a caption (audio cannot).
+        let caption = (i == 0 && !text.is_empty()).then(|| text.chars().take(3000).collect::<String>());
+        let url = media_url(i);
+        let part = match mime {
+            "image/jpeg" | "image/png" => {
+                Part { kind: "image", content: json!({ "mediaUrl": url, "caption": caption }) }
+            }
+            "video/mp4" | "video/3gpp" => {
+                Part { kind: "video", content: json!({ "mediaUrl": url, "caption": caption }) }
+            }
+            m if m.starts_with("audio/") => {
+                if let Some(caption) = caption {
+                    parts.push(text_part(&caption));
+                }
+                Part { kind: "audio", content: json!({ "mediaUrl": url }) }
+            }
+            _ => Part {
+                kind: "document",
+                content: json!({ "mediaUrl": url, "caption": caption, "filename": name.chars().take(240).collect::<String>() }),
+            },
+        };
+        let mut part = part;
+        if let Some(obj) = part.content.as_object_mut() {
+            obj.retain(|_, v| !v.is_null());
+        }
+        parts.push(part);
+    }
+    Plan::Send(parts)
+}
+
+fn choices(c: &Value) -> Plan {
+    let prompt = c
+        .get("text")
+        .or_else(|| c.get("title"))
+        .and_then(Value::as_str)
+        .or_else(|| c.pointer("/message/title").and_then(Value::as_str))
+        .unwrap_or("Please choose:")
+        .to_owned();
+    let options: Vec<(String, String)> = c
+        .get("optionItems")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|o| {
+            let id = o.get("optionIdentifier").and_then(Value::as_str)?;
+            let title = o.pointer("/titleItem/title").and_then(Value::as_str).unwrap_or(id);
+            Some((id.to_owned(), title.to_owned()))
+        })
+        .collect();
+    if options.is_empty() {
+        return Plan::Unsupported("The choices message has no options.".into());
+    }
+    let body = prompt.chars().take(1024).collect::<String>();
+    let fits = |max: usize| options.iter().all(|(id, title)| title.chars().count() <= max && id.len() <= 200);
+    let list_picker = c.get("formatType").and_then(Value::as_str) == Some("ListPicker");
+    if options.len() <= 3 && fits(20) && !list_picker {
+        let buttons: Vec<Value> =
+            options.iter().map(|(id, title)| json!({ "type": "REPLY", "id": id, "title": title })).collect();
+        return Plan::Send(vec![Part {
+            kind: "interactive/buttons",
+            content: json!({ "body": { "text": body }, "action": { "buttons": buttons } }),
+        }]);
+    }
+    if options.len() <= 10 && fits(24) {
+        let rows: Vec<Value> = options.iter().map(|(id, title)| json!({ "id": id, "title": title })).collect();
+        return Plan::Send(vec![Part {
+            kind: "interactive/list",
+            content: json!({ "body": { "text": body }, "action": { "title": "Choose", "sections": [{ "rows": rows }] } }),
+        }]);
+    }
+    // Too many or too long for WhatsApp's interactive messages: numbered text.
+    let mut text = prompt;
+    for (i, (_, title)) in options.iter().enumerate() {
+        text.push_str(&format!("\n{}. {title}", i + 1));
+    }
+    text.push_str("\n(Reply with the number of your choice.)");
+    Plan::Send(vec![text_part(&text)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(n: usize, title_len: usize) -> Value {
+        let items: Vec<Value> = (0..n)
+            .map(|i| json!({ "itemType": "TitleOptionItem", "optionIdentifier": format!("o{i}"), "titleItem": { "itemType": "TitleItem", "title": format!("{i}{}", "x".repeat(title_len - 1)) } }))
+            .collect();
+        json!({ "formatType": "Buttons", "text": "Pick", "optionItems": items })
+    }
+
+    #[test]
+    fn choices_fit_whatsapps_limits_or_fall_back_to_text() {
+        let kind = |p: Plan| match p {
+            Plan::Send(parts) => parts[0].kind,
+            _ => "none",
+        };
+        assert_eq!(kind(choices(&options(3, 20))), "interactive/buttons");
+        assert_eq!(kind(choices(&options(4, 10))), "interactive/list");
+        assert_eq!(kind(choices(&options(3, 22))), "interactive/list");
+        assert_eq!(kind(choices(&options(11, 5))), "text");
+        assert_eq!(kind(choices(&options(5, 30))), "text");
+    }
+}
