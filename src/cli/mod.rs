@@ -2,6 +2,7 @@
 
 mod app;
 mod jobs;
+mod sandbox;
 mod sim;
 
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ enum Command {
     Jobs(jobs::JobsCommand),
     /// Exit 0 if the local service answers `GET /healthz` (for container health checks).
     Healthcheck,
+    /// Try the bridge: it starts between simulated Infobip and Salesforce, with one app.
+    Sandbox(sandbox::SandboxArgs),
     /// Run a vendor simulator (Salesforce or Infobip) as its own process.
     #[command(subcommand)]
     Sim(sim::SimCommand),
@@ -50,7 +53,7 @@ pub fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
     // Command-line tools log only warnings, so their own output stays readable.
     let mut telemetry = settings.telemetry.clone();
-    if !matches!(command, Command::Serve) && std::env::var_os("RUST_LOG").is_none() {
+    if !matches!(command, Command::Serve | Command::Sandbox(_)) && std::env::var_os("RUST_LOG").is_none() {
         telemetry.log_filter = "warn".into();
     }
     crate::telemetry::init(&telemetry, std::io::stderr);
@@ -105,6 +108,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Healthcheck => healthcheck(&settings),
         Command::Sim(cmd) => sim::run(cmd).await,
+        Command::Sandbox(args) => sandbox::run(args, settings).await,
         Command::App(cmd) => app::run(*cmd, &Services::open(&settings).await?).await,
         Command::Jobs(cmd) => jobs::run(cmd, &Services::open(&settings).await?).await,
     }

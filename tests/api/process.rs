@@ -174,3 +174,65 @@ async fn simulators_run_as_their_own_processes() {
     assert_eq!(state["channels"][0]["channel_definition"], "Bridge_WhatsApp");
     assert_eq!(stop(salesforce), Some(0));
 }
+
+/// Polls `url` until its text contains `needle` (the sandbox works in the background).
+async fn until_page_contains(url: &str, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{url} never showed {needle:?}:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_sandbox_carries_messages_both_ways() {
+    let test_db = TestDb::sqlite();
+    let mut child = command(&test_db, &["sandbox", "--port", "0", "--salesforce-port", "0", "--infobip-port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    while !printed.contains("Stop with") {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "sandbox ended early: {printed}");
+        printed.push_str(&line);
+    }
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let url_after = |label: &str| {
+        let line = printed.lines().find(|l| l.contains(label)).unwrap();
+        line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned()
+    };
+    let phone = url_after("WhatsApp user");
+    let agent = url_after("as the agent");
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    let base = |u: &str| u.split("/__sim").next().unwrap().to_owned();
+    let sent = client
+        .post(format!("{}/__sim/phone/send", base(&phone)))
+        .form(&[("user", "447700900123"), ("text", "Hello from WhatsApp")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 303);
+    until_page_contains(&agent, "Hello from WhatsApp").await;
+
+    let state: serde_json::Value =
+        reqwest::get(format!("{}/__sim/state", base(&agent))).await.unwrap().json().await.unwrap();
+    let conversation = state["conversations"][0]["identifier"].as_str().unwrap().to_owned();
+    let reply = client
+        .post(format!("{}/__sim/agent/{conversation}/text", base(&agent)))
+        .form(&[("text", "Hi, this is Alex")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 303);
+    until_page_contains(&format!("{phone}?user=447700900123"), "Hi, this is Alex").await;
+
+    assert_eq!(stop(child), Some(0));
+}

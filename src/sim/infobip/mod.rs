@@ -3,6 +3,7 @@
 //! inbound messages and reports to the bridge.
 
 mod api;
+mod phone;
 pub mod webhooks;
 
 use std::collections::HashMap;
@@ -59,6 +60,10 @@ pub(crate) struct State {
     /// Send timestamps per sender in the last second, for the rate limit.
     pub recent_sends: HashMap<String, Vec<Instant>>,
     pub refused: u64,
+    /// The simulated phones' chats, in order: (end user, typed by the user?, text).
+    pub chat: Vec<(String, bool, String)>,
+    /// Where the simulated phone posts inbound messages (the bridge's webhook).
+    pub webhook: Option<webhooks::WebhookSender>,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +154,11 @@ impl InfobipSim {
         format!("{}/whatsapp/1/senders/{sender}/media/{id}", self.base_url())
     }
 
+    /// Where inbound messages typed on the simulated phone (`/__sim/phone`) are posted.
+    pub fn set_webhook(&self, sender: webhooks::WebhookSender) {
+        self.state().webhook = Some(sender);
+    }
+
     pub fn sent(&self) -> Vec<SentMessage> {
         self.state().sent.clone()
     }
@@ -166,7 +176,8 @@ impl InfobipSim {
                 throttle: api::legacy_error("TOO_MANY_REQUESTS", "Too many requests", None),
             }))
             .app_data(web::JsonConfig::default().limit(1024 * 1024))
-            .configure(api::configure);
+            .configure(api::configure)
+            .configure(phone::configure);
     }
 
     pub fn start(&self, host: &str, port: u16) -> std::io::Result<Running> {
