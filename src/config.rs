@@ -34,6 +34,8 @@ pub struct Settings {
 pub struct SalesforceSettings {
     /// Run the Pub/Sub subscriptions of the active apps in this process.
     pub subscribe: bool,
+    /// With several replicas, one holds an app's subscription; another takes over after this.
+    pub subscription_lease_secs: u64,
     pub request_timeout_ms: u64,
     pub token_max_age_secs: u64,
 }
@@ -198,6 +200,7 @@ impl Settings {
             ("worker.max_attempts", w.max_attempts.max(0) as u64),
             ("retention.message_record_days", self.retention.message_record_days),
             ("salesforce.request_timeout_ms", self.salesforce.request_timeout_ms),
+            ("salesforce.subscription_lease_secs", self.salesforce.subscription_lease_secs),
             ("salesforce.token_max_age_secs", self.salesforce.token_max_age_secs),
             ("infobip.request_timeout_ms", self.infobip.request_timeout_ms),
             ("infobip.sends_per_second_per_sender", u64::from(self.infobip.sends_per_second_per_sender)),

@@ -260,6 +260,8 @@ fn components(
         tokens: tokens.clone(),
         metrics: metrics.clone(),
         wake: wake.clone(),
+        owner: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
+        lease: std::time::Duration::from_secs(settings.salesforce.subscription_lease_secs),
     };
     let deliverer = crate::inbound::deliver::Deliverer {
         db: db.clone(),
@@ -284,6 +286,16 @@ fn components(
         async move { relayer.run(job).await }
     });
     Ok((handlers, subscriber))
+}
+
+/// The machine's name, to make lease owners recognisable in the database.
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "byoc".to_owned())
 }
 
 /// Resolves when the process receives SIGTERM or SIGINT (Ctrl-C).

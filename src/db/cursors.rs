@@ -35,3 +35,52 @@ pub fn set(conn: &mut DbConn, app_id: &str, topic: &str, replay_id: &str) -> Res
         .execute(c)?);
     Ok(())
 }
+
+/// Takes or renews the lease on an app's subscription for `owner` until `until`. Returns
+/// whether `owner` holds it: with several replicas, exactly one subscribes at a time, and
+/// another takes over once a holder stops renewing.
+pub fn acquire_lease(
+    conn: &mut DbConn,
+    app_id: &str,
+    topic: &str,
+    owner: &str,
+    until: chrono::NaiveDateTime,
+    now: chrono::NaiveDateTime,
+) -> Result<bool, DbError> {
+    crate::dispatch!(&mut *conn, |c| diesel::insert_into(event_cursors::table)
+        .values((event_cursors::app_id.eq(app_id), event_cursors::topic.eq(topic), event_cursors::updated_at.eq(now)))
+        .on_conflict_do_nothing()
+        .execute(c)?);
+    let taken = diesel::update(
+        event_cursors::table.find((app_id, topic)).filter(
+            event_cursors::lease_owner
+                .is_null()
+                .or(event_cursors::lease_owner.eq(owner))
+                .or(event_cursors::lease_until.lt(now)),
+        ),
+    )
+    .set((event_cursors::lease_owner.eq(owner), event_cursors::lease_until.eq(until)))
+    .execute(conn)?;
+    Ok(taken == 1)
+}
+
+/// Gives the lease up (on a clean stop), so another replica can take over at once.
+pub fn release_lease(conn: &mut DbConn, app_id: &str, topic: &str, owner: &str) -> Result<(), DbError> {
+    diesel::update(event_cursors::table.find((app_id, topic)).filter(event_cursors::lease_owner.eq(owner)))
+        .set((
+            event_cursors::lease_owner.eq(None::<String>),
+            event_cursors::lease_until.eq(None::<chrono::NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Who holds the lease now (for tests and the status page).
+pub fn lease_holder(conn: &mut DbConn, app_id: &str, topic: &str) -> Result<Option<String>, DbError> {
+    Ok(event_cursors::table
+        .find((app_id, topic))
+        .select(event_cursors::lease_owner)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}

@@ -52,6 +52,8 @@ pub enum SubscribeError {
     Db(#[from] crate::db::DbError),
     #[error("cannot decode an event: {0}")]
     Decode(String),
+    #[error("another replica took over the subscription")]
+    LeaseLost,
 }
 
 #[derive(Clone)]
@@ -62,6 +64,10 @@ pub struct Subscriber {
     pub metrics: Arc<Metrics>,
     /// Wakes the job worker when entries were queued.
     pub wake: Arc<tokio::sync::Notify>,
+    /// This process's name in subscription leases.
+    pub owner: String,
+    /// How long a lease lasts without renewal (renewed at a third of it).
+    pub lease: Duration,
 }
 
 impl Subscriber {
@@ -96,24 +102,50 @@ impl Subscriber {
         }
     }
 
-    /// Subscribes, and resubscribes with backoff after every failure, until cancelled.
+    /// Subscribes while holding the app's lease, and resubscribes with backoff after every
+    /// failure, until cancelled. Without the lease it waits for the holder to stop renewing.
     pub async fn keep_subscribed(self, app: Arc<ActiveApp>, cancel: CancellationToken) {
+        let topic = format!("/event/{}", app.platform_event);
         let mut failures = 0u32;
         while !cancel.is_cancelled() {
-            match self.subscribe_once(&app, &cancel).await {
-                Ok(()) => return,
-                Err(e) => {
-                    failures += 1;
-                    let delay =
-                        Duration::from_millis(500u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(60));
-                    tracing::warn!(app.id = %app.id, error = %e, retry_in_ms = delay.as_millis() as u64, "subscription interrupted");
-                    tokio::select! {
-                        () = cancel.cancelled() => return,
-                        () = tokio::time::sleep(delay) => {}
+            let delay = match self.renew(&app, &topic).await {
+                Ok(true) => match self.subscribe_once(&app, &topic, &cancel).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        failures += 1;
+                        let delay = Duration::from_millis(500u64.saturating_mul(1 << failures.min(7)))
+                            .min(Duration::from_secs(60));
+                        tracing::warn!(app.id = %app.id, error = %e, retry_in_ms = delay.as_millis() as u64, "subscription interrupted");
+                        delay
                     }
+                },
+                // Another replica holds it: look again before its lease could run out.
+                Ok(false) => self.lease / 3,
+                Err(e) => {
+                    tracing::warn!(app.id = %app.id, error = %e, "cannot read the subscription lease");
+                    self.lease / 3
                 }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(delay) => {}
             }
         }
+        let (app_id, owner) = (app.id.clone(), self.owner.clone());
+        if let Err(e) = self.db.write(move |c| cursors::release_lease(c, &app_id, &topic, &owner)).await {
+            tracing::warn!(error = %e, "could not release the subscription lease; it expires by itself");
+        }
+    }
+
+    async fn renew(&self, app: &ActiveApp, topic: &str) -> Result<bool, crate::db::DbError> {
+        let (app_id, topic, owner) = (app.id.clone(), topic.to_owned(), self.owner.clone());
+        let lease = chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::seconds(30));
+        self.db
+            .write(move |c| {
+                let now = crate::db::now();
+                cursors::acquire_lease(c, &app_id, &topic, &owner, now + lease, now)
+            })
+            .await
     }
 
     fn with_auth<T>(&self, app: &ActiveApp, token: &AccessToken, message: T) -> tonic::Request<T> {
@@ -149,8 +181,13 @@ impl Subscriber {
         Ok(PubSubClient::new(channel))
     }
 
-    async fn subscribe_once(&self, app: &Arc<ActiveApp>, cancel: &CancellationToken) -> Result<(), SubscribeError> {
-        let topic = format!("/event/{}", app.platform_event);
+    async fn subscribe_once(
+        &self,
+        app: &Arc<ActiveApp>,
+        topic: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), SubscribeError> {
+        let topic = topic.to_owned();
         let mut client = self.connect(app).await?;
         let token = self.tokens.get(app).await?;
         let info = match client.get_topic(self.with_auth(app, &token, TopicRequest { topic_name: topic.clone() })).await
@@ -185,9 +222,17 @@ impl Subscriber {
         let mut stream = client.subscribe(self.with_auth(app, &token, ReceiverStream::new(rx))).await?.into_inner();
         tracing::info!(app.id = %app.id, topic = %topic, ?preset, "subscribed");
         let default_sender = app.senders.keys().min().cloned();
+        let mut renewal = tokio::time::interval(self.lease / 3);
+        renewal.tick().await;
         loop {
             let response = tokio::select! {
                 () = cancel.cancelled() => return Ok(()),
+                _ = renewal.tick() => {
+                    if !self.renew(app, &topic).await? {
+                        return Err(SubscribeError::LeaseLost);
+                    }
+                    continue;
+                }
                 message = stream.message() => message,
             };
             let response = match response {

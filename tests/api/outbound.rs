@@ -9,7 +9,8 @@ use crate::helpers::TestDb;
 crate::on_both_backends!(
     agent_text_replies_reach_whatsapp_once_and_in_order,
     replies_outside_the_24_hour_window_are_reported_to_the_agent,
-    files_and_choices_become_media_and_interactive_messages
+    files_and_choices_become_media_and_interactive_messages,
+    one_replica_holds_the_subscription_and_another_takes_over_when_it_dies
 );
 
 async fn open_conversation(bridge: &Bridge, user: &str) -> String {
@@ -156,4 +157,46 @@ async fn files_and_choices_become_media_and_interactive_messages(db: TestDb) {
     let flipped = if link.ends_with('0') { '1' } else { '0' };
     let tampered = format!("{}{flipped}", &link[..link.len() - 1]);
     assert_eq!(reqwest::get(&tampered).await.unwrap().status(), 404);
+}
+
+async fn one_replica_holds_the_subscription_and_another_takes_over_when_it_dies(db: TestDb) {
+    let bridge = Bridge::start_with(db, &[("BYOC__SALESFORCE__SUBSCRIPTION_LEASE_SECS", "1")]).await;
+    let user = "447700900900";
+    let conversation = open_conversation(&bridge, user).await;
+    let app = bridge.app.subscriber.directory.snapshot().await.unwrap().by_id_or_name(&bridge.app_id).unwrap();
+    let topic = format!("/event/{}", app.platform_event);
+    let replica = |owner: &str| {
+        let mut s = bridge.app.subscriber.clone();
+        s.owner = owner.to_owned();
+        tokio::spawn(s.keep_subscribed(app.clone(), tokio_util::sync::CancellationToken::new()))
+    };
+    let holder = || {
+        let (db, app_id, topic) = (bridge.app.db.clone(), bridge.app_id.clone(), topic.clone());
+        async move { db.run(move |c| byoc_bridge::db::cursors::lease_holder(c, &app_id, &topic)).await.unwrap() }
+    };
+
+    let first = replica("replica-a");
+    bridge.until("replica a subscribes", || bridge.sf.pubsub.open_streams() == 1).await;
+    let second = replica("replica-b");
+    // Over two lease periods, the second replica only waits.
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    assert_eq!(bridge.sf.pubsub.open_streams(), 1);
+    assert_eq!(holder().await.as_deref(), Some("replica-a"));
+    bridge.sf.agent_send_text(&conversation, "one").unwrap();
+    bridge.until_relays_queued(1).await;
+
+    // Replica a dies without a word: its lease runs out and replica b takes over.
+    first.abort();
+    let _ = first.await;
+    bridge.until("replica a's stream is gone", || bridge.sf.pubsub.open_streams() == 0).await;
+    bridge.until("replica b subscribes", || bridge.sf.pubsub.open_streams() == 1).await;
+    assert_eq!(holder().await.as_deref(), Some("replica-b"));
+    bridge.sf.agent_send_text(&conversation, "two").unwrap();
+    bridge.until_relays_queued(2).await;
+    bridge.drain().await;
+    second.abort();
+
+    let sent: Vec<String> =
+        bridge.ib.sent().iter().map(|m| m.body["content"]["text"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(sent, ["one", "two"], "each reply once, whichever replica received it");
 }
