@@ -29,9 +29,17 @@ pub struct Bridge {
     _sf_running: Running,
     _ib_running: Running,
     _pubsub: tokio_util::sync::DropGuard,
+    settings: byoc_bridge::config::Settings,
 }
 
 impl Bridge {
+    /// Stops the bridge and starts it again on the same database, as a redeploy would.
+    pub async fn restart(mut self) -> Self {
+        self.app.stop().await.unwrap();
+        self.app = TestApp::spawn_with(self.settings.clone(), byoc_bridge::worker::Handlers::default()).await;
+        self
+    }
+
     pub async fn start(db: TestDb) -> Self {
         Self::start_with(db, &[]).await
     }
@@ -62,7 +70,8 @@ impl Bridge {
         let mut env: Vec<(&str, &str)> =
             vec![("BYOC__SALESFORCE__REQUEST_TIMEOUT_MS", "2000"), ("BYOC__INFOBIP__REQUEST_TIMEOUT_MS", "2000")];
         env.extend_from_slice(settings);
-        let app = TestApp::spawn_with(db.settings_with(&env), byoc_bridge::worker::Handlers::default()).await;
+        let bridge_settings = db.settings_with(&env);
+        let app = TestApp::spawn_with(bridge_settings.clone(), byoc_bridge::worker::Handlers::default()).await;
         let cipher = byoc_bridge::startup::Services::open(&db.settings()).await.unwrap().cipher;
         let org_id = sf.org_id().to_owned();
         let sf_url = sf_running.base_url.clone();
@@ -114,6 +123,7 @@ impl Bridge {
             _sf_running: sf_running,
             _ib_running: ib_running,
             _pubsub: pubsub_cancel.drop_guard(),
+            settings: bridge_settings,
         }
     }
 

@@ -10,7 +10,8 @@ crate::on_both_backends!(
     agent_text_replies_reach_whatsapp_once_and_in_order,
     replies_outside_the_24_hour_window_are_reported_to_the_agent,
     files_and_choices_become_media_and_interactive_messages,
-    one_replica_holds_the_subscription_and_another_takes_over_when_it_dies
+    one_replica_holds_the_subscription_and_another_takes_over_when_it_dies,
+    a_thousand_replies_arrive_once_and_in_order_through_breaks_and_a_restart
 );
 
 async fn open_conversation(bridge: &Bridge, user: &str) -> String {
@@ -199,4 +200,47 @@ async fn one_replica_holds_the_subscription_and_another_takes_over_when_it_dies(
     let sent: Vec<String> =
         bridge.ib.sent().iter().map(|m| m.body["content"]["text"].as_str().unwrap().to_owned()).collect();
     assert_eq!(sent, ["one", "two"], "each reply once, whichever replica received it");
+}
+
+async fn a_thousand_replies_arrive_once_and_in_order_through_breaks_and_a_restart(db: TestDb) {
+    let bridge = Bridge::start_with(db, &[("BYOC__INFOBIP__SENDS_PER_SECOND_PER_SENDER", "100000")]).await;
+    let users: Vec<String> = (0..50).map(|u| format!("4477002{u:05}")).collect();
+    let results: Vec<_> = users
+        .iter()
+        .map(|u| inbound_result(u, SENDER, &format!("wamid.hi.{u}"), json!({ "type": "TEXT", "text": "hi" })))
+        .collect();
+    assert_eq!(bridge.post_inbound(&inbound_envelope(results)).await.0, 200);
+    bridge.drain().await;
+    let conversations: Vec<String> = users.iter().map(|u| bridge.sf.conversation_for(u).unwrap().identifier).collect();
+
+    let mut subscription = Some(bridge.subscribe().await);
+    let mut bridge = bridge;
+    for round in 0..20 {
+        for conversation in &conversations {
+            bridge.sf.agent_send_text(conversation, &format!("r{round:02}")).unwrap();
+        }
+        match round {
+            // The gRPC stream breaks now and then; the subscriber resumes from its position.
+            4 | 9 | 15 => bridge.sf.pubsub.break_streams(),
+            // The bridge is redeployed while agents keep answering.
+            7 => {
+                drop(subscription.take());
+                bridge = bridge.restart().await;
+            }
+            8 => subscription = Some(bridge.subscribe().await),
+            _ => {}
+        }
+    }
+    bridge.until_relays_queued(1000).await;
+    bridge.drain().await;
+    drop(subscription);
+
+    let sent = bridge.ib.sent();
+    assert_eq!(sent.len(), 1000, "every reply once");
+    for user in &users {
+        let texts: Vec<&str> =
+            sent.iter().filter(|m| &m.to == user).map(|m| m.body["content"]["text"].as_str().unwrap()).collect();
+        let expected: Vec<String> = (0..20).map(|r| format!("r{r:02}")).collect();
+        assert_eq!(texts, expected, "replies to {user} in order");
+    }
 }
