@@ -111,6 +111,8 @@ impl Subscriber {
             let delay = match self.renew(&app, &topic).await {
                 Ok(true) => match self.subscribe_once(&app, &topic, &cancel).await {
                     Ok(()) => break,
+                    // Not a fault: start again at once from the earliest retained event.
+                    Err(SubscribeError::ReplayExpired) => Duration::ZERO,
                     Err(e) => {
                         failures += 1;
                         let delay = Duration::from_millis(500u64.saturating_mul(1 << failures.min(7)))

@@ -45,7 +45,11 @@ impl Bridge {
     }
 
     pub async fn start_with(db: TestDb, settings: &[(&str, &str)]) -> Self {
-        let sf = SalesforceSim::new(SalesforceConfig::default());
+        Self::start_full(db, settings, SalesforceConfig::default()).await
+    }
+
+    pub async fn start_full(db: TestDb, settings: &[(&str, &str)], org: SalesforceConfig) -> Self {
+        let sf = SalesforceSim::new(org);
         sf.register_app(ConnectedApp {
             consumer_key: CONSUMER_KEY.into(),
             certificate_pem: std::fs::read_to_string(concat!(

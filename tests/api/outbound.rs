@@ -11,7 +11,9 @@ crate::on_both_backends!(
     replies_outside_the_24_hour_window_are_reported_to_the_agent,
     files_and_choices_become_media_and_interactive_messages,
     one_replica_holds_the_subscription_and_another_takes_over_when_it_dies,
-    a_thousand_replies_arrive_once_and_in_order_through_breaks_and_a_restart
+    a_thousand_replies_arrive_once_and_in_order_through_breaks_and_a_restart,
+    an_expired_replay_position_resumes_from_the_earliest_event_and_counts_the_gap,
+    a_reply_infobip_refuses_is_reported_to_the_agent
 );
 
 async fn open_conversation(bridge: &Bridge, user: &str) -> String {
@@ -243,4 +245,63 @@ async fn a_thousand_replies_arrive_once_and_in_order_through_breaks_and_a_restar
         let expected: Vec<String> = (0..20).map(|r| format!("r{r:02}")).collect();
         assert_eq!(texts, expected, "replies to {user} in order");
     }
+}
+
+async fn an_expired_replay_position_resumes_from_the_earliest_event_and_counts_the_gap(db: TestDb) {
+    use byoc_bridge::sim::salesforce::SalesforceConfig;
+    let org = SalesforceConfig {
+        pubsub: byoc_bridge::sim::pubsub::PubSubSimConfig {
+            retention: std::time::Duration::from_millis(2000),
+            ..Default::default()
+        },
+        ..SalesforceConfig::default()
+    };
+    let bridge = Bridge::start_full(db, &[], org).await;
+    let user = "447700901000";
+    let conversation = open_conversation(&bridge, user).await;
+    let subscription = bridge.subscribe().await;
+    bridge.sf.agent_send_text(&conversation, "before").unwrap();
+    bridge.until_relays_queued(1).await;
+    drop(subscription);
+    bridge.until("the subscription stopped", || bridge.sf.pubsub.open_streams() == 0).await;
+
+    // The bridge is away longer than Salesforce keeps events: its position is gone.
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    bridge.sf.agent_send_text(&conversation, "after").unwrap();
+    let _subscription = bridge.subscribe().await;
+    bridge.until_relays_queued(2).await;
+    bridge.drain().await;
+
+    let sent: Vec<String> =
+        bridge.ib.sent().iter().map(|m| m.body["content"]["text"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(sent, ["before", "after"]);
+    let metrics = bridge.app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("byoc_pubsub_replay_gaps_total 1"), "{metrics}");
+}
+
+async fn a_reply_infobip_refuses_is_reported_to_the_agent(db: TestDb) {
+    let bridge = Bridge::start(db).await;
+    let user = "447700901100";
+    let conversation = open_conversation(&bridge, user).await;
+    let _subscription = bridge.subscribe().await;
+    // WhatsApp texts are at most 4,096 characters; Infobip refuses longer ones.
+    let entry = bridge.sf.agent_send_text(&conversation, &"x".repeat(5000)).unwrap();
+    bridge.until_relays_queued(1).await;
+    let report = bridge.drain().await;
+    assert_eq!(report.dead, 1);
+    assert!(bridge.ib.sent().is_empty());
+    let failed = bridge
+        .sf
+        .conversation_for(user)
+        .unwrap()
+        .entries
+        .into_iter()
+        .find(|e| e.entry_type == "MessageDeliveryFailed")
+        .unwrap();
+    assert_eq!(failed.payload["payload"]["failedConversationEntryIdentifier"], entry.as_str());
+    assert_eq!(failed.payload["payload"]["errorCode"], "INFOBIP_REFUSED");
+    assert!(
+        failed.payload["payload"]["errorMessage"].as_str().unwrap().contains("content.text"),
+        "the reason says what was wrong"
+    );
 }
