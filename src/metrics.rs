@@ -48,7 +48,7 @@ pub struct OutcomeLabels {
 pub struct Metrics {
     registry: Registry,
     pub inbound_messages: Family<OutcomeLabels, Counter>,
-    /// Agent entries by outcome: `sent`, `failed`, `duplicate`, `ignored`.
+    /// Agent entries by outcome: `sent`, `typing`, `failed`, `duplicate`, `ignored`.
     pub outbound_entries: Family<OutcomeLabels, Counter>,
     /// Pub/Sub replay positions that had expired: events between were not seen.
     pub pubsub_replay_gaps: Counter,

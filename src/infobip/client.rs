@@ -41,7 +41,19 @@ impl InfobipClient {
 
     /// Posts `body` to `/whatsapp/1/message/<kind>`; returns Infobip's answer.
     pub async fn send(&self, account: &InfobipAccount, kind: &str, body: &Value) -> Result<Value, SendError> {
-        let url = format!("{}/whatsapp/1/message/{kind}", account.base_url.trim_end_matches('/'));
+        self.post(account, &format!("/whatsapp/1/message/{kind}"), body).await
+    }
+
+    /// Shows "typing…" to the end user (`POST /whatsapp/1/events`).
+    pub async fn typing(&self, account: &InfobipAccount, sender: &str, to: &str) -> Result<Value, SendError> {
+        let body = serde_json::json!({ "events": [{
+            "sender": sender, "destinations": [{ "to": to }], "content": { "type": "TYPING_INDICATOR" }
+        }] });
+        self.post(account, "/whatsapp/1/events", &body).await
+    }
+
+    async fn post(&self, account: &InfobipAccount, path: &str, body: &Value) -> Result<Value, SendError> {
+        let url = format!("{}{path}", account.base_url.trim_end_matches('/'));
         let response = self
             .http
             .post(url)

@@ -57,7 +57,7 @@ impl AgentEntry {
 /// Entry types that become something on WhatsApp; the rest are counted and let go.
 pub fn is_relayed(entry: &AgentEntry) -> bool {
     match entry.entry_type.as_str() {
-        "Message" | "ParticipantChanged" => true,
+        "Message" | "ParticipantChanged" | "TypingStartedIndicator" => true,
         "SessionStatusChanged" => entry.entry_payload().get("sessionStatus").and_then(Value::as_str) == Some("Ended"),
         _ => false,
     }

@@ -80,6 +80,7 @@ impl Relayer {
             Plan::Unsupported(reason) => {
                 return self.fail(&app, &message, &conversation, "UNSUPPORTED_CONTENT", &reason).await;
             }
+            Plan::Typing => return self.typing(&app, &message, &conversation).await,
             Plan::Send(parts) => parts,
         };
         let window_open = conversation.last_inbound_at.is_some_and(|t| crate::db::now() - t < SESSION_WINDOW);
@@ -142,6 +143,26 @@ impl Relayer {
         }
         self.metrics.outbound("sent");
         self.finish(&message, "sent", None).await
+    }
+
+    /// A typing indicator is worth showing only now: one that fails is dropped, not retried
+    /// (a late "typing…" would mislead), and outside the 24-hour window none is sent.
+    async fn typing(&self, app: &ActiveApp, message: &Message, conversation: &Conversation) -> Result<(), JobFailure> {
+        let window_open = conversation.last_inbound_at.is_some_and(|t| crate::db::now() - t < SESSION_WINDOW);
+        let account = app.account_for_sender(&conversation.sender_number);
+        match account {
+            Some(account) if window_open => {
+                if let Err(e) =
+                    self.infobip.typing(account, &conversation.sender_number, &conversation.end_user_id).await
+                {
+                    tracing::info!(message.id = message.id, error = %e, "typing indicator not shown");
+                    return self.finish(message, "skipped", Some("typing indicator not shown")).await;
+                }
+                self.metrics.outbound("typing");
+                self.finish(message, "sent", None).await
+            }
+            _ => self.finish(message, "skipped", Some("outside the 24-hour window")).await,
+        }
     }
 
     async fn finish(&self, message: &Message, status: &'static str, note: Option<&str>) -> Result<(), JobFailure> {

@@ -17,6 +17,8 @@ pub struct Part {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
     Send(Vec<Part>),
+    /// "The agent is typing…", shown on WhatsApp as a typing indicator.
+    Typing,
     /// Nothing to send (an empty welcome message, a participant leaving).
     Nothing,
     /// The agent sent something WhatsApp cannot carry: tell the agent why.
@@ -45,6 +47,7 @@ pub fn plan(app: &ActiveApp, entry: &AgentEntry, media_url: &dyn Fn(usize) -> St
                 Plan::Nothing
             }
         }
+        "TypingStartedIndicator" => Plan::Typing,
         "SessionStatusChanged" if !app.closing_message.trim().is_empty() => {
             Plan::Send(vec![text_part(&app.closing_message)])
         }

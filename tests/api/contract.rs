@@ -87,3 +87,10 @@ fn salesforce_interaction_schemas_load_and_check_bodies() {
     )
     .unwrap();
 }
+
+#[test]
+fn the_typing_indicator_request_matches_infobips_contract() {
+    let specs = specs();
+    let body = json!({ "events": [{ "sender": "447860099299", "destinations": [{ "to": "447700900600" }], "content": { "type": "TYPING_INDICATOR" } }] });
+    specs.whatsapp.validate_request("post", "/whatsapp/1/events", "application/json", &body).unwrap();
+}

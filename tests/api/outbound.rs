@@ -13,7 +13,8 @@ crate::on_both_backends!(
     one_replica_holds_the_subscription_and_another_takes_over_when_it_dies,
     a_thousand_replies_arrive_once_and_in_order_through_breaks_and_a_restart,
     an_expired_replay_position_resumes_from_the_earliest_event_and_counts_the_gap,
-    a_reply_infobip_refuses_is_reported_to_the_agent
+    a_reply_infobip_refuses_is_reported_to_the_agent,
+    a_reply_that_stays_unsendable_is_reported_when_retries_run_out
 );
 
 async fn open_conversation(bridge: &Bridge, user: &str) -> String {
@@ -42,15 +43,20 @@ async fn agent_text_replies_reach_whatsapp_once_and_in_order(db: TestDb) {
         bridge.sf.agent_send_text(&conversation, &format!("reply {i}")).unwrap();
     }
     bridge.sf.agent_end(&conversation).unwrap();
-    bridge.until_relays_queued(7).await;
+    bridge.until_relays_queued(8).await;
 
     // The stream breaks; the subscription resumes from its stored position: nothing twice.
     bridge.sf.pubsub.break_streams();
     bridge.until("the subscription is back", || bridge.sf.pubsub.open_streams() == 1).await;
     bridge.sf.agent_send_text(&conversation, "after the break").unwrap();
-    bridge.until_relays_queued(8).await;
+    bridge.until_relays_queued(9).await;
     let report = bridge.drain().await;
-    assert_eq!(report.completed, 8, "{report:?}");
+    assert_eq!(report.completed, 9, "{report:?}");
+    assert_eq!(
+        bridge.ib.events(),
+        [(user.to_owned(), "TYPING_INDICATOR".to_owned())],
+        "the agent typing shows on WhatsApp"
+    );
     drop(subscription);
 
     let sent: Vec<String> =
@@ -304,4 +310,30 @@ async fn a_reply_infobip_refuses_is_reported_to_the_agent(db: TestDb) {
         failed.payload["payload"]["errorMessage"].as_str().unwrap().contains("content.text"),
         "the reason says what was wrong"
     );
+}
+
+async fn a_reply_that_stays_unsendable_is_reported_when_retries_run_out(db: TestDb) {
+    use byoc_bridge::sim::faults::Fault;
+    let bridge = Bridge::start_with(db, &[("BYOC__WORKER__MAX_ATTEMPTS", "3")]).await;
+    let user = "447700901200";
+    let conversation = open_conversation(&bridge, user).await;
+    let _subscription = bridge.subscribe().await;
+    for _ in 0..3 {
+        bridge.ib.faults.script("/whatsapp/1/message", Fault::ServerError);
+    }
+    let entry = bridge.sf.agent_send_text(&conversation, "hello?").unwrap();
+    bridge.until_relays_queued(1).await;
+    bridge.drain_all().await;
+    assert!(bridge.ib.sent().is_empty());
+    assert_eq!(bridge.ib.faults.injected(), 3, "tried three times");
+    let failed = bridge
+        .sf
+        .conversation_for(user)
+        .unwrap()
+        .entries
+        .into_iter()
+        .find(|e| e.entry_type == "MessageDeliveryFailed")
+        .unwrap();
+    assert_eq!(failed.payload["payload"]["failedConversationEntryIdentifier"], entry.as_str());
+    assert_eq!(failed.payload["payload"]["errorCode"], "RETRIES_EXHAUSTED");
 }

@@ -11,6 +11,7 @@ use super::{InfobipSim, SentMessage};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/whatsapp/1/message/{kind:.+}", web::post().to(send))
+        .route("/whatsapp/1/events", web::post().to(events))
         .route("/whatsapp/2/senders/{sender}/templates", web::get().to(templates))
         .route("/whatsapp/1/senders/{sender}/media/{media}", web::get().to(media))
         .route("/numbers/1/numbers", web::get().to(numbers))
@@ -228,6 +229,31 @@ impl InfobipSim {
         recent.push(now);
         true
     }
+}
+
+/// `POST /whatsapp/1/events`: typing indicators and other ephemeral events.
+async fn events(sim: web::Data<InfobipSim>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let spec_path = "/whatsapp/1/events";
+    if let Err(response) = authorize(&sim, &req, "post", spec_path) {
+        return response;
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return refuse(&sim, 400, "BAD_REQUEST", "Bad request", None);
+    };
+    if let Some(specs) = &sim.specs {
+        if let Err(violations) = specs.whatsapp.validate_request("post", spec_path, "application/json", &body) {
+            return refuse(&sim, 400, "BAD_REQUEST", "Bad request", Some(validation_errors(&violations)));
+        }
+    }
+    let mut messages = Vec::new();
+    for event in body.get("events").and_then(Value::as_array).into_iter().flatten() {
+        let to = event.pointer("/destinations/0/to").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let kind = event.pointer("/content/type").and_then(Value::as_str).unwrap_or_default().to_owned();
+        messages.push(json!({ "messageId": uuid::Uuid::new_v4().to_string(), "destination": to,
+            "status": { "groupId": 1, "groupName": "PENDING", "id": 26, "name": "PENDING_ACCEPTED", "description": "Message sent to next instance" } }));
+        sim.state().events.push((to, kind));
+    }
+    HttpResponse::Ok().json(json!({ "bulkId": uuid::Uuid::new_v4().to_string(), "messages": messages }))
 }
 
 async fn templates(sim: web::Data<InfobipSim>, req: HttpRequest, sender: web::Path<String>) -> HttpResponse {

@@ -60,6 +60,8 @@ pub(crate) struct State {
     /// Send timestamps per sender in the last second, for the rate limit.
     pub recent_sends: HashMap<String, Vec<Instant>>,
     pub refused: u64,
+    /// Events sent (typing indicators): (end user, event type).
+    pub events: Vec<(String, String)>,
     /// The simulated phones' chats, in order: (end user, typed by the user?, text).
     pub chat: Vec<(String, bool, String)>,
     /// Where the simulated phone posts inbound messages (the bridge's webhook).
@@ -157,6 +159,11 @@ impl InfobipSim {
     /// Where inbound messages typed on the simulated phone (`/__sim/phone`) are posted.
     pub fn set_webhook(&self, sender: webhooks::WebhookSender) {
         self.state().webhook = Some(sender);
+    }
+
+    /// Events (typing indicators) the bridge sent: (end user, event type).
+    pub fn events(&self) -> Vec<(String, String)> {
+        self.state().events.clone()
     }
 
     pub fn sent(&self) -> Vec<SentMessage> {
