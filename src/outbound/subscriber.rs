@@ -222,7 +222,7 @@ impl Subscriber {
         };
         requests.send(first).await.map_err(|_| SubscribeError::Ended)?;
         let mut stream = client.subscribe(self.with_auth(app, &token, ReceiverStream::new(rx))).await?.into_inner();
-        tracing::info!(app.id = %app.id, topic = %topic, ?preset, "subscribed");
+        tracing::info!(app.id = %app.id, topic = %topic, owner = %self.owner, ?preset, "subscribed");
         let default_sender = app.senders.keys().min().cloned();
         let mut renewal = tokio::time::interval(self.lease / 3);
         renewal.tick().await;

@@ -49,74 +49,15 @@ impl Bridge {
     }
 
     pub async fn start_full(db: TestDb, settings: &[(&str, &str)], org: SalesforceConfig) -> Self {
-        let sf = SalesforceSim::new(org);
-        sf.register_app(ConnectedApp {
-            consumer_key: CONSUMER_KEY.into(),
-            certificate_pem: std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/test_certificate.pem"
-            ))
-            .unwrap(),
-            approved_users: vec![USERNAME.into()],
-            scopes: vec!["interaction_api".into(), "api".into()],
-            callback_urls: vec![],
-        });
-        sf.add_user(USERNAME, "Integration User", "System Administrator");
-        sf.add_channel(CHANNEL, CONTEXT);
-        let sf_running = sf.start("127.0.0.1", 0).unwrap();
-        let pubsub_cancel = tokio_util::sync::CancellationToken::new();
-        let pubsub_addr = sf.start_pubsub("127.0.0.1", 0, pubsub_cancel.clone()).await.unwrap();
-        let ib = InfobipSim::default();
-        ib.add_api_key(API_KEY, BRIDGE_SCOPES);
-        ib.add_sender(SENDER);
-        let ib_running = ib.start("127.0.0.1", 0).unwrap();
-
+        let vendors = Vendors::start(org).await;
         let mut env: Vec<(&str, &str)> =
             vec![("BYOC__SALESFORCE__REQUEST_TIMEOUT_MS", "2000"), ("BYOC__INFOBIP__REQUEST_TIMEOUT_MS", "2000")];
         env.extend_from_slice(settings);
         let bridge_settings = db.settings_with(&env);
         let app = TestApp::spawn_with(bridge_settings.clone(), byoc_bridge::worker::Handlers::default()).await;
         let cipher = byoc_bridge::startup::Services::open(&db.settings()).await.unwrap().cipher;
-        let org_id = sf.org_id().to_owned();
-        let sf_url = sf_running.base_url.clone();
-        let ib_url = ib_running.base_url.clone();
-        let (app_id, webhook_secret) = app
-            .db
-            .write(move |c| {
-                let ctx = Ctx { cipher: &cipher, actor: "test" };
-                let spec = AppSpec {
-                    org_id: Some(org_id),
-                    login_url: Some(sf_url.clone()),
-                    consumer_key: Some(CONSUMER_KEY.into()),
-                    integration_username: Some(USERNAME.into()),
-                    private_key: Some(SecretString::from(test_private_key())),
-                    scrt_url: Some(sf_url),
-                    channel_address_identifier: Some(CHANNEL.into()),
-                    authorization_context: Some(CONTEXT.into()),
-                    platform_event: Some("WhatsApp_Event__e".into()),
-                    pubsub_endpoint: Some(format!("http://{pubsub_addr}")),
-                    welcome_message: Some("Hang tight, an agent will join shortly.".into()),
-                    closing_message: Some("Thanks for chatting with us.".into()),
-                    ..AppSpec::default()
-                };
-                let mut row = prov::create_app(c, &ctx, "acme", &spec).map_err(anyhow::Error::from)?;
-                prov::upsert_account(
-                    c,
-                    &ctx,
-                    &row,
-                    "main",
-                    Some(&ib_url),
-                    Some(&SecretString::from(API_KEY.to_owned())),
-                )
-                .map_err(anyhow::Error::from)?;
-                prov::add_sender(c, &ctx, &row, SENDER, "main").map_err(anyhow::Error::from)?;
-                prov::update_app(c, &ctx, &mut row, &AppSpec { status: Some("active".into()), ..AppSpec::default() })
-                    .map_err(anyhow::Error::from)?;
-                let secret = prov::webhook_secret(&ctx, &row).map_err(anyhow::Error::from)?;
-                Ok((row.id, secret.expose_secret().to_owned()))
-            })
-            .await
-            .unwrap();
+        let (app_id, webhook_secret) = vendors.provision(&app.db, cipher).await;
+        let Vendors { sf, sf_running, ib, ib_running, pubsub, .. } = vendors;
         Self {
             _db: db,
             app,
@@ -126,7 +67,7 @@ impl Bridge {
             webhook_secret,
             _sf_running: sf_running,
             _ib_running: ib_running,
-            _pubsub: pubsub_cancel.drop_guard(),
+            _pubsub: pubsub,
             settings: bridge_settings,
         }
     }
@@ -221,5 +162,79 @@ impl Bridge {
             t += chrono::Duration::minutes(10);
         }
         panic!("the outbox did not empty");
+    }
+}
+
+/// Both simulated vendors, running.
+pub struct Vendors {
+    pub sf: SalesforceSim,
+    pub sf_running: Running,
+    pub ib: InfobipSim,
+    pub ib_running: Running,
+    pub pubsub_addr: std::net::SocketAddr,
+    pub pubsub: tokio_util::sync::DropGuard,
+}
+
+impl Vendors {
+    pub async fn start(org: SalesforceConfig) -> Self {
+        let sf = SalesforceSim::new(org);
+        sf.register_app(ConnectedApp {
+            consumer_key: CONSUMER_KEY.into(),
+            certificate_pem: std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/test_certificate.pem"
+            ))
+            .unwrap(),
+            approved_users: vec![USERNAME.into()],
+            scopes: vec!["interaction_api".into(), "api".into()],
+            callback_urls: vec![],
+        });
+        sf.add_user(USERNAME, "Integration User", "System Administrator");
+        sf.add_channel(CHANNEL, CONTEXT);
+        let sf_running = sf.start("127.0.0.1", 0).unwrap();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let pubsub_addr = sf.start_pubsub("127.0.0.1", 0, cancel.clone()).await.unwrap();
+        let ib = InfobipSim::default();
+        ib.add_api_key(API_KEY, BRIDGE_SCOPES);
+        ib.add_sender(SENDER);
+        let ib_running = ib.start("127.0.0.1", 0).unwrap();
+        Self { sf, sf_running, ib, ib_running, pubsub_addr, pubsub: cancel.drop_guard() }
+    }
+
+    /// Provisions the active app "acme" pointing at these simulators; returns its id and
+    /// webhook secret.
+    pub async fn provision(&self, db: &byoc_bridge::db::Db, cipher: byoc_bridge::crypto::Cipher) -> (String, String) {
+        let org_id = self.sf.org_id().to_owned();
+        let sf_url = self.sf_running.base_url.clone();
+        let ib_url = self.ib_running.base_url.clone();
+        let pubsub_addr = self.pubsub_addr;
+        db.write(move |c| {
+            let ctx = Ctx { cipher: &cipher, actor: "test" };
+            let spec = AppSpec {
+                org_id: Some(org_id),
+                login_url: Some(sf_url.clone()),
+                consumer_key: Some(CONSUMER_KEY.into()),
+                integration_username: Some(USERNAME.into()),
+                private_key: Some(SecretString::from(test_private_key())),
+                scrt_url: Some(sf_url),
+                channel_address_identifier: Some(CHANNEL.into()),
+                authorization_context: Some(CONTEXT.into()),
+                platform_event: Some("WhatsApp_Event__e".into()),
+                pubsub_endpoint: Some(format!("http://{pubsub_addr}")),
+                welcome_message: Some("Hang tight, an agent will join shortly.".into()),
+                closing_message: Some("Thanks for chatting with us.".into()),
+                ..AppSpec::default()
+            };
+            let mut row = prov::create_app(c, &ctx, "acme", &spec).map_err(anyhow::Error::from)?;
+            let key = SecretString::from(API_KEY.to_owned());
+            prov::upsert_account(c, &ctx, &row, "main", Some(&ib_url), Some(&key)).map_err(anyhow::Error::from)?;
+            prov::add_sender(c, &ctx, &row, SENDER, "main").map_err(anyhow::Error::from)?;
+            let active = AppSpec { status: Some("active".into()), ..AppSpec::default() };
+            prov::update_app(c, &ctx, &mut row, &active).map_err(anyhow::Error::from)?;
+            let secret = prov::webhook_secret(&ctx, &row).map_err(anyhow::Error::from)?;
+            Ok((row.id, secret.expose_secret().to_owned()))
+        })
+        .await
+        .unwrap()
     }
 }

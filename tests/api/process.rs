@@ -236,3 +236,120 @@ async fn the_sandbox_carries_messages_both_ways() {
 
     assert_eq!(stop(child), Some(0));
 }
+
+/// Waits (at most 20 s) until another process has made `ok` true.
+async fn wait(what: &str, ok: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A `byoc-bridge serve` process, with what its log said about its port and subscription.
+struct Replica {
+    child: std::process::Child,
+    port: u16,
+    owner: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+fn replica(test_db: &TestDb, env: &[(&str, String)]) -> Replica {
+    let mut cmd = command(test_db, &["serve"]);
+    cmd.env("BYOC__WORKER__ENABLED", "true").env("BYOC__SALESFORCE__SUBSCRIBE", "true");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // Each replica has its own data directory; the shared master key comes from the environment.
+    let data = test_db.dir.path().join(format!("replica-{}", uuid::Uuid::new_v4().simple()));
+    cmd.env("BYOC__SECURITY__DATA_DIR", data.display().to_string());
+    let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let owner: std::sync::Arc<std::sync::Mutex<Option<String>>> = std::sync::Arc::default();
+    let seen_owner = owner.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            if let Some(port) = v["port"].as_u64() {
+                let _ = port_tx.send(port as u16);
+            }
+            if v["message"] == "subscribed" {
+                *seen_owner.lock().unwrap() = v["owner"].as_str().map(str::to_owned);
+            }
+        }
+    });
+    let port = port_rx.recv_timeout(Duration::from_secs(30)).expect("replica announced its port");
+    Replica { child, port, owner }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_bridge_processes_on_one_postgres_send_each_reply_once_and_fail_over() {
+    use crate::bridge::{SENDER, Vendors};
+    use byoc_bridge::sim::infobip::webhooks::{inbound_envelope, inbound_result};
+    let Some(test_db) = TestDb::postgres("process::two_bridge_processes").await else { return };
+    let vendors = Vendors::start(byoc_bridge::sim::salesforce::SalesforceConfig::default()).await;
+    let master_key = byoc_bridge::crypto::MasterKey::generate().unwrap().to_base64();
+    use secrecy::ExposeSecret;
+    let key_env = ("BYOC__SECURITY__MASTER_KEY", master_key.expose_secret().to_owned());
+    let settings = test_db.settings_with(&[(key_env.0, key_env.1.as_str())]);
+    let services = byoc_bridge::startup::Services::open(&settings).await.unwrap();
+    let (_, secret) = vendors.provision(&services.db, services.cipher.clone()).await;
+
+    let env = [
+        key_env.clone(),
+        ("BYOC__SALESFORCE__SUBSCRIPTION_LEASE_SECS", "1".to_owned()),
+        ("BYOC__TELEMETRY__LOG_FILTER", "info".to_owned()),
+    ];
+    let a = replica(&test_db, &env);
+    let b = replica(&test_db, &env);
+    let user = "447700901300";
+    let body = inbound_envelope(vec![inbound_result(
+        user,
+        SENDER,
+        "wamid.rep.1",
+        serde_json::json!({ "type": "TEXT", "text": "hi" }),
+    )])
+    .to_string();
+    let signature = byoc_bridge::infobip::signature::format_signature(
+        byoc_bridge::infobip::signature::HmacAlgorithm::HmacSha256,
+        secret.as_bytes(),
+        body.as_bytes(),
+        byoc_bridge::infobip::signature::Encoding::Hex,
+        false,
+    );
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("http://127.0.0.1:{}/api/infobip/inbound/messages", a.port))
+        .header("X-Infobip-Signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    wait("the message reaches Salesforce", || vendors.sf.conversation_for(user).is_some()).await;
+    wait("one replica subscribes", || vendors.sf.pubsub.open_streams() == 1).await;
+    let conversation = vendors.sf.conversation_for(user).unwrap().identifier;
+    for i in 0..20 {
+        vendors.sf.agent_send_text(&conversation, &format!("first {i:02}")).unwrap();
+    }
+    wait("the first replies arrive", || vendors.ib.sent().len() >= 20).await;
+
+    // Kill the holder outright; the other replica takes the subscription over.
+    let holder = |r: &Replica| r.owner.lock().unwrap().clone();
+    let (mut dead, survivor) = if holder(&a).is_some() { (a, b) } else { (b, a) };
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    wait("the survivor subscribes", || holder(&survivor).is_some() && vendors.sf.pubsub.open_streams() == 1).await;
+    for i in 0..20 {
+        vendors.sf.agent_send_text(&conversation, &format!("second {i:02}")).unwrap();
+    }
+    wait("the second replies arrive", || vendors.ib.sent().len() >= 40).await;
+
+    let texts: Vec<String> =
+        vendors.ib.sent().iter().map(|m| m.body["content"]["text"].as_str().unwrap().to_owned()).collect();
+    let expected: Vec<String> =
+        (0..20).map(|i| format!("first {i:02}")).chain((0..20).map(|i| format!("second {i:02}"))).collect();
+    assert_eq!(texts, expected, "each reply once, in order, across the failover");
+    assert_eq!(stop(survivor.child), Some(0));
+}
