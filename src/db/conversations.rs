@@ -285,3 +285,13 @@ pub fn mark_sent(
         .execute(conn)?;
     Ok(())
 }
+
+/// The conversation whose current messaging session is `session_id`.
+pub fn by_session(conn: &mut DbConn, app_id: &str, session_id: &str) -> Result<Option<Conversation>, DbError> {
+    Ok(conversations::table
+        .filter(conversations::app_id.eq(app_id))
+        .filter(conversations::messaging_session_id.eq(session_id))
+        .select(Conversation::as_select())
+        .first(conn)
+        .optional()?)
+}

@@ -17,6 +17,9 @@ use crate::db::{DbConn, DbError, cursors};
 
 pub const RELAY_JOB: &str = "relay_outbound";
 
+/// Change Data Capture of MessagingSession: how some orgs tell that a session ended.
+pub const SESSION_CHANGE_TOPIC: &str = "/data/MessagingSessionChangeEvent";
+
 /// Namespace of the WhatsApp message ids the bridge gives agent entries: one entry, one id,
 /// however often Salesforce replays it.
 const MESSAGE_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6279_6f63_2d6f_7574_626f_756e_642d_6d73);
@@ -46,6 +49,34 @@ impl AgentEntry {
             conversation_identifier: text(&raw, "/conversationIdentifier"),
             raw,
         })
+    }
+
+    /// The end of a messaging session, as learned from a change event.
+    pub fn session_ended(session_id: &str, end_user: &str, conversation_identifier: Option<&str>) -> Self {
+        let identifier = closing_identifier(session_id);
+        let raw = json!({
+            "conversationIdentifier": conversation_identifier,
+            "recipient": { "appType": "custom", "subject": end_user, "role": "EndUser" },
+            "payload": { "identifier": identifier, "entryType": "SessionStatusChanged",
+                         "entryPayload": { "entryType": "SessionStatusChanged", "sessionStatus": "Ended", "sessionId": session_id } }
+        });
+        Self {
+            identifier,
+            entry_type: "SessionStatusChanged".into(),
+            end_user: end_user.to_owned(),
+            conversation_identifier: conversation_identifier.map(str::to_owned),
+            raw,
+        }
+    }
+
+    /// The key this entry is deduplicated by. A session's end may be told twice (the custom
+    /// event's `SessionStatusChanged` and the change event): both map to one key, so the
+    /// customer gets one closing message.
+    fn dedupe_key(&self) -> String {
+        match self.entry_payload().get("sessionId").and_then(Value::as_str) {
+            Some(session) if self.entry_type == "SessionStatusChanged" => closing_identifier(session),
+            _ => self.identifier.clone(),
+        }
     }
 
     /// The entry's own payload (`entryPayload`), whichever shape the event had.
@@ -92,8 +123,8 @@ pub fn store(
             stored.ignored += 1;
             continue;
         };
-        let provider_id =
-            uuid::Uuid::new_v5(&MESSAGE_NAMESPACE, format!("{app_id}/{}", entry.identifier).as_bytes()).to_string();
+        let key = entry.dedupe_key();
+        let provider_id = uuid::Uuid::new_v5(&MESSAGE_NAMESPACE, format!("{app_id}/{key}").as_bytes()).to_string();
         let body = entry.raw.to_string();
         let inserted = conversations::insert_outbound(
             conn,
@@ -107,7 +138,7 @@ pub fn store(
                 status: "queued",
                 received_at: Some(now),
             },
-            &entry.identifier,
+            &key,
             now,
         )?;
         match inserted {
@@ -125,6 +156,21 @@ pub fn store(
     jobs::enqueue(conn, &new_jobs)?;
     cursors::set(conn, app_id, topic, replay_id)?;
     Ok(stored)
+}
+
+fn closing_identifier(session_id: &str) -> String {
+    format!("session-ended:{session_id}")
+}
+
+/// Turns session ids that a change event reported as ended into entries, for [`store`].
+pub fn session_ends(conn: &mut DbConn, app_id: &str, sessions: &[String]) -> Result<Vec<AgentEntry>, DbError> {
+    let mut entries = Vec::new();
+    for session in sessions {
+        if let Some(c) = conversations::by_session(conn, app_id, session)? {
+            entries.push(AgentEntry::session_ended(session, &c.end_user_id, c.sf_conversation_id.as_deref()));
+        }
+    }
+    Ok(entries)
 }
 
 /// The bridge's conversation for an entry: by Salesforce's conversation id, else by the end

@@ -54,6 +54,8 @@ pub enum SubscribeError {
     Decode(String),
     #[error("another replica took over the subscription")]
     LeaseLost,
+    #[error("the org does not provide {0}")]
+    TopicUnavailable(String),
 }
 
 #[derive(Clone)]
@@ -82,7 +84,13 @@ impl Subscriber {
                         if !running.contains_key(&app.id) {
                             let token = cancel.child_token();
                             running.insert(app.id.clone(), token.clone());
-                            tokio::spawn(self.clone().keep_subscribed(app.clone(), token));
+                            tokio::spawn(self.clone().keep_subscribed(app.clone(), token.clone()));
+                            // Some orgs tell a session's end only through change data capture.
+                            tokio::spawn(self.clone().keep_subscribed_to(
+                                app.clone(),
+                                super::SESSION_CHANGE_TOPIC.to_owned(),
+                                token,
+                            ));
                         }
                     }
                     running.retain(|id, token| {
@@ -106,6 +114,11 @@ impl Subscriber {
     /// failure, until cancelled. Without the lease it waits for the holder to stop renewing.
     pub async fn keep_subscribed(self, app: Arc<ActiveApp>, cancel: CancellationToken) {
         let topic = format!("/event/{}", app.platform_event);
+        self.keep_subscribed_to(app, topic, cancel).await;
+    }
+
+    /// `keep_subscribed` for any topic: the app's platform event, or the session change events.
+    pub async fn keep_subscribed_to(self, app: Arc<ActiveApp>, topic: String, cancel: CancellationToken) {
         let mut failures = 0u32;
         while !cancel.is_cancelled() {
             let delay = match self.renew(&app, &topic).await {
@@ -113,6 +126,10 @@ impl Subscriber {
                     Ok(()) => break,
                     // Not a fault: start again at once from the earliest retained event.
                     Err(SubscribeError::ReplayExpired) => Duration::ZERO,
+                    Err(SubscribeError::TopicUnavailable(t)) => {
+                        tracing::info!(app.id = %app.id, topic = %t, "the org does not provide this topic; not subscribing to it");
+                        break;
+                    }
                     Err(e) => {
                         failures += 1;
                         let delay = Duration::from_millis(500u64.saturating_mul(1 << failures.min(7)))
@@ -198,6 +215,10 @@ impl Subscriber {
             Err(status) if status.code() == tonic::Code::Unauthenticated => {
                 self.tokens.invalidate(&app.id, &token).await;
                 return Err(status.into());
+            }
+            // Change data capture is optional: an org without it has no such topic.
+            Err(status) if topic == super::SESSION_CHANGE_TOPIC && status.code() == tonic::Code::NotFound => {
+                return Err(SubscribeError::TopicUnavailable(topic));
             }
             Err(status) => return Err(status.into()),
         };
@@ -304,11 +325,21 @@ impl Subscriber {
         schemas: &mut HashMap<String, apache_avro::Schema>,
     ) -> Result<(), SubscribeError> {
         let mut entries = Vec::new();
+        let mut ended_sessions = Vec::new();
         let mut last = Vec::new();
         for consumer in events {
             last = consumer.replay_id.clone();
             let Some(event) = consumer.event else { continue };
             let schema = self.schema(client, app, token, &event.schema_id, schemas).await?;
+            if topic == super::SESSION_CHANGE_TOPIC {
+                match avro::decode_datum(schema, &event.payload) {
+                    Ok(value) => ended_sessions.extend(ended_sessions_of(&value)),
+                    Err(e) => {
+                        tracing::error!(app.id = %app.id, event.id = %event.id, error = %e, "undecodable change event skipped")
+                    }
+                }
+                continue;
+            }
             // The server does not check payloads on publish: a bad one is logged and skipped.
             let record = match avro::decode_event(schema, &event.payload) {
                 Ok(r) => r,
@@ -332,8 +363,14 @@ impl Subscriber {
         }
         let (app_id, topic, sender) = (app.id.clone(), topic.to_owned(), default_sender.map(str::to_owned));
         let position = B64.encode(&last);
-        let stored =
-            self.db.write(move |c| super::store(c, &app_id, &topic, sender.as_deref(), &entries, &position)).await?;
+        let stored = self
+            .db
+            .write(move |c| {
+                let mut entries = entries;
+                entries.extend(super::session_ends(c, &app_id, &ended_sessions)?);
+                super::store(c, &app_id, &topic, sender.as_deref(), &entries, &position)
+            })
+            .await?;
         for _ in 0..stored.duplicates {
             self.metrics.outbound("duplicate");
         }
@@ -344,5 +381,34 @@ impl Subscriber {
             self.wake.notify_one();
         }
         Ok(())
+    }
+}
+
+/// The MessagingSession ids a change event reports as `Ended`. Update events are deltas:
+/// `Status` is set only when it changed.
+fn ended_sessions_of(value: &apache_avro::types::Value) -> Vec<String> {
+    use apache_avro::types::Value as A;
+    fn field<'a>(record: &'a A, name: &str) -> Option<&'a A> {
+        match record {
+            A::Record(fields) => fields.iter().find(|(n, _)| n == name).map(|(_, v)| match v {
+                A::Union(_, inner) => inner.as_ref(),
+                other => other,
+            }),
+            _ => None,
+        }
+    }
+    let ended = matches!(field(value, "Status"), Some(A::String(s)) if s == "Ended");
+    if !ended {
+        return Vec::new();
+    }
+    match field(value, "ChangeEventHeader").and_then(|h| field(h, "recordIds")) {
+        Some(A::Array(ids)) => ids
+            .iter()
+            .filter_map(|v| match v {
+                A::String(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
     }
 }

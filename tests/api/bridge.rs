@@ -111,6 +111,17 @@ impl Bridge {
         cancel.drop_guard()
     }
 
+    /// Starts the app's subscription to the session change events (change data capture).
+    pub async fn subscribe_sessions(&self) -> tokio_util::sync::DropGuard {
+        let app = self.app.subscriber.directory.snapshot().await.unwrap().by_id_or_name(&self.app_id).unwrap();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let before = self.sf.pubsub.open_streams();
+        let topic = byoc_bridge::outbound::SESSION_CHANGE_TOPIC.to_owned();
+        tokio::spawn(self.app.subscriber.clone().keep_subscribed_to(app, topic, cancel.clone()));
+        self.until("the session subscription is open", || self.sf.pubsub.open_streams() > before).await;
+        cancel.drop_guard()
+    }
+
     /// Waits (at most 10 s) for a condition that another task makes true.
     pub async fn until(&self, what: &str, condition: impl Fn() -> bool) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -14,7 +14,9 @@ crate::on_both_backends!(
     a_thousand_replies_arrive_once_and_in_order_through_breaks_and_a_restart,
     an_expired_replay_position_resumes_from_the_earliest_event_and_counts_the_gap,
     a_reply_infobip_refuses_is_reported_to_the_agent,
-    a_reply_that_stays_unsendable_is_reported_when_retries_run_out
+    a_reply_that_stays_unsendable_is_reported_when_retries_run_out,
+    a_session_end_told_twice_sends_one_closing_message,
+    a_session_end_known_only_from_change_data_capture_sends_the_closing_message
 );
 
 async fn open_conversation(bridge: &Bridge, user: &str) -> String {
@@ -336,4 +338,43 @@ async fn a_reply_that_stays_unsendable_is_reported_when_retries_run_out(db: Test
         .unwrap();
     assert_eq!(failed.payload["payload"]["failedConversationEntryIdentifier"], entry.as_str());
     assert_eq!(failed.payload["payload"]["errorCode"], "RETRIES_EXHAUSTED");
+}
+
+async fn a_session_end_told_twice_sends_one_closing_message(db: TestDb) {
+    let bridge = Bridge::start(db).await;
+    let user = "447700901400";
+    let conversation = open_conversation(&bridge, user).await;
+    let _events = bridge.subscribe().await;
+    let _sessions = bridge.subscribe_sessions().await;
+    bridge.sf.agent_end(&conversation).unwrap();
+    // Both the custom event and the change event arrive; they are one closing message.
+    bridge.until_relays_queued(1).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metrics = bridge.app.get("/metrics").await.text().await.unwrap();
+        if metrics.contains(r#"byoc_outbound_entries_total{outcome="duplicate"} 1"#) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the second telling never arrived: {metrics}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    bridge.drain().await;
+    let sent: Vec<String> =
+        bridge.ib.sent().iter().map(|m| m.body["content"]["text"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(sent, ["Thanks for chatting with us."]);
+}
+
+async fn a_session_end_known_only_from_change_data_capture_sends_the_closing_message(db: TestDb) {
+    use byoc_bridge::sim::salesforce::SalesforceConfig;
+    let org = SalesforceConfig { session_status_on_event: false, ..SalesforceConfig::default() };
+    let bridge = Bridge::start_full(db, &[], org).await;
+    let user = "447700901500";
+    let conversation = open_conversation(&bridge, user).await;
+    let _sessions = bridge.subscribe_sessions().await;
+    bridge.sf.agent_end(&conversation).unwrap();
+    bridge.until_relays_queued(1).await;
+    bridge.drain().await;
+    let sent: Vec<String> =
+        bridge.ib.sent().iter().map(|m| m.body["content"]["text"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(sent, ["Thanks for chatting with us."]);
 }

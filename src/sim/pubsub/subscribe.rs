@@ -22,7 +22,7 @@ type Outbound = mpsc::Sender<Result<FetchResponse, Status>>;
 /// How long a failing stream waits to hand its final status to a client that is not reading.
 const FINAL_SEND_WAIT: Duration = Duration::from_secs(5);
 
-/// Counts the stream as open for as long as its task runs.
+/// Counts the stream as open from its start position on, for as long as its task runs.
 struct OpenStream<'a>(&'a Shared);
 
 impl<'a> OpenStream<'a> {
@@ -41,7 +41,6 @@ impl Drop for OpenStream<'_> {
 /// Runs the stream until the client leaves or it fails; a failure is sent as the last item,
 /// which tonic turns into the call's status and trailers.
 pub(super) async fn run(shared: Arc<Shared>, inbound: Streaming<FetchRequest>, tx: Outbound, rpc_id: String) {
-    let _open = OpenStream::new(&shared);
     if let Err(status) = serve(&shared, inbound, &tx, &rpc_id).await {
         tracing::debug!(rpc_id, code = ?status.code(), "simulated Subscribe stream failed");
         // Bounded: a client that stopped reading must not keep the task (and shutdown) waiting.
@@ -118,6 +117,9 @@ async fn serve(
         .bus()
         .start_position(&topic, first.replay_preset, &first.replay_id, Instant::now())
         .map_err(|e| start_error(e, &topic, rpc_id))?;
+    // Counted from here: an open stream has its position, so an event published after a test
+    // sees the stream open is delivered on it, whatever the replay preset.
+    let _open = OpenStream::new(shared);
     let mut pending = add_credit(0, first.num_requested);
     let mut inbound_open = true;
     let mut published = shared.published.subscribe();

@@ -217,11 +217,15 @@ impl SalesforceSim {
     pub fn agent_end(&self, conversation: &str) -> Result<String, AgentError> {
         let target = self.target(conversation)?;
         let now = chrono::Utc::now().timestamp_millis();
-        let payload = json!({ "entryType": "SessionStatusChanged", "id": uuid::Uuid::new_v4().to_string(),
-            "sessionId": target.session, "conversationIdentifier": target.conversation,
-            "channelAddressIdentifier": target.channel, "sessionStatus": "Ended", "sessionStatusPrev": "Active",
-            "sessionStartTime": now, "sessionEndTime": now, "sessionEndedByRole": "Agent" });
-        let id = self.publish_entry(conversation, "SessionStatusChanged", payload)?;
+        let id = if self.config.session_status_on_event {
+            let payload = json!({ "entryType": "SessionStatusChanged", "id": uuid::Uuid::new_v4().to_string(),
+                "sessionId": target.session, "conversationIdentifier": target.conversation,
+                "channelAddressIdentifier": target.channel, "sessionStatus": "Ended", "sessionStatusPrev": "Active",
+                "sessionStartTime": now, "sessionEndTime": now, "sessionEndedByRole": "Agent" });
+            self.publish_entry(conversation, "SessionStatusChanged", payload)?
+        } else {
+            String::new()
+        };
         self.publish_session_change(&target.session, "Ended", now)?;
         self.set_status(conversation, "Ended");
         Ok(id)

@@ -168,6 +168,9 @@ pub struct SalesforceConfig {
     pub payload_field: String,
     /// Pub/Sub retention and keep-alive.
     pub pubsub: PubSubSimConfig,
+    /// Whether ending a session publishes `SessionStatusChanged` on the custom event (orgs
+    /// differ; the change event on `/data/MessagingSessionChangeEvent` is always published).
+    pub session_status_on_event: bool,
 }
 
 impl Default for SalesforceConfig {
@@ -180,6 +183,7 @@ impl Default for SalesforceConfig {
             event_type_field: "EventType__c".into(),
             payload_field: "Payload__c".into(),
             pubsub: PubSubSimConfig::default(),
+            session_status_on_event: true,
         }
     }
 }
