@@ -36,6 +36,8 @@ pub struct SalesforceSettings {
     pub subscribe: bool,
     /// With several replicas, one holds an app's subscription; another takes over after this.
     pub subscription_lease_secs: u64,
+    /// A PEM certificate authority to trust for the Pub/Sub API besides the system's.
+    pub extra_ca_file: Option<String>,
     pub request_timeout_ms: u64,
     pub token_max_age_secs: u64,
 }

@@ -262,6 +262,12 @@ fn components(
         wake: wake.clone(),
         owner: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
         lease: std::time::Duration::from_secs(settings.salesforce.subscription_lease_secs),
+        extra_ca: match settings.salesforce.extra_ca_file.as_deref().filter(|f| !f.is_empty()) {
+            Some(file) => {
+                Some(std::fs::read(file).with_context(|| format!("reading salesforce.extra_ca_file {file}"))?)
+            }
+            None => None,
+        },
     };
     let deliverer = crate::inbound::deliver::Deliverer {
         db: db.clone(),

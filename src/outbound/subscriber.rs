@@ -70,6 +70,9 @@ pub struct Subscriber {
     pub owner: String,
     /// How long a lease lasts without renewal (renewed at a third of it).
     pub lease: Duration,
+    /// A PEM certificate authority trusted besides the system's (a TLS-inspecting proxy, a
+    /// test server).
+    pub extra_ca: Option<Vec<u8>>,
 }
 
 impl Subscriber {
@@ -187,9 +190,11 @@ impl Subscriber {
         let mut endpoint = Endpoint::from_shared(url.clone()).map_err(|e| SubscribeError::Connect(e.to_string()))?;
         // Plain HTTP/2 only for a configured loopback endpoint (the simulator); TLS otherwise.
         if url.starts_with("https://") {
-            endpoint = endpoint
-                .tls_config(ClientTlsConfig::new().with_native_roots())
-                .map_err(|e| SubscribeError::Connect(e.to_string()))?;
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(ca) = &self.extra_ca {
+                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(ca));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| SubscribeError::Connect(e.to_string()))?;
         }
         let channel = endpoint
             .connect_timeout(Duration::from_secs(10))

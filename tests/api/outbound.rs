@@ -378,3 +378,51 @@ async fn a_session_end_known_only_from_change_data_capture_sends_the_closing_mes
         bridge.ib.sent().iter().map(|m| m.body["content"]["text"].as_str().unwrap().to_owned()).collect();
     assert_eq!(sent, ["Thanks for chatting with us."]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscription_runs_over_tls() {
+    use byoc_bridge::provisioning::{self as prov, AppSpec, Ctx};
+    let bridge = Bridge::start(TestDb::sqlite()).await;
+    let user = "447700901600";
+    let conversation = open_conversation(&bridge, user).await;
+
+    // The org's Pub/Sub endpoint speaks TLS with a certificate for "localhost".
+    let fixture = |name: &str| std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let (cert, key) = (fixture("tls_cert.pem"), fixture("tls_key.pem"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let sim = bridge.sf.pubsub.clone();
+    let server_cancel = cancel.clone();
+    tokio::spawn(async move { sim.serve_tls(listener, server_cancel, &cert, &key).await });
+    let _stop = cancel.drop_guard();
+
+    let services = byoc_bridge::startup::Services::open(&bridge.settings()).await.unwrap();
+    let (cipher, app_id) = (services.cipher.clone(), bridge.app_id.clone());
+    bridge
+        .app
+        .db
+        .write(move |c| {
+            let ctx = Ctx { cipher: &cipher, actor: "test" };
+            let mut row = prov::find_app(c, &app_id).map_err(anyhow::Error::from)?;
+            let spec = AppSpec { pubsub_endpoint: Some(format!("https://localhost:{port}")), ..AppSpec::default() };
+            prov::update_app(c, &ctx, &mut row, &spec).map_err(anyhow::Error::from)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let mut subscriber = bridge.app.subscriber.clone();
+    subscriber.directory.invalidate();
+    subscriber.extra_ca = Some(fixture("tls_ca.pem"));
+    let app = subscriber.directory.snapshot().await.unwrap().by_id_or_name(&bridge.app_id).unwrap();
+    assert_eq!(app.pubsub_endpoint.as_deref(), Some(format!("https://localhost:{port}").as_str()));
+    let subscription = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(subscriber.keep_subscribed(app, subscription.clone()));
+    let _unsubscribe = subscription.drop_guard();
+    bridge.until("the TLS subscription is open", || bridge.sf.pubsub.open_streams() == 1).await;
+
+    bridge.sf.agent_send_text(&conversation, "over TLS").unwrap();
+    bridge.until_relays_queued(1).await;
+    bridge.drain().await;
+    assert_eq!(bridge.ib.sent()[0].body["content"]["text"], "over TLS");
+}

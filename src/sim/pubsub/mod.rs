@@ -253,6 +253,27 @@ impl PubSubSim {
     /// Serves plaintext gRPC on `listener` until `cancel` fires, then ends the open streams
     /// (see [`Self::close`]) and waits for the connections to finish.
     pub async fn serve(&self, listener: TcpListener, cancel: CancellationToken) -> Result<(), SimError> {
+        self.serve_with(listener, cancel, None).await
+    }
+
+    /// `serve` over TLS with the given PEM certificate and key, as Salesforce's endpoint speaks.
+    pub async fn serve_tls(
+        &self,
+        listener: TcpListener,
+        cancel: CancellationToken,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<(), SimError> {
+        let identity = tonic::transport::Identity::from_pem(cert_pem, key_pem);
+        self.serve_with(listener, cancel, Some(tonic::transport::ServerTlsConfig::new().identity(identity))).await
+    }
+
+    async fn serve_with(
+        &self,
+        listener: TcpListener,
+        cancel: CancellationToken,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+    ) -> Result<(), SimError> {
         // Many small frames go both ways on a stream; Nagle's delay would only slow tests down.
         let incoming = TcpListenerStream::new(listener).map(|conn| {
             conn.inspect(|stream| {
@@ -264,7 +285,11 @@ impl PubSubSim {
             cancel.cancelled().await;
             sim.close();
         };
-        tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).map_err(SimError::Serve)?;
+        }
+        builder
             .add_service(self.service())
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
