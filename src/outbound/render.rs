@@ -174,6 +174,36 @@ mod tests {
     }
 
     #[test]
+    fn files_go_as_the_matching_media_message() {
+        let files = |mimes: &[&str]| {
+            let attachments: Vec<Value> = mimes
+                .iter()
+                .enumerate()
+                .map(|(i, m)| json!({ "name": format!("f{i}"), "mimeType": m, "url": "x" }))
+                .collect();
+            json!({ "formatType": "Attachments", "text": "see", "attachments": attachments })
+        };
+        let link = |i: usize| format!("https://bridge.example/media/1/{i}");
+        let Plan::Send(parts) =
+            attachments(&files(&["image/png", "video/mp4", "audio/mpeg", "application/zip"]), "see", &link)
+        else {
+            panic!("expected parts")
+        };
+        let kinds: Vec<&str> = parts.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, ["image", "video", "audio", "document"]);
+        assert_eq!(parts[0].content["caption"], "see", "the text rides with the first file");
+        assert_eq!(parts[1].content.get("caption"), None);
+        assert_eq!(parts[3].content["filename"], "f3");
+        assert_eq!(parts[2].content["mediaUrl"], "https://bridge.example/media/1/2");
+
+        // Audio carries no caption on WhatsApp, so a text goes first.
+        let Plan::Send(parts) = attachments(&files(&["audio/ogg"]), "listen", &link) else { panic!("expected parts") };
+        let kinds: Vec<&str> = parts.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, ["text", "audio"]);
+        assert_eq!(parts[0].content["text"], "listen");
+    }
+
+    #[test]
     fn choices_fit_whatsapps_limits_or_fall_back_to_text() {
         let kind = |p: Plan| match p {
             Plan::Send(parts) => parts[0].kind,
