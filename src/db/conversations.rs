@@ -108,10 +108,12 @@ pub struct NewMessage<'a> {
     pub body: Option<&'a str>,
     pub status: &'a str,
     pub received_at: Option<NaiveDateTime>,
+    /// The Salesforce entry an outbound message carries (unique per app, like the provider id).
+    pub sf_entry_id: Option<&'a str>,
 }
 
-/// Records a message unless one with the same provider id exists for the app and direction:
-/// `None` means a redelivery.
+/// Records a message unless one with the same provider id (or, outbound, the same Salesforce
+/// entry) exists for the app: `None` means a redelivery or a replay.
 pub fn insert_message(conn: &mut DbConn, m: &NewMessage<'_>, now: NaiveDateTime) -> Result<Option<i64>, DbError> {
     let id = crate::dispatch!(conn, |c| diesel::insert_into(messages::table)
         .values((
@@ -119,6 +121,7 @@ pub fn insert_message(conn: &mut DbConn, m: &NewMessage<'_>, now: NaiveDateTime)
             messages::conversation_id.eq(m.conversation_id),
             messages::direction.eq(m.direction),
             messages::provider_message_id.eq(m.provider_message_id),
+            messages::sf_entry_id.eq(m.sf_entry_id),
             messages::kind.eq(m.kind),
             messages::body.eq(m.body),
             messages::status.eq(m.status),
@@ -126,8 +129,8 @@ pub fn insert_message(conn: &mut DbConn, m: &NewMessage<'_>, now: NaiveDateTime)
             messages::created_at.eq(now),
             messages::updated_at.eq(now),
         ))
-        .on_conflict((messages::app_id, messages::direction, messages::provider_message_id))
-        .do_nothing()
+        // Either unique key (provider id, entry id) means the message is known already.
+        .on_conflict_do_nothing()
         .returning(messages::id)
         .get_result::<i64>(c)
         .optional()?);
@@ -211,35 +214,6 @@ pub fn mark_receipt(conn: &mut DbConn, id: i64, read: bool, at: NaiveDateTime) -
         .set((messages::status.eq(if read { "read" } else { "delivered" }), messages::updated_at.eq(super::now())))
         .execute(conn)?;
     Ok(())
-}
-
-/// Records an agent entry to relay, unless that entry (or its WhatsApp id) is known already.
-pub fn insert_outbound(
-    conn: &mut DbConn,
-    m: &NewMessage<'_>,
-    entry_id: &str,
-    now: NaiveDateTime,
-) -> Result<Option<i64>, DbError> {
-    let id = crate::dispatch!(conn, |c| diesel::insert_into(messages::table)
-        .values((
-            messages::app_id.eq(m.app_id),
-            messages::conversation_id.eq(m.conversation_id),
-            messages::direction.eq(m.direction),
-            messages::provider_message_id.eq(m.provider_message_id),
-            messages::sf_entry_id.eq(entry_id),
-            messages::kind.eq(m.kind),
-            messages::body.eq(m.body),
-            messages::status.eq(m.status),
-            messages::received_at.eq(m.received_at),
-            messages::created_at.eq(now),
-            messages::updated_at.eq(now),
-        ))
-        // Either unique key (WhatsApp id, entry id) means a replayed entry.
-        .on_conflict_do_nothing()
-        .returning(messages::id)
-        .get_result::<i64>(c)
-        .optional()?);
-    Ok(id)
 }
 
 /// The conversation of an end user: the one Salesforce named, else the latest one.

@@ -51,6 +51,7 @@ pub fn store(conn: &mut DbConn, app_id: &str, messages: &[InboundMessage]) -> Re
                 body: Some(&body),
                 status: "received",
                 received_at: m.received_at,
+                sf_entry_id: None,
             },
             now,
         )?;

@@ -126,7 +126,7 @@ pub fn store(
         let key = entry.dedupe_key();
         let provider_id = uuid::Uuid::new_v5(&MESSAGE_NAMESPACE, format!("{app_id}/{key}").as_bytes()).to_string();
         let body = entry.raw.to_string();
-        let inserted = conversations::insert_outbound(
+        let inserted = conversations::insert_message(
             conn,
             &NewMessage {
                 app_id,
@@ -137,8 +137,8 @@ pub fn store(
                 body: Some(&body),
                 status: "queued",
                 received_at: Some(now),
+                sf_entry_id: Some(&key),
             },
-            &key,
             now,
         )?;
         match inserted {

@@ -61,6 +61,7 @@ async fn outbound(bridge: &Bridge, conversation_id: i64, provider_id: &str, entr
                 body: None,
                 status: "sent",
                 received_at: None,
+                sf_entry_id: None,
             };
             let id = conversations::insert_message(c, &m, now)?.unwrap();
             diesel::update(messages::table.find(id)).set(messages::sf_entry_id.eq(&entry_id)).execute(c)?;
