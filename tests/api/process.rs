@@ -336,6 +336,17 @@ async fn two_bridge_processes_on_one_postgres_send_each_reply_once_and_fail_over
         vendors.sf.agent_send_text(&conversation, &format!("first {i:02}")).unwrap();
     }
     wait("the first replies arrive", || vendors.ib.sent().len() >= 20).await;
+    // A holder killed between Infobip's answer and recording it would leave its job leased
+    // (and resent later): kill only once the outbox is empty.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let depth = services.db.run(|c| byoc_bridge::db::jobs::depth(c, byoc_bridge::db::now())).await.unwrap();
+        if depth.due + depth.scheduled + depth.running == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the outbox never emptied: {depth:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Kill the holder outright; the other replica takes the subscription over.
     let holder = |r: &Replica| r.owner.lock().unwrap().clone();
