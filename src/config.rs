@@ -47,6 +47,7 @@ pub struct SalesforceSettings {
 pub struct InfobipSettings {
     pub request_timeout_ms: u64,
     pub sends_per_second_per_sender: u32,
+    pub conversation_page_size: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,6 +101,7 @@ pub struct WorkerSettings {
     pub claim_batch: i64,
     pub poll_interval_ms: u64,
     pub lease_secs: u64,
+    pub slice_ms: u64,
     pub backoff_initial_ms: u64,
     pub backoff_max_secs: u64,
     pub max_attempts: i32,
@@ -211,6 +213,15 @@ impl Settings {
             if value == 0 {
                 return Err(ConfigError::new(key, "must be greater than 0"));
             }
+        }
+        if w.slice_ms == 0 || w.slice_ms > w.lease_secs * 1000 / 2 {
+            return Err(ConfigError::new(
+                "worker.slice_ms",
+                "must be more than 0 and at most half of worker.lease_secs",
+            ));
+        }
+        if !(1..=999).contains(&self.infobip.conversation_page_size) {
+            return Err(ConfigError::new("infobip.conversation_page_size", "must be between 1 and 999"));
         }
         if w.backoff_max_secs * 1000 < w.backoff_initial_ms {
             return Err(ConfigError::new(

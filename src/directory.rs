@@ -52,6 +52,9 @@ pub struct ActiveApp {
     pub welcome_message: String,
     pub closing_message: String,
     pub webhook: WebhookAuth,
+    /// SHA-256 (hex) of the token for the app's own API, when one was issued.
+    pub api_token_hash: Option<String>,
+    pub transcript: TranscriptSettings,
     pub accounts: Vec<InfobipAccount>,
     /// Sender number → account id.
     pub senders: HashMap<String, String>,
@@ -62,6 +65,14 @@ impl ActiveApp {
         let id = self.senders.get(sender)?;
         self.accounts.iter().find(|a| &a.id == id)
     }
+}
+
+/// How a chatbot transcript is imported at handover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptSettings {
+    /// `auto`, `entries` or `history`.
+    pub import: String,
+    pub labels: crate::provisioning::TranscriptLabels,
 }
 
 #[derive(Debug, Default)]
@@ -195,6 +206,11 @@ fn build(conn: &mut crate::db::DbConn, cipher: &Cipher, row: &rows::AppRow) -> a
         welcome_message: row.welcome_message.clone(),
         closing_message: row.closing_message.clone(),
         webhook,
+        api_token_hash: row.api_token_hash.clone(),
+        transcript: TranscriptSettings {
+            import: row.transcript_import.clone(),
+            labels: crate::provisioning::TranscriptLabels::from_json(&row.transcript_labels),
+        },
         accounts,
         senders,
     })

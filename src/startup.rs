@@ -242,17 +242,19 @@ fn components(
         interactions: interactions.clone(),
     };
     let body_retention = std::time::Duration::from_secs(settings.retention.message_body_hours * 3600);
+    let infobip = crate::infobip::client::InfobipClient::new(http_client(settings.infobip.request_timeout_ms)?);
+    let limiter = crate::infobip::rate::SenderLimiter::new(settings.infobip.sends_per_second_per_sender);
     let relayer = crate::outbound::relay::Relayer {
         db: db.clone(),
         directory: directory.clone(),
-        infobip: crate::infobip::client::InfobipClient::new(http_client(settings.infobip.request_timeout_ms)?),
+        infobip: infobip.clone(),
         tokens: tokens.clone(),
         interactions: interactions.clone(),
         metrics: metrics.clone(),
         body_retention,
         max_attempts: settings.worker.max_attempts,
         media: media.clone(),
-        limiter: crate::infobip::rate::SenderLimiter::new(settings.infobip.sends_per_second_per_sender),
+        limiter: limiter.clone(),
     };
     let subscriber = crate::outbound::subscriber::Subscriber {
         db: db.clone(),
@@ -272,11 +274,31 @@ fn components(
     let deliverer = crate::inbound::deliver::Deliverer {
         db: db.clone(),
         directory: directory.clone(),
-        tokens,
-        interactions,
+        tokens: tokens.clone(),
+        interactions: interactions.clone(),
         http: http_client(settings.infobip.request_timeout_ms)?,
         body_retention,
         metrics: metrics.clone(),
+    };
+    let importer = crate::handover::import::Importer {
+        db: db.clone(),
+        directory: directory.clone(),
+        tokens: tokens.clone(),
+        interactions: interactions.clone(),
+        infobip: infobip.clone(),
+        deliverer: deliverer.clone(),
+        page_size: settings.infobip.conversation_page_size,
+        slice: std::time::Duration::from_millis(settings.worker.slice_ms),
+        history_refused: Arc::default(),
+    };
+    let starter = crate::proactive::Starter {
+        db: db.clone(),
+        directory: directory.clone(),
+        tokens,
+        interactions,
+        infobip,
+        limiter,
+        body_retention,
     };
     let mut handlers = Handlers::default();
     handlers.register(crate::inbound::DELIVER_JOB, move |job| {
@@ -286,6 +308,14 @@ fn components(
     handlers.register(crate::inbound::receipts::ACKNOWLEDGE_JOB, move |job| {
         let acknowledger = acknowledger.clone();
         async move { acknowledger.run(job).await }
+    });
+    handlers.register(crate::handover::IMPORT_JOB, move |job| {
+        let importer = importer.clone();
+        async move { importer.run(job).await }
+    });
+    handlers.register(crate::proactive::START_JOB, move |job| {
+        let starter = starter.clone();
+        async move { starter.run(job).await }
     });
     handlers.register(crate::outbound::RELAY_JOB, move |job| {
         let relayer = relayer.clone();

@@ -44,6 +44,9 @@ pub enum AppCommand {
         #[arg(long)]
         rotate: bool,
     },
+    /// Issue a new token for the app's API (`POST /api/conversations`); printed once, the
+    /// previous token stops working.
+    ApiToken { app: String },
     /// Infobip accounts of an app.
     #[command(subcommand)]
     Account(AccountCommand),
@@ -141,6 +144,16 @@ pub struct SpecArgs {
     /// Name of the environment variable holding the Basic-auth password.
     #[arg(long)]
     webhook_basic_password_env: Option<String>,
+    /// How a chatbot transcript is imported at handover: auto, entries or history.
+    #[arg(long)]
+    transcript_import: Option<String>,
+    /// Label before the bot's turns of an imported transcript ("" for none).
+    #[arg(long)]
+    transcript_bot_label: Option<String>,
+    #[arg(long)]
+    transcript_system_label: Option<String>,
+    #[arg(long)]
+    transcript_agent_label: Option<String>,
 }
 
 impl SpecArgs {
@@ -180,6 +193,10 @@ impl SpecArgs {
                 None => None,
             },
             webhook_basic_password_env: None,
+            transcript_import: self.transcript_import,
+            transcript_bot_label: self.transcript_bot_label,
+            transcript_system_label: self.transcript_system_label,
+            transcript_agent_label: self.transcript_agent_label,
         })
     }
 }
@@ -263,6 +280,13 @@ pub async fn run(cmd: AppCommand, services: &Services) -> anyhow::Result<()> {
                 let secret =
                     if rotate { prov::rotate_webhook_secret(c, ctx, row)? } else { prov::webhook_secret(ctx, row)? };
                 Ok(format!("{}\n", secret.expose_secret()))
+            })
+            .await?
+        }
+        AppCommand::ApiToken { app } => {
+            with_app(services, ACTOR, app, move |c, ctx, row| {
+                let token = prov::rotate_api_token(c, ctx, row)?;
+                Ok(format!("{}\n", token.expose_secret()))
             })
             .await?
         }
@@ -354,6 +378,9 @@ fn describe(app: &rows::AppRow, accounts: &[rows::InfobipAccountRow], senders: &
         ("closing_message", app.closing_message.clone()),
         ("webhook_hmac_algorithm", app.webhook_hmac_algorithm.clone()),
         ("webhook_secret", "set (show with `app webhook-secret`)".to_owned()),
+        ("api_token", set(app.api_token_hash.is_some()).to_owned()),
+        ("transcript_import", app.transcript_import.clone()),
+        ("transcript_labels", app.transcript_labels.clone()),
         ("infobip_accounts", accounts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")),
         ("senders", senders.len().to_string()),
     ] {

@@ -40,6 +40,10 @@ pub struct AppRow {
     /// `hmac` or `basic`.
     pub webhook_auth: String,
     pub webhook_signature_header: String,
+    /// `auto`, `entries` or `history`: how a chatbot transcript is imported.
+    pub transcript_import: String,
+    /// JSON `{"bot": …, "system": …, "agent": …}`: speaker labels of transcript entries.
+    pub transcript_labels: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]

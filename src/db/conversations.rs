@@ -137,6 +137,13 @@ pub fn insert_message(conn: &mut DbConn, m: &NewMessage<'_>, now: NaiveDateTime)
     Ok(id)
 }
 
+pub fn set_status(conn: &mut DbConn, id: i64, status: &str) -> Result<(), DbError> {
+    diesel::update(messages::table.find(id))
+        .set((messages::status.eq(status), messages::updated_at.eq(super::now())))
+        .execute(conn)?;
+    Ok(())
+}
+
 pub fn message(conn: &mut DbConn, id: i64) -> Result<Option<Message>, DbError> {
     Ok(messages::table.find(id).select(Message::as_select()).first(conn).optional()?)
 }

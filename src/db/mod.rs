@@ -10,6 +10,7 @@ pub mod apps;
 pub mod audit;
 pub mod conversations;
 pub mod cursors;
+pub mod handovers;
 pub mod jobs;
 pub mod messages;
 pub mod migrations;

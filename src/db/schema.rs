@@ -34,6 +34,8 @@ diesel::table! {
         updated_at -> Timestamp,
         webhook_auth -> Text,
         webhook_signature_header -> Text,
+        transcript_import -> Text,
+        transcript_labels -> Text,
     }
 }
 
@@ -136,6 +138,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    handovers (id) {
+        id -> Text,
+        app_id -> Text,
+        infobip_conversation_id -> Text,
+        conversation_id -> BigInt,
+        routing_attributes -> Text,
+        status -> Text,
+        method -> Nullable<Text>,
+        transcript_messages -> Integer,
+        imported_messages -> Integer,
+        error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    proactive_conversations (id) {
+        id -> Text,
+        app_id -> Text,
+        conversation_id -> BigInt,
+        routing_attributes -> Text,
+        template -> Nullable<Text>,
+        status -> Text,
+        template_message_id -> Nullable<Text>,
+        error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(infobip_accounts -> apps (app_id));
 diesel::joinable!(senders -> apps (app_id));
 diesel::joinable!(senders -> infobip_accounts (infobip_account_id));
@@ -143,6 +177,8 @@ diesel::joinable!(conversations -> apps (app_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(jobs -> apps (app_id));
 diesel::joinable!(event_cursors -> apps (app_id));
+diesel::joinable!(handovers -> conversations (conversation_id));
+diesel::joinable!(proactive_conversations -> conversations (conversation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     apps,
@@ -153,4 +189,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     jobs,
     event_cursors,
     audit_log,
+    handovers,
+    proactive_conversations,
 );

@@ -13,6 +13,7 @@ use crate::db::conversations::{self, Conversation, Message};
 use crate::db::jobs::Job;
 use crate::db::{Db, DbError};
 use crate::directory::{ActiveApp, Directory};
+use crate::handover::transcript::labelled;
 use crate::metrics::Metrics;
 use crate::salesforce::auth::TokenCache;
 use crate::salesforce::interactions::{
@@ -83,8 +84,19 @@ impl Deliverer {
         let app = snapshot.by_id_or_name(&message.app_id).ok_or_else(|| {
             JobFailure::permanent(format!("app {} is not active; activate it, then retry this job", message.app_id))
         })?;
-        let outgoing = self.prepare(&app, &message, &conversation, reply_target.as_deref()).await?;
-        match self.post(&app, &outgoing).await {
+        self.deliver(&app, message, &conversation, reply_target.as_deref()).await
+    }
+
+    /// Turns one stored message into an interaction, posts it, and records the outcome.
+    pub async fn deliver(
+        &self,
+        app: &ActiveApp,
+        message: Message,
+        conversation: &Conversation,
+        reply_target: Option<&str>,
+    ) -> Result<(), JobFailure> {
+        let outgoing = self.prepare(app, &message, conversation, reply_target).await?;
+        match self.post(app, &outgoing).await {
             Ok(response) => {
                 let now = crate::db::now();
                 let purge = now + chrono::Duration::from_std(self.body_retention).unwrap_or(chrono::Duration::zero());
@@ -94,11 +106,12 @@ impl Deliverer {
                 let changed = sf_conversation.is_some()
                     && (conversation.sf_conversation_id != sf_conversation
                         || conversation.messaging_session_id != session);
+                let conversation_id = conversation.id;
                 self.db
                     .write(move |c| {
                         if changed {
                             if let Some(id) = &sf_conversation {
-                                conversations::set_salesforce_ids(c, conversation.id, id, session.as_deref())?;
+                                conversations::set_salesforce_ids(c, conversation_id, id, session.as_deref())?;
                             }
                         }
                         conversations::mark_delivered(c, message.id, &entry_id, now, purge)
@@ -145,6 +158,13 @@ impl Deliverer {
         .await
     }
 
+    /// The Salesforce entry id of a stored message: derived from its provider id, so a
+    /// retried delivery repeats it.
+    pub fn entry_id(&self, app: &ActiveApp, message: &Message) -> String {
+        uuid::Uuid::new_v5(&ENTRY_NAMESPACE, format!("{}/{}", app.id, message.provider_message_id).as_bytes())
+            .to_string()
+    }
+
     async fn prepare(
         &self,
         app: &ActiveApp,
@@ -157,9 +177,7 @@ impl Deliverer {
             .as_deref()
             .and_then(|b| serde_json::from_str(b).ok())
             .ok_or_else(|| JobFailure::permanent("the message body is no longer stored"))?;
-        let entry_id =
-            uuid::Uuid::new_v5(&ENTRY_NAMESPACE, format!("{}/{}", app.id, message.provider_message_id).as_bytes())
-                .to_string();
+        let entry_id = self.entry_id(app, message);
         let envelope = |interaction: Value| json!({ "to": app.channel_address_identifier, "from": conversation.end_user_id, "interactions": [interaction] });
         let now = chrono::Utc::now().timestamp_millis();
         let text_entry = |text: &str| {
@@ -172,8 +190,11 @@ impl Deliverer {
             }))
         };
         let outgoing = |json, attachment| Outgoing { entry_id: entry_id.clone(), json, attachment };
-        match render(&message.kind, &raw, reply_target) {
-            Rendered::Text(text) => Ok(outgoing(text_entry(&text), None)),
+        // A chatbot transcript's turns carry their speaker, put before what they said.
+        let kind = message.kind.strip_prefix(crate::handover::TRANSCRIPT_KIND_PREFIX).unwrap_or(&message.kind);
+        let speaker = raw.get("speaker").and_then(Value::as_str);
+        match render(kind, &raw, reply_target) {
+            Rendered::Text(text) => Ok(outgoing(text_entry(&labelled(speaker, &text)), None)),
             Rendered::Choice { in_reply_to, option, title } => Ok(outgoing(
                 envelope(json!({
                     "timestamp": now,
@@ -185,9 +206,14 @@ impl Deliverer {
                 None,
             )),
             Rendered::Media { url, caption, label } => {
-                let described = |why: &str| {
-                    let caption = caption.as_deref().map(|c| format!(": “{c}”")).unwrap_or_default();
-                    format!("{label}{caption}\n({why})")
+                let original_caption = caption.clone();
+                let described = move |why: &str| {
+                    let caption = original_caption.as_deref().map(|c| format!(": “{c}”")).unwrap_or_default();
+                    labelled(speaker, &format!("{label}{caption}\n({why})"))
+                };
+                let caption = match speaker {
+                    Some(_) => Some(labelled(speaker, caption.as_deref().unwrap_or_default())),
+                    None => caption,
                 };
                 match self.download(app, &conversation.sender_number, &url).await? {
                     Download::File { bytes, mime_type } if SUPPORTED_ATTACHMENT_TYPES.contains(&mime_type.as_str()) => {

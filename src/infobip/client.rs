@@ -1,5 +1,6 @@
-//! Sending WhatsApp messages through Infobip (`POST /whatsapp/1/message/…`), with errors
-//! classified for the retry logic.
+//! Calls to Infobip's API: sending WhatsApp messages (`POST /whatsapp/1/message/…`) and
+//! reading a chatbot conversation (`GET /ccaas/1/…`), with errors classified for the retry
+//! logic.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ pub enum SendError {
     #[error("Infobip is temporarily unavailable: {detail}")]
     Retry { detail: String, retry_after: Option<Duration> },
     /// Will not succeed as sent (bad request, unknown sender, key without the scope).
-    #[error("Infobip refused the message: {detail}")]
+    #[error("Infobip refused the request: {detail}")]
     Refused { status: u16, detail: String },
 }
 
@@ -52,13 +53,37 @@ impl InfobipClient {
         self.post(account, "/whatsapp/1/events", &body).await
     }
 
+    /// One page of a Conversations (CCaaS) conversation's messages, oldest first.
+    pub async fn conversation_messages(
+        &self,
+        account: &InfobipAccount,
+        conversation_id: &str,
+        page: usize,
+        limit: usize,
+    ) -> Result<Value, SendError> {
+        let mut url = url::Url::parse(&format!("{}/ccaas/1/conversations", account.base_url.trim_end_matches('/')))
+            .map_err(|e| SendError::Refused { status: 0, detail: format!("bad Infobip base URL: {e}") })?;
+        // The id is pushed as one path segment, escaped: it comes from the chatbot.
+        url.path_segments_mut()
+            .map_err(|()| SendError::Refused { status: 0, detail: "bad Infobip base URL".into() })?
+            .push(conversation_id)
+            .push("messages");
+        let request = self.http.get(url).query(&[
+            ("page", page.to_string()),
+            ("limit", limit.to_string()),
+            ("orderBy", "createdAt:asc".to_owned()),
+        ]);
+        self.call(account, request).await
+    }
+
     async fn post(&self, account: &InfobipAccount, path: &str, body: &Value) -> Result<Value, SendError> {
         let url = format!("{}{path}", account.base_url.trim_end_matches('/'));
-        let response = self
-            .http
-            .post(url)
+        self.call(account, self.http.post(url).json(body)).await
+    }
+
+    async fn call(&self, account: &InfobipAccount, request: reqwest::RequestBuilder) -> Result<Value, SendError> {
+        let response = request
             .header("Authorization", format!("App {}", account.api_key.expose_secret()))
-            .json(body)
             .send()
             .await
             .map_err(|e| SendError::Retry { detail: format!("request failed: {e}"), retry_after: None })?;

@@ -79,6 +79,37 @@ pub struct AppSpec {
     #[serde(skip)]
     pub webhook_basic_password: Option<SecretString>,
     pub webhook_basic_password_env: Option<String>,
+    /// How a chatbot's transcript is imported at handover: `auto`, `entries` or `history`.
+    pub transcript_import: Option<String>,
+    /// Labels before bot, system and agent turns of an imported transcript.
+    pub transcript_bot_label: Option<String>,
+    pub transcript_system_label: Option<String>,
+    pub transcript_agent_label: Option<String>,
+}
+
+/// Speaker labels before bot, system and agent turns of an imported transcript (empty: none).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct TranscriptLabels {
+    pub bot: String,
+    pub system: String,
+    pub agent: String,
+}
+
+impl Default for TranscriptLabels {
+    fn default() -> Self {
+        Self { bot: "Bot".into(), system: "System".into(), agent: "Agent".into() }
+    }
+}
+
+impl TranscriptLabels {
+    /// Reads the stored column; what cannot be read falls back to the defaults.
+    pub fn from_json(stored: &str) -> Self {
+        serde_json::from_str(stored).unwrap_or_default()
+    }
+
+    pub fn to_json(&self) -> String {
+        json!({ "bot": self.bot, "system": self.system, "agent": self.agent }).to_string()
+    }
 }
 
 /// What a provisioning call did, for reports and for deciding whether to audit.
@@ -207,6 +238,24 @@ fn apply_spec(ctx: &Ctx<'_>, row: &mut AppRow, spec: &AppSpec) -> Result<Vec<&'s
             c.push("webhook_basic_password");
         }
     }
+    if let Some(v) = &spec.transcript_import {
+        set(c, "transcript_import", &mut row.transcript_import, validate::transcript_import(v)?);
+    }
+    let mut labels = TranscriptLabels::from_json(&row.transcript_labels);
+    let before = labels.clone();
+    if let Some(v) = &spec.transcript_bot_label {
+        labels.bot = validate::label("transcript_bot_label", v)?;
+    }
+    if let Some(v) = &spec.transcript_system_label {
+        labels.system = validate::label("transcript_system_label", v)?;
+    }
+    if let Some(v) = &spec.transcript_agent_label {
+        labels.agent = validate::label("transcript_agent_label", v)?;
+    }
+    if labels != before {
+        row.transcript_labels = labels.to_json();
+        c.push("transcript_labels");
+    }
     if row.webhook_auth == "basic" && (row.webhook_basic_username.is_none() || row.webhook_basic_password_enc.is_none())
     {
         return Err(ProvisionError::Invalid {
@@ -283,6 +332,8 @@ pub fn create_app(conn: &mut DbConn, ctx: &Ctx<'_>, name: &str, spec: &AppSpec) 
         updated_at: now,
         webhook_auth: "hmac".into(),
         webhook_signature_header: "X-Infobip-Signature".into(),
+        transcript_import: "auto".into(),
+        transcript_labels: TranscriptLabels::default().to_json(),
     };
     let fields = apply_spec(ctx, &mut row, spec)?;
     rows::insert(conn, &row)?;
@@ -316,6 +367,23 @@ pub fn remove_app(conn: &mut DbConn, ctx: &Ctx<'_>, id_or_name: &str) -> Result<
     rows::delete(conn, &row.id)?;
     audit::record(conn, ctx.actor, "remove", "app", &row.id, json!({ "name": row.name }))?;
     Ok(Outcome::Removed)
+}
+
+/// Issues a new API token for the app's own API (`/api/conversations`); the previous one
+/// stops working. Only its SHA-256 is stored, so the token is shown once, here.
+pub fn rotate_api_token(conn: &mut DbConn, ctx: &Ctx<'_>, row: &mut AppRow) -> Result<SecretString, ProvisionError> {
+    let token = format!("byoc_{}", crate::crypto::random_token()?);
+    row.api_token_hash = Some(api_token_hash(&token));
+    row.updated_at = crate::db::now();
+    rows::update(conn, row)?;
+    audit::record(conn, ctx.actor, "rotate", "app", &row.id, json!({ "fields": ["api_token"] }))?;
+    Ok(SecretString::from(token))
+}
+
+/// How an API token is stored and compared.
+pub fn api_token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
 /// The app's current webhook secret (what the admin pastes into Infobip).

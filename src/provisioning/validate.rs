@@ -104,6 +104,22 @@ pub fn webhook_auth(value: &str) -> Result<String, ProvisionError> {
     }
 }
 
+pub fn transcript_import(value: &str) -> Result<String, ProvisionError> {
+    match value {
+        "auto" | "entries" | "history" => Ok(value.to_owned()),
+        _ => Err(invalid("transcript_import", "must be auto, entries or history")),
+    }
+}
+
+/// A short speaker label (an empty one leaves those turns unlabelled).
+pub fn label(field: &str, value: &str) -> Result<String, ProvisionError> {
+    let v = value.trim();
+    if v.chars().count() > 40 || v.contains(['\n', '\r']) {
+        return Err(invalid(field, "must be one line of at most 40 characters"));
+    }
+    Ok(v.to_owned())
+}
+
 /// An HTTP header name (RFC 9110 token characters).
 pub fn header_name(value: &str) -> Result<String, ProvisionError> {
     let v = value.trim();

@@ -91,6 +91,8 @@ impl InteractionClient {
             .bearer_auth(token.token.expose_secret())
             .header("OrgId", super::org_id_15(&app.org_id))
             .header("AuthorizationContext", &app.authorization_context)
+            // Optional on most calls, required on some (conversationHistory); ours is a CCD.
+            .header("AuthorizationContextType", "ConversationChannelDefinition")
             .header("RequestId", uuid::Uuid::new_v4().to_string())
     }
 
@@ -161,6 +163,41 @@ where
         }
     }
     Err(CallError::Retry { detail: "access token refused twice".into(), retry_after: None })
+}
+
+/// Salesforce's ids of an established conversation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Established {
+    pub conversation_identifier: Option<String>,
+    pub messaging_session_id: Option<String>,
+}
+
+/// `POST /conversation`: finds or opens the end user's conversation and messaging session,
+/// with routing attributes (a JSON object; empty or null sends none).
+pub async fn establish(
+    tokens: &super::auth::TokenCache,
+    client: &InteractionClient,
+    app: &ActiveApp,
+    end_user: &str,
+    routing_attributes: &Value,
+) -> Result<Established, CallError> {
+    let mut body = serde_json::json!({
+        "channelAddressIdentifier": app.channel_address_identifier,
+        "participants": [{ "subject": end_user, "role": "EndUser", "appType": "custom" }],
+    });
+    if routing_attributes.as_object().is_some_and(|o| !o.is_empty()) {
+        body["routingAttributes"] = routing_attributes.clone();
+    }
+    let answer = with_token(tokens, app, |token| {
+        let body = &body;
+        async move { client.post_json(app, &token, "/conversation", body).await }
+    })
+    .await?;
+    let text = |field: &str| answer.get(field).and_then(Value::as_str).map(str::to_owned);
+    Ok(Established {
+        conversation_identifier: text("conversationIdentifier"),
+        messaging_session_id: text("messagingSessionId"),
+    })
 }
 
 impl From<CallError> for crate::worker::JobFailure {

@@ -1,5 +1,7 @@
 //! HTTP routes and what every handler shares.
 
+mod answers;
+mod conversations_api;
 mod health;
 mod home;
 mod media;
@@ -41,6 +43,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(webhooks::inbound_for_app)
         .service(webhooks::reports_shared)
         .service(webhooks::reports_for_app)
+        .service(answers::handover_shared)
+        .service(answers::handover_for_app)
+        .service(answers::handover_status)
+        .service(conversations_api::start)
+        .service(conversations_api::status)
         .service(media::agent_file)
         .service(home::home)
         .service(home::stylesheet);

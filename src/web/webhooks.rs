@@ -37,7 +37,7 @@ pub async fn inbound_for_app(
 }
 
 /// Reads the body up to the configured limit.
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, AppError> {
+pub(crate) async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, AppError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| AppError::BadRequest(format!("cannot read the body: {e}")))?;

@@ -36,6 +36,10 @@ pub enum JobFailure {
     Retry { reason: String, after: Option<Duration> },
     /// Will never succeed as is (bad request, unknown recipient): a dead letter now.
     Permanent { reason: String },
+    /// Not a failure: the job made progress, has more to do, and gives its lease back so a
+    /// long task (a transcript import) never outlives it. It runs again at once, keeping its
+    /// place before the later jobs of its key, without using up an attempt.
+    Resume { progress: String },
 }
 
 impl JobFailure {
@@ -81,6 +85,8 @@ pub struct StepReport {
     pub retried: usize,
     pub dead: usize,
     pub released: usize,
+    /// Jobs that did part of their work and were put back to continue.
+    pub resumed: usize,
 }
 
 impl StepReport {
@@ -94,6 +100,7 @@ impl StepReport {
         self.retried += other.retried;
         self.dead += other.dead;
         self.released += other.released;
+        self.resumed += other.resumed;
     }
 }
 
@@ -206,6 +213,7 @@ impl Runner {
                     let outcome = self.record_failure(id, attempts, failure, done, rest, now).await?;
                     match outcome {
                         "dead" => report.dead += 1,
+                        "resumed" => report.resumed += 1,
                         _ => report.retried += 1,
                     }
                     self.metrics.job_finished(&kind, outcome);
@@ -234,6 +242,11 @@ impl Runner {
                 jobs::complete(conn, &done)?;
                 jobs::release(conn, &rest)?;
                 match failure {
+                    JobFailure::Resume { progress } => {
+                        tracing::debug!(job.id = id, %progress, "job continues");
+                        jobs::release(conn, &[id])?;
+                        Ok("resumed")
+                    }
                     JobFailure::Retry { reason, after } if attempts < max_attempts => {
                         let delay = backoff.delay(attempts, after);
                         let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);

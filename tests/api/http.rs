@@ -39,7 +39,7 @@ async fn readiness_fails_while_migrations_are_pending(test_db: TestDb) {
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["problem"], "migrations pending");
-    assert_eq!(body["pending_migrations"], json!(["20261121000001", "20261121000002"]));
+    assert_eq!(body["pending_migrations"], json!(["20261121000001", "20261121000002", "20261121000003"]));
 
     byoc_bridge::db::migrations::run_pending(&app.db).await.unwrap();
     assert_eq!(app.get("/readyz").await.status(), 200);

@@ -5,6 +5,7 @@ mod bridge;
 mod helpers;
 
 mod contract;
+mod handover;
 
 mod http;
 mod inbound;

@@ -319,6 +319,7 @@ async fn conversation_messages(
         }));
     }
     let page = query.page.unwrap_or(0);
+    sim.state().conversation_reads.push((id.to_string(), page, limit));
     let order_by = query.order_by.clone().unwrap_or_else(|| "id:asc".to_owned());
     let Some(mut messages) = sim.state().conversations.get(id.as_str()).cloned() else {
         return HttpResponse::NotFound().json(json!({

@@ -66,6 +66,8 @@ pub(crate) struct State {
     pub chat: Vec<(String, bool, String)>,
     /// Where the simulated phone posts inbound messages (the bridge's webhook).
     pub webhook: Option<webhooks::WebhookSender>,
+    /// Pages of conversations read: (conversation id, page, limit).
+    pub conversation_reads: Vec<(String, usize, usize)>,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +166,11 @@ impl InfobipSim {
     /// Events (typing indicators) the bridge sent: (end user, event type).
     pub fn events(&self) -> Vec<(String, String)> {
         self.state().events.clone()
+    }
+
+    /// Pages of Conversations read, in order: (conversation id, page, limit).
+    pub fn conversation_reads(&self) -> Vec<(String, usize, usize)> {
+        self.state().conversation_reads.clone()
     }
 
     pub fn sent(&self) -> Vec<SentMessage> {

@@ -31,11 +31,15 @@ pub fn message(code: i64) -> &'static str {
         10029 => "The provided interaction list isn't valid.",
         10031 => "The channelAddressIdentifier provided is not active.",
         10045 => "Provide a valid message entry format.",
+        10046 => "Invalid clientTimestamp. Send messages within the allowed response time frame.",
         10051 => "The file size (in bytes) of uploaded attachment is incorrect.",
         10052 => "The \"channelAddressIdentifier\" field set in post conversation request isn't valid.",
         10053 => "The \"participants\" field set in post conversation request is either invalid or empty.",
         10054 => "Invalid subject of participant in conversation request.",
         10055 => "Conversation precondition failed. Please retry.",
+        10057 => {
+            "Looks like you don't have access to the ConversationHistory API. Only Bring Your Own Channel for CCaaS partners can access them. Your Salesforce admin can help with that."
+        }
         10059 => "Interaction ID or Message ID is empty.",
         10060 => "Interaction ID and Message ID are mismatched.",
         10062 => {
@@ -86,7 +90,7 @@ impl ResponseError for SfError {
     fn status_code(&self) -> StatusCode {
         match self.code {
             10003 | 10004 => StatusCode::UNAUTHORIZED,
-            10001 | 10005 => StatusCode::FORBIDDEN,
+            10001 | 10005 | 10057 => StatusCode::FORBIDDEN,
             10019 | 10055 | 10056 | 10094 => StatusCode::SERVICE_UNAVAILABLE,
             c if c >= 20000 || c == 500 => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,

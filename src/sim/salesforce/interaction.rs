@@ -20,7 +20,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/conversation", web::post().to(conversation))
             .route("/acknowledgement", web::post().to(acknowledgement))
             .route("/messagingSession", web::post().to(messaging_session))
-            .route("/capabilities", web::patch().to(capabilities)),
+            .route("/capabilities", web::patch().to(capabilities))
+            .route("/conversationHistory", web::post().to(conversation_history)),
     );
 }
 
@@ -299,6 +300,56 @@ async fn conversation(sim: web::Data<SalesforceSim>, req: HttpRequest, body: web
         let routing = json.get("routingAttributes").cloned().unwrap_or(Value::Null);
         let (conversation, session) = sim.append(channel, subject, routing, None);
         Ok((202, json!({ "conversationIdentifier": conversation, "messagingSessionId": session, "success": true })))
+    })
+}
+
+/// Imports earlier entries of a conversation (at most 25 per call, 3 participants, none
+/// older than 24 hours) into the end user's conversation, when the org allows it.
+async fn conversation_history(sim: web::Data<SalesforceSim>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    json_call(&sim, &req, &body, |json| {
+        if !sim.config.history_api {
+            return Err(SfError::new(10057));
+        }
+        let context_type = req.headers().get("AuthorizationContextType").and_then(|v| v.to_str().ok());
+        if context_type != Some("ConversationChannelDefinition") {
+            return Err(SfError::with(10016, "AuthorizationContextType is required."));
+        }
+        check(&sim, "AddConversationHistoryRequest", json, 10045)?;
+        let channel = json.get("channelAddressIdentifier").and_then(Value::as_str).unwrap_or_default();
+        let context = req.headers().get("AuthorizationContext").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        check_channel(&sim, channel, context).map_err(|e| if e.code == 10017 { SfError::new(10052) } else { e })?;
+        let participants = json.get("conversationParticipants").and_then(Value::as_array).cloned().unwrap_or_default();
+        let end_user = participants
+            .iter()
+            .find(|p| p.pointer("/participant/role").and_then(Value::as_str) == Some("EndUser"))
+            .and_then(|p| p.pointer("/participant/subject").and_then(Value::as_str))
+            .ok_or_else(|| SfError::with(10053, "An EndUser participant is required."))?
+            .to_owned();
+        let oldest = chrono::Utc::now().timestamp_millis() - 24 * 3600 * 1000;
+        let mut entries = Vec::new();
+        for e in json.get("conversationEntries").and_then(Value::as_array).into_iter().flatten() {
+            let at = e.get("clientTimestamp").and_then(Value::as_i64).unwrap_or_default();
+            if at < oldest {
+                return Err(SfError::new(10046));
+            }
+            let role = e.pointer("/sender/role").and_then(Value::as_str).unwrap_or_default();
+            if !participants.iter().any(|p| p.get("participant") == e.get("sender")) {
+                return Err(SfError::with(10045, format!("The sender ({role}) is not a conversation participant.")));
+            }
+            entries.push(Entry {
+                id: e.pointer("/entryPayload/id").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                entry_type: e.pointer("/entryPayload/entryType").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                sender_role: role.to_owned(),
+                payload: e.clone(),
+                attachment: None,
+                request_id: String::new(),
+            });
+        }
+        let (mut conversation, mut session) = (String::new(), String::new());
+        for entry in entries {
+            (conversation, session) = sim.append(channel, &end_user, Value::Null, Some(entry));
+        }
+        Ok((202, json!({ "success": true, "conversationIdentifier": conversation, "messagingSessionId": session })))
     })
 }
 

@@ -171,6 +171,9 @@ pub struct SalesforceConfig {
     /// Whether ending a session publishes `SessionStatusChanged` on the custom event (orgs
     /// differ; the change event on `/data/MessagingSessionChangeEvent` is always published).
     pub session_status_on_event: bool,
+    /// Whether the org lets this channel use `POST /conversationHistory` (Salesforce
+    /// reserves it for BYOC for CCaaS; a BYOC for Messaging org answers 10057).
+    pub history_api: bool,
 }
 
 impl Default for SalesforceConfig {
@@ -184,6 +187,7 @@ impl Default for SalesforceConfig {
             payload_field: "Payload__c".into(),
             pubsub: PubSubSimConfig::default(),
             session_status_on_event: true,
+            history_api: false,
         }
     }
 }

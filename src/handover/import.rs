@@ -1,0 +1,404 @@
+//! The `import_handover` job: reads the bot conversation from Infobip (every page, oldest
+//! first), opens the user's Salesforce conversation with the routing attributes, and puts
+//! the transcript in, in order. The job holds its conversation's place in the outbox, so
+//! what the user writes meanwhile waits behind it.
+//!
+//! Two ways in: the `conversationHistory` API, which Salesforce reserves for some channels
+//! (error 10057 elsewhere), or one entry per turn with the speaker's label. Progress is
+//! stored per message, so a retry continues where the last attempt stopped, and the job
+//! hands its lease back every few seconds (`JobFailure::Resume`) on long transcripts.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::transcript::{self, Turn};
+use super::{TRANSCRIPT_KIND_PREFIX, view};
+use crate::db::conversations::{self, Conversation, Message, NewMessage};
+use crate::db::handovers::{self, Handover, transcript_message_id};
+use crate::db::jobs::Job;
+use crate::db::{Db, DbError};
+use crate::directory::{ActiveApp, Directory};
+use crate::inbound::deliver::Deliverer;
+use crate::inbound::render::{Rendered, render};
+use crate::infobip::client::{InfobipClient, SendError};
+use crate::salesforce::auth::TokenCache;
+use crate::salesforce::interactions::{CallError, InteractionClient, establish, with_token};
+use crate::worker::JobFailure;
+
+/// Salesforce takes at most 25 entries per `conversationHistory` call, none older than 24 h.
+const HISTORY_BATCH: usize = 25;
+const HISTORY_MAX_AGE: chrono::Duration = chrono::Duration::hours(24);
+/// "Only Bring Your Own Channel for CCaaS partners can access" / "environment isn't ready".
+const HISTORY_REFUSED_CODES: &[i64] = &[10057, 10063];
+/// Ids of the lines that open and close a transcript posted as entries.
+pub const INTRO: &str = "~intro";
+pub const OUTRO: &str = "~outro";
+/// Infobip conversations longer than this many pages are cut (a guard against a paging loop).
+const MAX_PAGES: usize = 1000;
+
+#[derive(Clone)]
+pub struct Importer {
+    pub db: Db,
+    pub directory: Directory,
+    pub tokens: TokenCache,
+    pub interactions: InteractionClient,
+    pub infobip: InfobipClient,
+    /// Posts entries exactly as inbound messages are posted (labels, media).
+    pub deliverer: Deliverer,
+    pub page_size: usize,
+    /// How long one run may work before giving its lease back.
+    pub slice: Duration,
+    /// Apps whose org refused the history API: later handovers go straight to entries.
+    pub history_refused: Arc<Mutex<HashSet<String>>>,
+}
+
+fn db_failure(e: DbError) -> JobFailure {
+    JobFailure::retry(format!("database: {e}"))
+}
+
+impl Importer {
+    pub async fn run(&self, job: Job) -> Result<(), JobFailure> {
+        let started = Instant::now();
+        let payload: Value =
+            serde_json::from_str(&job.payload).map_err(|e| JobFailure::permanent(format!("bad job payload: {e}")))?;
+        let id = payload
+            .get("handover_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| JobFailure::permanent("job has no handover_id"))?
+            .to_owned();
+        let (handover, conversation) = self.load(&id).await?;
+        if handover.status == "imported" {
+            return Ok(());
+        }
+        let snapshot = self.directory.snapshot().await.map_err(db_failure)?;
+        let app = snapshot.by_id_or_name(&handover.app_id).ok_or_else(|| {
+            JobFailure::permanent(format!("app {} is not active; activate it, then retry this job", handover.app_id))
+        })?;
+        let result = self.import(&app, handover, conversation, started).await;
+        if let Err(JobFailure::Permanent { reason }) = &result {
+            let (id, reason) = (id.clone(), reason.clone());
+            self.db.write(move |c| handovers::set_failed(c, &id, &reason)).await.map_err(db_failure)?;
+        }
+        result
+    }
+
+    async fn load(&self, id: &str) -> Result<(Handover, Conversation), JobFailure> {
+        let id = id.to_owned();
+        self.db
+            .run(move |c| {
+                let Some(h) = handovers::find(c, &id)? else { return Ok(None) };
+                Ok(conversations::find(c, h.conversation_id)?.map(|conv| (h, conv)))
+            })
+            .await
+            .map_err(db_failure)?
+            .ok_or_else(|| JobFailure::permanent("the handover no longer exists"))
+    }
+
+    async fn import(
+        &self,
+        app: &ActiveApp,
+        mut handover: Handover,
+        mut conversation: Conversation,
+        started: Instant,
+    ) -> Result<(), JobFailure> {
+        if handover.method.is_none() {
+            let turns = self.fetch(app, &handover, &conversation).await?;
+            conversation = self.establish(app, &handover, conversation).await?;
+            let method = self.choose_method(app, &turns);
+            handover = self.store(handover, &turns, method).await?;
+            tracing::info!(app.id = %app.id, handover.id = %handover.id, messages = turns.len(), method, "transcript fetched");
+        }
+        let mut progressed = false;
+        loop {
+            let pending: Vec<Message> = {
+                let h = handover.clone();
+                self.db
+                    .run(move |c| handovers::transcript(c, &h))
+                    .await
+                    .map_err(db_failure)?
+                    .into_iter()
+                    .filter(|m| m.status != "delivered" && m.status != "skipped")
+                    .collect()
+            };
+            if pending.is_empty() {
+                return self.finish(&handover).await;
+            }
+            if progressed && started.elapsed() >= self.slice {
+                return Err(JobFailure::Resume { progress: format!("{} transcript messages to go", pending.len()) });
+            }
+            if handover.method.as_deref() == Some("history") {
+                match self.post_history(app, &conversation, &pending).await {
+                    Err(CallError::Refused { code: Some(code), .. })
+                        if HISTORY_REFUSED_CODES.contains(&code) && app.transcript.import == "auto" =>
+                    {
+                        tracing::info!(app.id = %app.id, code, "Salesforce refuses the conversationHistory API for this channel; posting the transcript as entries");
+                        if let Ok(mut refused) = self.history_refused.lock() {
+                            refused.insert(app.id.clone());
+                        }
+                        handover = self.switch_to_entries(handover).await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                    Ok(()) => progressed = true,
+                }
+            } else {
+                // Later entries land in the conversation the first one opened.
+                let first = pending.into_iter().next().ok_or_else(|| JobFailure::retry("transcript changed"))?;
+                self.deliverer.deliver(app, first, &conversation, None).await?;
+                progressed = true;
+                if conversation.sf_conversation_id.is_none() {
+                    let id = conversation.id;
+                    conversation = self
+                        .db
+                        .run(move |c| conversations::find(c, id))
+                        .await
+                        .map_err(db_failure)?
+                        .ok_or_else(|| JobFailure::permanent("the conversation no longer exists"))?;
+                }
+            }
+        }
+    }
+
+    /// Every message of the Infobip conversation, page by page.
+    async fn fetch(
+        &self,
+        app: &ActiveApp,
+        handover: &Handover,
+        conversation: &Conversation,
+    ) -> Result<Vec<Turn>, JobFailure> {
+        let account = app
+            .account_for_sender(&conversation.sender_number)
+            .ok_or_else(|| JobFailure::permanent("the conversation's sender number is not configured for this app"))?;
+        let mut messages: Vec<Value> = Vec::new();
+        for page in 0..MAX_PAGES {
+            let answer = self
+                .infobip
+                .conversation_messages(account, &handover.infobip_conversation_id, page, self.page_size)
+                .await
+                .map_err(|e| match e {
+                    SendError::Refused { status: 404, .. } => JobFailure::permanent(format!(
+                        "Infobip has no conversation {:?} (is Conversations enabled for this account?)",
+                        handover.infobip_conversation_id
+                    )),
+                    SendError::Refused { status: 401 | 403, detail } => JobFailure::permanent(format!(
+                        "Infobip refused to read the conversation: {detail}; the API key needs the conversations:read scope"
+                    )),
+                    other => other.into(),
+                })?;
+            let items = answer.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+            let total = answer.pointer("/pagination/totalItems").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let short_page = items.len() < self.page_size;
+            messages.extend(items);
+            if short_page || messages.len() >= total {
+                break;
+            }
+        }
+        Ok(transcript::turns(&messages, &app.transcript.labels))
+    }
+
+    /// Opens (or finds) the user's Salesforce conversation with the handover's routing attributes.
+    async fn establish(
+        &self,
+        app: &ActiveApp,
+        handover: &Handover,
+        conversation: Conversation,
+    ) -> Result<Conversation, JobFailure> {
+        let routing: Value = serde_json::from_str(&handover.routing_attributes).unwrap_or(Value::Null);
+        let established = establish(&self.tokens, &self.interactions, app, &conversation.end_user_id, &routing).await?;
+        let session = established.messaging_session_id;
+        let sf_conversation = established.conversation_identifier;
+        let Some(sf_conversation) = sf_conversation else { return Ok(conversation) };
+        let id = conversation.id;
+        self.db
+            .write(move |c| {
+                conversations::set_salesforce_ids(c, id, &sf_conversation, session.as_deref())?;
+                conversations::find(c, id)
+            })
+            .await
+            .map_err(db_failure)?
+            .ok_or_else(|| JobFailure::permanent("the conversation no longer exists"))
+    }
+
+    fn choose_method(&self, app: &ActiveApp, turns: &[Turn]) -> &'static str {
+        let refused = self.history_refused.lock().map(|r| r.contains(&app.id)).unwrap_or(false);
+        let oldest_allowed = chrono::Utc::now() - HISTORY_MAX_AGE;
+        let recent = turns.iter().all(|t| t.created_at.is_some_and(|at| at > oldest_allowed));
+        match app.transcript.import.as_str() {
+            "history" => "history",
+            "auto" if !refused && recent && !turns.is_empty() => "history",
+            _ => "entries",
+        }
+    }
+
+    /// Stores the transcript as messages of the conversation (with an opening and a
+    /// closing line for entries) and the chosen method, in one transaction.
+    async fn store(&self, handover: Handover, turns: &[Turn], method: &'static str) -> Result<Handover, JobFailure> {
+        let turns = turns.to_vec();
+        self.db
+            .write(move |c| {
+                let now = crate::db::now();
+                let count = turns.len();
+                let first = turns.first().and_then(|t| t.created_at);
+                let mut rows: Vec<(String, String, Value)> = Vec::with_capacity(count + 2);
+                let system = |text: String| json!({ "message": { "type": "TEXT", "text": text }, "speaker": Value::Null, "authorType": "SYSTEM" });
+                let since = first.map(|t| format!(" since {}", t.format("%Y-%m-%d %H:%M UTC"))).unwrap_or_default();
+                rows.push((INTRO.into(), "TEXT".into(), system(format!("— Conversation with the chatbot{since}: {count} messages —"))));
+                rows.extend(turns.iter().map(|t| (t.id.clone(), t.kind.clone(), t.body.clone())));
+                rows.push((OUTRO.into(), "TEXT".into(), system("— End of the chatbot conversation —".into())));
+                for (id, kind, body) in rows {
+                    let provider_id = transcript_message_id(&handover.id, &id);
+                    let skip = method == "history" && (id == INTRO || id == OUTRO);
+                    conversations::insert_message(
+                        c,
+                        &NewMessage {
+                            app_id: &handover.app_id,
+                            conversation_id: handover.conversation_id,
+                            direction: "inbound",
+                            provider_message_id: &provider_id,
+                            kind: &format!("{TRANSCRIPT_KIND_PREFIX}{kind}"),
+                            body: Some(&body.to_string()),
+                            status: if skip { "skipped" } else { "received" },
+                            received_at: Some(now),
+                            sf_entry_id: None,
+                        },
+                        now,
+                    )?;
+                }
+                let count = i32::try_from(count).unwrap_or(i32::MAX);
+                handovers::set_progress(c, &handover.id, "importing", Some(method), count, 0)?;
+                handovers::find(c, &handover.id)?.ok_or(DbError::Query(diesel::result::Error::NotFound))
+            })
+            .await
+            .map_err(db_failure)
+    }
+
+    async fn switch_to_entries(&self, handover: Handover) -> Result<Handover, JobFailure> {
+        self.db
+            .write(move |c| {
+                for m in handovers::transcript(c, &handover)? {
+                    if m.status == "skipped" {
+                        conversations::set_status(c, m.id, "received")?;
+                    }
+                }
+                handovers::set_progress(
+                    c,
+                    &handover.id,
+                    "importing",
+                    Some("entries"),
+                    handover.transcript_messages,
+                    handover.imported_messages,
+                )?;
+                handovers::find(c, &handover.id)?.ok_or(DbError::Query(diesel::result::Error::NotFound))
+            })
+            .await
+            .map_err(db_failure)
+    }
+
+    /// Posts the next (at most 25) pending turns through `conversationHistory`.
+    async fn post_history(
+        &self,
+        app: &ActiveApp,
+        conversation: &Conversation,
+        pending: &[Message],
+    ) -> Result<(), CallError> {
+        let batch: Vec<&Message> = pending.iter().take(HISTORY_BATCH).collect();
+        let end_user = json!({ "appType": "custom", "subject": conversation.end_user_id, "role": "EndUser" });
+        let bot = json!({ "appType": "chatbot", "subject": "infobip-chatbot", "role": "Chatbot" });
+        let system = json!({ "appType": "custom", "subject": "infobip-system", "role": "System" });
+        let mut participants: Vec<(Value, i64)> = Vec::new();
+        let mut entries = Vec::new();
+        for m in &batch {
+            let body: Value = m.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+            let at = body
+                .get("createdAt")
+                .and_then(Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map_or_else(|| m.created_at.and_utc().timestamp_millis(), |t| t.timestamp_millis());
+            let (sender, text) = match body.get("authorType").and_then(Value::as_str) {
+                Some("CUSTOMER") => (end_user.clone(), history_text(m, &body, None)),
+                Some("BOT") => (bot.clone(), history_text(m, &body, None)),
+                // Agent turns have no participant of their own (at most 3): labelled system lines.
+                _ => (system.clone(), history_text(m, &body, body.get("speaker").and_then(Value::as_str))),
+            };
+            if !participants.iter().any(|(p, _)| *p == sender) {
+                participants.push((sender.clone(), at));
+            }
+            let id = self.deliverer.entry_id(app, m);
+            entries.push(json!({
+                "clientTimestamp": at,
+                "sender": sender,
+                "entryPayload": { "id": id, "entryType": "Message", "abstractMessage": {
+                    "messageType": "StaticContentMessage", "id": id,
+                    "staticContent": { "formatType": "Text", "text": text } } }
+            }));
+        }
+        let body = json!({
+            "channelAddressIdentifier": app.channel_address_identifier,
+            "conversationParticipants": participants.iter().map(|(p, joined)| json!({ "participant": p, "joinedTime": joined })).collect::<Vec<_>>(),
+            "conversationEntries": entries,
+        });
+        let answer = with_token(&self.tokens, app, |token| {
+            let body = &body;
+            async move { self.interactions.post_json(app, &token, "/conversationHistory", body).await }
+        })
+        .await?;
+        let session = answer.get("messagingSessionId").and_then(Value::as_str).map(str::to_owned);
+        let sf_conversation = answer.get("conversationIdentifier").and_then(Value::as_str).map(str::to_owned);
+        let delivered: Vec<(i64, String)> = batch.iter().map(|m| (m.id, self.deliverer.entry_id(app, m))).collect();
+        let conversation_id = conversation.id;
+        self.db
+            .write(move |c| {
+                let now = crate::db::now();
+                if let Some(id) = &sf_conversation {
+                    conversations::set_salesforce_ids(c, conversation_id, id, session.as_deref())?;
+                }
+                for (id, entry) in &delivered {
+                    conversations::mark_delivered(c, *id, entry, now, now)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| CallError::Retry { detail: format!("database: {e}"), retry_after: None })
+    }
+
+    async fn finish(&self, handover: &Handover) -> Result<(), JobFailure> {
+        let h = handover.clone();
+        let summary = self
+            .db
+            .write(move |c| {
+                let delivered = handovers::transcript(c, &h)?
+                    .iter()
+                    .filter(|m| m.status == "delivered" && !is_frame(&m.provider_message_id))
+                    .count();
+                let delivered = i32::try_from(delivered).unwrap_or(i32::MAX);
+                handovers::set_progress(c, &h.id, "imported", h.method.as_deref(), h.transcript_messages, delivered)?;
+                let row = handovers::find(c, &h.id)?.ok_or(DbError::Query(diesel::result::Error::NotFound))?;
+                view(c, &row)
+            })
+            .await
+            .map_err(db_failure)?;
+        tracing::info!(handover.id = %handover.id, imported = %summary["importedMessages"], "transcript imported");
+        Ok(())
+    }
+}
+
+/// The opening and closing lines are not part of the bot conversation itself.
+pub fn is_frame(provider_message_id: &str) -> bool {
+    provider_message_id.ends_with(&format!(":{INTRO}")) || provider_message_id.ends_with(&format!(":{OUTRO}"))
+}
+
+/// A turn as history text: files cannot be added through this API, so they are described.
+fn history_text(message: &Message, body: &Value, label: Option<&str>) -> String {
+    let kind = message.kind.strip_prefix(TRANSCRIPT_KIND_PREFIX).unwrap_or(&message.kind);
+    let text = match render(kind, body, None) {
+        Rendered::Text(t) => t,
+        Rendered::Choice { title, .. } => title,
+        Rendered::Media { caption, label, .. } => match caption {
+            Some(c) => format!("{label}: “{c}” (file not included in the imported history)"),
+            None => format!("{label} (file not included in the imported history)"),
+        },
+    };
+    transcript::labelled(label, &text)
+}

@@ -1,0 +1,170 @@
+//! Proactive conversations: the business (an Agentforce flow, a CRM) asks the bridge to
+//! open a Salesforce conversation with a WhatsApp user, optionally greeting the user with
+//! an approved template, so that an agent can start talking. One per (app, number) for a
+//! day: a repeated call returns the first one.
+
+mod start;
+
+pub use start::Starter;
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::db::handovers::{self, Proactive};
+use crate::db::jobs::{self, NewJob};
+use crate::db::{DbConn, DbError, conversations};
+use crate::directory::ActiveApp;
+use crate::handover::{BadRequest, business_number, routing_attributes, whatsapp_id};
+
+pub const START_JOB: &str = "start_proactive";
+
+/// A repeated call within this time returns the conversation already started.
+const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProactiveRequest {
+    pub end_user: String,
+    pub business_number: String,
+    pub routing_attributes: BTreeMap<String, String>,
+    /// Infobip's template `content` (`templateName`, `language`, `templateData`).
+    pub template: Option<Value>,
+}
+
+fn bad(field: &'static str, problem: impl Into<String>) -> BadRequest {
+    BadRequest { field, problem: problem.into() }
+}
+
+/// A template value WhatsApp accepts: not empty, no line breaks or tabs, no long runs of spaces.
+fn placeholder(field: &'static str, value: &Value) -> Result<String, BadRequest> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return Err(bad(field, "values must be strings")),
+    };
+    if text.trim().is_empty() {
+        return Err(bad(field, "values must not be empty"));
+    }
+    if text.contains(['\n', '\t']) || text.contains("     ") {
+        return Err(bad(field, "values must not contain line breaks, tabs or more than 4 spaces in a row"));
+    }
+    Ok(text)
+}
+
+fn template(value: &Value) -> Result<Value, BadRequest> {
+    let object = value.as_object().ok_or_else(|| bad("template", "must be an object"))?;
+    let name = object.get("name").and_then(Value::as_str).unwrap_or_default().trim();
+    let valid_name = !name.is_empty()
+        && name.len() <= 512
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid_name {
+        return Err(bad("template.name", "must be the template's name: lowercase letters, digits and _"));
+    }
+    let language = object.get("language").and_then(Value::as_str).unwrap_or_default().trim();
+    if language.is_empty() || language.len() > 20 {
+        return Err(bad("template.language", "must be the template's language code, such as en or en_GB"));
+    }
+    let placeholders = match object.get("placeholders") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => {
+            items.iter().map(|v| placeholder("template.placeholders", v)).collect::<Result<Vec<_>, _>>()?
+        }
+        Some(_) => return Err(bad("template.placeholders", "must be a list of values")),
+    };
+    let mut data = json!({ "body": { "placeholders": placeholders } });
+    if let Some(header) = object.get("header").filter(|h| !h.is_null()) {
+        let kind = header.get("type").and_then(Value::as_str).unwrap_or_default();
+        if !["TEXT", "IMAGE", "VIDEO", "DOCUMENT", "LOCATION"].contains(&kind) {
+            return Err(bad("template.header", "type must be TEXT, IMAGE, VIDEO, DOCUMENT or LOCATION"));
+        }
+        data["header"] = header.clone();
+    }
+    if let Some(buttons) = object.get("buttons").filter(|b| !b.is_null()) {
+        let list = buttons.as_array().ok_or_else(|| bad("template.buttons", "must be a list"))?;
+        for b in list {
+            let parameter = b.get("parameter").and_then(Value::as_str).unwrap_or_default();
+            if b.get("type").and_then(Value::as_str) == Some("QUICK_REPLY") && parameter.chars().count() > 128 {
+                return Err(bad("template.buttons", "a quick reply payload has at most 128 characters"));
+            }
+        }
+        data["buttons"] = buttons.clone();
+    }
+    Ok(json!({ "templateName": name, "language": language, "templateData": data }))
+}
+
+impl ProactiveRequest {
+    pub fn parse(app: &ActiveApp, body: &[u8]) -> Result<Self, BadRequest> {
+        let body: Value = serde_json::from_slice(body).map_err(|e| bad("body", format!("is not JSON: {e}")))?;
+        if !body.is_object() {
+            return Err(bad("body", "must be a JSON object"));
+        }
+        let to = match body.get("to") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            None | Some(Value::Null) => return Err(bad("to", "is required")),
+            Some(_) => return Err(bad("to", "must be a string")),
+        };
+        let given_sender = match body.get("businessNumber") {
+            Some(Value::String(s)) => Some(s.clone()),
+            None | Some(Value::Null) => None,
+            Some(_) => return Err(bad("businessNumber", "must be a string")),
+        };
+        Ok(Self {
+            end_user: whatsapp_id("to", &to)?,
+            business_number: business_number(app, given_sender)?,
+            routing_attributes: routing_attributes(&body)?,
+            template: body.get("template").filter(|t| !t.is_null()).map(template).transpose()?,
+        })
+    }
+}
+
+/// Stores the request with its start job, unless the same user got one within the window
+/// (call inside one write transaction). `false` means the earlier one is returned.
+pub fn accept(conn: &mut DbConn, app_id: &str, request: &ProactiveRequest) -> Result<(Proactive, bool), DbError> {
+    let now = crate::db::now();
+    let conversation = conversations::upsert(conn, app_id, &request.end_user, &request.business_number, now)?;
+    if let Some(existing) = handovers::proactive_for_conversation(conn, conversation)? {
+        if existing.status != "failed" && now - existing.created_at < IDEMPOTENCY_WINDOW {
+            return Ok((existing, false));
+        }
+    }
+    let row = Proactive {
+        id: uuid::Uuid::now_v7().to_string(),
+        app_id: app_id.to_owned(),
+        conversation_id: conversation,
+        routing_attributes: json!(request.routing_attributes).to_string(),
+        template: request.template.as_ref().map(Value::to_string),
+        status: "pending".into(),
+        template_message_id: None,
+        error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    handovers::replace_proactive(conn, &row)?;
+    jobs::enqueue(
+        conn,
+        &[NewJob::new(START_JOB, &json!({ "proactive_id": row.id }))
+            .for_app(app_id)
+            .ordered_by(crate::inbound::ordering_key(conversation))],
+    )?;
+    Ok((row, true))
+}
+
+pub fn view(conn: &mut DbConn, row: &Proactive) -> Result<Value, DbError> {
+    let conversation = conversations::find(conn, row.conversation_id)?;
+    let template_status = match &row.template_message_id {
+        Some(id) => conversations::outbound_by_provider_id(conn, &row.app_id, id)?.map(|m| m.status),
+        None => None,
+    };
+    Ok(json!({
+        "id": row.id,
+        "status": row.status,
+        "to": conversation.as_ref().map(|c| c.end_user_id.clone()),
+        "salesforceConversationId": conversation.as_ref().and_then(|c| c.sf_conversation_id.clone()),
+        "messagingSessionId": conversation.and_then(|c| c.messaging_session_id),
+        "templateMessageId": row.template_message_id,
+        "templateStatus": template_status,
+        "error": row.error,
+        "createdAt": row.created_at.and_utc().to_rfc3339(),
+    }))
+}
