@@ -3,6 +3,7 @@
 //! later work.
 
 pub mod auth;
+pub mod certificate;
 pub mod interactions;
 pub mod pubsub;
 
