@@ -11,6 +11,9 @@ pub enum AppError {
     BadRequest(String),
     #[error("missing or invalid credentials")]
     Unauthorized,
+    /// Authenticated, but not allowed (a bad CSRF token, a user of another org).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0} not found")]
     NotFound(String),
     #[error("request body is larger than {limit} bytes")]
@@ -52,6 +55,7 @@ impl ResponseError for AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -96,9 +96,15 @@ impl Application {
             directory,
             media,
             media_http: http_client(settings.salesforce.request_timeout_ms)?,
+            base_url: settings.public_base_url(port),
+            http: http_client(settings.salesforce.request_timeout_ms)?,
             wake: runner.waker(),
             started_at: Instant::now(),
         });
+        if let Some(link) = crate::web::admin::signin::issue_bootstrap(&state.db, &state.base_url).await? {
+            // Printed, not logged: the link signs its first visitor in as an admin.
+            println!("Open this one-time link to set up byoc-bridge (valid 24 hours): {link}");
+        }
         let max_body = settings.server.max_body_bytes;
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {

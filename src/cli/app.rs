@@ -172,6 +172,7 @@ impl SpecArgs {
             integration_username: self.integration_username,
             private_key,
             private_key_file: None,
+            certificate_pem: None,
             private_key_env: None,
             scrt_url: self.scrt_url,
             channel_address_identifier: self.channel_address_identifier,

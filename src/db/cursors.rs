@@ -84,3 +84,21 @@ pub fn lease_holder(conn: &mut DbConn, app_id: &str, topic: &str) -> Result<Opti
         .optional()?
         .flatten())
 }
+
+/// The lease of a subscription, if one is held now: (owner, until).
+pub fn live_lease(
+    conn: &mut DbConn,
+    app_id: &str,
+    topic: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<Option<(String, chrono::NaiveDateTime)>, DbError> {
+    let row = event_cursors::table
+        .find((app_id, topic))
+        .select((event_cursors::lease_owner, event_cursors::lease_until))
+        .first::<(Option<String>, Option<chrono::NaiveDateTime>)>(conn)
+        .optional()?;
+    Ok(match row {
+        Some((Some(owner), Some(until))) if until > now => Some((owner, until)),
+        _ => None,
+    })
+}

@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod messages;
 pub mod migrations;
 pub mod schema;
+pub mod web;
 
 use std::path::Path;
 use std::time::Duration;

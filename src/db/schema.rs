@@ -170,6 +170,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    web_sessions (id_hash) {
+        id_hash -> Text,
+        app_id -> Nullable<Text>,
+        role -> Text,
+        user_id -> Text,
+        user_name -> Text,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    web_grants (id_hash) {
+        id_hash -> Text,
+        kind -> Text,
+        app_id -> Nullable<Text>,
+        data -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(infobip_accounts -> apps (app_id));
 diesel::joinable!(senders -> apps (app_id));
 diesel::joinable!(senders -> infobip_accounts (infobip_account_id));
@@ -191,4 +215,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     handovers,
     proactive_conversations,
+    web_sessions,
+    web_grants,
 );

@@ -1,6 +1,7 @@
 //! Infobip: account settings and webhook signatures now; webhook parsing, the WhatsApp
 //! send client and the Conversations API join this module in later work.
 
+pub mod account;
 pub mod client;
 pub mod rate;
 pub mod signature;

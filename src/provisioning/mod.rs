@@ -59,6 +59,9 @@ pub struct AppSpec {
     #[serde(skip)]
     pub private_key: Option<SecretString>,
     pub private_key_file: Option<std::path::PathBuf>,
+    /// The self-signed certificate of `private_key` (the setup wizard generates both).
+    #[serde(skip)]
+    pub certificate_pem: Option<String>,
     pub private_key_env: Option<String>,
     pub scrt_url: Option<String>,
     pub channel_address_identifier: Option<String>,
@@ -238,6 +241,9 @@ fn apply_spec(ctx: &Ctx<'_>, row: &mut AppRow, spec: &AppSpec) -> Result<Vec<&'s
             c.push("webhook_basic_password");
         }
     }
+    if let Some(v) = &spec.certificate_pem {
+        set(c, "certificate", &mut row.certificate_pem, optional(v.clone()));
+    }
     if let Some(v) = &spec.transcript_import {
         set(c, "transcript_import", &mut row.transcript_import, validate::transcript_import(v)?);
     }
@@ -267,6 +273,33 @@ fn apply_spec(ctx: &Ctx<'_>, row: &mut AppRow, spec: &AppSpec) -> Result<Vec<&'s
         require_complete(row)?;
     }
     Ok(changed)
+}
+
+/// Checks the plain (non-secret) settings of `spec` by the same rules as saving, without
+/// saving anything (the wizard checks before it calls Salesforce).
+pub fn validate_spec(spec: &AppSpec) -> Result<(), ProvisionError> {
+    if let Some(v) = &spec.org_id {
+        validate::org_id(v)?;
+    }
+    if let Some(v) = &spec.login_url {
+        validate::service_url("login_url", v)?;
+    }
+    for (field, value) in [("consumer_key", &spec.consumer_key), ("integration_username", &spec.integration_username)] {
+        if let Some(v) = value {
+            validate::non_empty(field, v)?;
+        }
+    }
+    for (field, value) in [
+        ("authorization_context", &spec.authorization_context),
+        ("platform_event", &spec.platform_event),
+        ("event_type_field", &spec.event_type_field),
+        ("payload_field", &spec.payload_field),
+    ] {
+        if let Some(v) = value {
+            validate::api_name(field, v)?;
+        }
+    }
+    Ok(())
 }
 
 /// An app can only be switched on once everything the bridge needs to talk to Salesforce is set.

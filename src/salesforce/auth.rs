@@ -121,39 +121,90 @@ impl TokenCache {
     }
 
     async fn fetch(&self, app: &ActiveApp) -> Result<AccessToken, AuthError> {
-        let key = EncodingKey::from_rsa_pem(app.private_key.expose_secret().as_bytes())
-            .map_err(|e| AuthError::Key(e.to_string()))?;
-        let claims = Claims {
-            iss: &app.consumer_key,
-            sub: &app.username,
-            aud: app.login_url.trim_end_matches('/'),
-            exp: chrono::Utc::now().timestamp() + ASSERTION_LIFETIME_SECS,
+        let credentials = Credentials {
+            login_url: &app.login_url,
+            consumer_key: &app.consumer_key,
+            username: &app.username,
+            private_key: app.private_key.expose_secret(),
         };
-        let assertion = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key)
-            .map_err(|e| AuthError::Key(e.to_string()))?;
-        let url = format!("{}/services/oauth2/token", app.login_url.trim_end_matches('/'));
-        let response = self
-            .http
-            .post(url)
-            .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())])
-            .send()
-            .await
-            .map_err(AuthError::Transport)?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(AuthError::Transport)?;
-        if status == 200 {
-            let body: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| AuthError::Unexpected { status })?;
-            tracing::info!(app.id = %app.id, "obtained a Salesforce access token");
-            return Ok(AccessToken {
-                token: SecretString::from(body.access_token),
-                instance_url: body.instance_url,
-                obtained_at: Instant::now(),
-                generation: self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
-            });
-        }
-        match serde_json::from_slice::<ErrorResponse>(&bytes) {
-            Ok(e) => Err(AuthError::Refused { status, error: e.error, description: e.error_description }),
-            Err(_) => Err(AuthError::Unexpected { status }),
-        }
+        let mut token = fetch_token(&self.http, &credentials).await?;
+        token.generation = self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        tracing::info!(app.id = %app.id, "obtained a Salesforce access token");
+        Ok(token)
     }
+}
+
+/// What the JWT bearer flow needs (also for settings not saved yet: the setup wizard's check).
+pub struct Credentials<'a> {
+    pub login_url: &'a str,
+    pub consumer_key: &'a str,
+    pub username: &'a str,
+    /// PEM.
+    pub private_key: &'a str,
+}
+
+/// Exchanges a freshly signed assertion for an access token.
+pub async fn fetch_token(http: &reqwest::Client, c: &Credentials<'_>) -> Result<AccessToken, AuthError> {
+    let key = EncodingKey::from_rsa_pem(c.private_key.as_bytes()).map_err(|e| AuthError::Key(e.to_string()))?;
+    let claims = Claims {
+        iss: c.consumer_key,
+        sub: c.username,
+        aud: c.login_url.trim_end_matches('/'),
+        exp: chrono::Utc::now().timestamp() + ASSERTION_LIFETIME_SECS,
+    };
+    let assertion = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key)
+        .map_err(|e| AuthError::Key(e.to_string()))?;
+    let url = format!("{}/services/oauth2/token", c.login_url.trim_end_matches('/'));
+    let response = http
+        .post(url)
+        .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())])
+        .send()
+        .await
+        .map_err(AuthError::Transport)?;
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.map_err(AuthError::Transport)?;
+    if status == 200 {
+        let body: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| AuthError::Unexpected { status })?;
+        return Ok(AccessToken {
+            token: SecretString::from(body.access_token),
+            instance_url: body.instance_url,
+            obtained_at: Instant::now(),
+            generation: 0,
+        });
+    }
+    match serde_json::from_slice::<ErrorResponse>(&bytes) {
+        Ok(e) => Err(AuthError::Refused { status, error: e.error, description: e.error_description }),
+        Err(_) => Err(AuthError::Unexpected { status }),
+    }
+}
+
+/// Salesforce's refusal in plain words, with what to fix.
+pub fn explain(error: &AuthError) -> String {
+    let AuthError::Refused { error, description, .. } = error else {
+        return match error {
+            AuthError::Key(_) => {
+                "The private key cannot sign tokens: generate a new key pair or paste an RSA key in PEM format.".into()
+            }
+            AuthError::Transport(_) => {
+                "Salesforce's login host cannot be reached: check the login URL (and that this server can reach it)."
+                    .into()
+            }
+            other => format!("Unexpected answer from Salesforce ({other})."),
+        };
+    };
+    let d = description.to_ascii_lowercase();
+    let fix = if d.contains("hasn't approved") || d.contains("has not approved") {
+        "The integration user is not allowed to use the connected app. In the connected app's policies, set Permitted Users to \"Admin approved users are pre-authorized\" and add the user's profile or permission set."
+    } else if error == "invalid_client_id" || d.contains("client identifier") {
+        "Salesforce does not know this consumer key: copy it again from the connected app (Consumer Key, not the secret)."
+    } else if d.contains("user not found") || d.contains("user") && d.contains("inactive") {
+        "No active user has this username in the org: check the integration user's username."
+    } else if d.contains("audience") {
+        "The login URL does not match the org: use https://login.salesforce.com for production, https://test.salesforce.com for a sandbox, or the org's My Domain URL."
+    } else if d.contains("expired") {
+        "The token request expired on the way: check this server's clock."
+    } else {
+        "The certificate uploaded to the connected app does not match this key: download the certificate again and upload it under \"Use digital signatures\"."
+    };
+    format!("{fix} (Salesforce said: {error}: {description})")
 }

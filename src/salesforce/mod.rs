@@ -6,6 +6,7 @@ pub mod auth;
 pub mod certificate;
 pub mod interactions;
 pub mod pubsub;
+pub mod setup;
 
 /// The three-character suffix that turns a 15-character (case-sensitive) Salesforce id into
 /// the 18-character case-insensitive form.

@@ -17,7 +17,7 @@ struct HomePage {
     depth: jobs::QueueDepth,
 }
 
-#[get("/")]
+#[get("/status")]
 pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let (apps, depth) = state.db.run(|conn| Ok((apps::count(conn)?, jobs::depth(conn, crate::db::now())?))).await?;
     let secs = state.started_at.elapsed().as_secs();

@@ -1,5 +1,6 @@
 //! HTTP routes and what every handler shares.
 
+pub mod admin;
 mod answers;
 mod conversations_api;
 mod health;
@@ -30,6 +31,10 @@ pub struct AppState {
     /// Signed links to agents' files, and the client that fetches them from Salesforce.
     pub media: crate::outbound::media::MediaLinks,
     pub media_http: reqwest::Client,
+    /// Where browsers and vendors reach this service (no trailing slash).
+    pub base_url: String,
+    /// For the pages' live checks against Salesforce and Infobip.
+    pub http: reqwest::Client,
     /// Wakes the job worker when work was just enqueued.
     pub wake: Arc<tokio::sync::Notify>,
     pub started_at: Instant,
@@ -50,7 +55,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(conversations_api::status)
         .service(media::agent_file)
         .service(home::home)
-        .service(home::stylesheet);
+        .service(home::stylesheet)
+        .service(admin::wizard::entry)
+        .service(admin::wizard::stylesheet)
+        .service(admin::signin::bootstrap)
+        .service(admin::signin::start_sign_in)
+        .service(admin::signin::callback)
+        .service(admin::signin::sign_out)
+        .service(admin::connection::show_step)
+        .service(admin::connection::save)
+        .service(admin::connection::generate)
+        .service(admin::connection::upload)
+        .service(admin::connection::download_certificate)
+        .service(admin::application::show_step)
+        .service(admin::application::save)
+        .service(admin::accounts::show_accounts)
+        .service(admin::accounts::save_account)
+        .service(admin::accounts::remove_account)
+        .service(admin::accounts::show_senders)
+        .service(admin::accounts::save_senders)
+        .service(admin::summary::show_step)
+        .service(admin::summary::recheck)
+        .service(admin::summary::activate);
 }
 
 /// Counts and times every request by matched route, method and status, and returns the

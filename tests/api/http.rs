@@ -39,7 +39,10 @@ async fn readiness_fails_while_migrations_are_pending(test_db: TestDb) {
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["problem"], "migrations pending");
-    assert_eq!(body["pending_migrations"], json!(["20261121000001", "20261121000002", "20261121000003"]));
+    assert_eq!(
+        body["pending_migrations"],
+        json!(["20261121000001", "20261121000002", "20261121000003", "20261121000004"])
+    );
 
     byoc_bridge::db::migrations::run_pending(&app.db).await.unwrap();
     assert_eq!(app.get("/readyz").await.status(), 200);
@@ -67,7 +70,7 @@ async fn metrics_report_requests_and_queue_depth(test_db: TestDb) {
 
 async fn status_page_renders(test_db: TestDb) {
     let app = TestApp::spawn(&test_db).await;
-    let res = app.get("/").await;
+    let res = app.get("/status").await;
     assert_eq!(res.status(), 200);
     assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let html = res.text().await.unwrap();

@@ -21,3 +21,4 @@ mod sim_infobip;
 mod sim_pubsub;
 mod sim_salesforce;
 mod sim_salesforce_agent;
+mod wizard;

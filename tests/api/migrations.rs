@@ -11,14 +11,22 @@ async fn migrations_apply_revert_and_reapply_cleanly(test_db: TestDb) {
     assert!(!migrations::pending(&db).await.unwrap().is_empty(), "fresh database has pending migrations");
 
     let applied = migrations::run_pending(&db).await.unwrap();
-    assert_eq!(applied, vec!["20261121000001".to_owned(), "20261121000002".to_owned(), "20261121000003".to_owned()]);
+    assert_eq!(
+        applied,
+        vec![
+            "20261121000001".to_owned(),
+            "20261121000002".to_owned(),
+            "20261121000003".to_owned(),
+            "20261121000004".to_owned()
+        ]
+    );
     assert!(migrations::pending(&db).await.unwrap().is_empty());
     assert!(migrations::run_pending(&db).await.unwrap().is_empty(), "a second run applies nothing");
 
     // down.sql undoes up.sql: reverting then re-applying works.
-    assert_eq!(migrations::revert_all(&db).await.unwrap(), 3);
-    assert_eq!(migrations::pending(&db).await.unwrap().len(), 3);
-    assert_eq!(migrations::run_pending(&db).await.unwrap().len(), 3);
+    assert_eq!(migrations::revert_all(&db).await.unwrap(), 4);
+    assert_eq!(migrations::pending(&db).await.unwrap().len(), 4);
+    assert_eq!(migrations::run_pending(&db).await.unwrap().len(), 4);
 }
 
 async fn every_table_matches_the_schema(test_db: TestDb) {
@@ -76,6 +84,8 @@ async fn every_table_matches_the_schema(test_db: TestDb) {
             jobs::table.select(byoc_bridge::db::jobs::Job::as_select()).load(conn)?;
             handovers::table.select(byoc_bridge::db::handovers::Handover::as_select()).load(conn)?;
             proactive_conversations::table.select(byoc_bridge::db::handovers::Proactive::as_select()).load(conn)?;
+            web_sessions::table.select(byoc_bridge::db::web::Session::as_select()).load(conn)?;
+            web_grants::table.select(byoc_bridge::db::web::Grant::as_select()).load(conn)?;
             event_cursors::table.select(event_cursors::all_columns).load::<(
                 String,
                 String,

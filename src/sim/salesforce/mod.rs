@@ -266,6 +266,11 @@ impl SalesforceSim {
     }
 
     /// Adds a user of this org; returns its 18-character id.
+    /// A registered connected app, by consumer key.
+    pub fn connected_app(&self, consumer_key: &str) -> Option<ConnectedApp> {
+        self.state().apps.get(consumer_key).cloned()
+    }
+
     pub fn add_user(&self, username: &str, display_name: &str, profile: &str) -> String {
         self.add_user_in_org(username, display_name, profile, &self.config.org_id.clone())
     }

@@ -1,0 +1,2 @@
+DROP TABLE web_grants;
+DROP TABLE web_sessions;

@@ -1,0 +1,380 @@
+//! Step 1, the BYOC connection: the org, the integration user, the connected app and its
+//! key pair. Saving runs the live check first (a JWT bearer token, then the setup records
+//! through the Tooling API); what Salesforce refuses is shown on the field it concerns and
+//! nothing is saved.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::wizard::{Admin, Field, Section, StepView, admin, place_error, show};
+use crate::db::apps::AppRow;
+use crate::error::AppError;
+use crate::provisioning::{self as prov, AppSpec, CTX_PRIVATE_KEY};
+use crate::salesforce::auth::{AuthError, Credentials, explain, fetch_token};
+use crate::salesforce::certificate;
+use crate::salesforce::setup::{SetupError, ensure_channel_records};
+use crate::web::AppState;
+
+const DEFAULT_DEFINITION: &str = "BYOC_WhatsApp";
+const DEFAULT_EVENT: &str = "WhatsApp_Event__e";
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ConnectionForm {
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    login_url: String,
+    org_id: String,
+    integration_username: String,
+    consumer_key: String,
+    #[serde(default)]
+    authorization_context: String,
+    #[serde(default)]
+    platform_event: String,
+    #[serde(default)]
+    event_type_field: String,
+    #[serde(default)]
+    payload_field: String,
+}
+
+impl ConnectionForm {
+    fn from_app(app: Option<&AppRow>) -> Self {
+        let opt = |v: Option<&Option<String>>| v.and_then(Clone::clone).unwrap_or_default();
+        Self {
+            csrf: String::new(),
+            name: app.map(|a| a.name.clone()).unwrap_or_else(|| "whatsapp".into()),
+            login_url: app.map_or_else(|| "https://login.salesforce.com".into(), |a| a.login_url.clone()),
+            org_id: opt(app.map(|a| &a.org_id)),
+            integration_username: opt(app.map(|a| &a.integration_username)),
+            consumer_key: opt(app.map(|a| &a.consumer_key)),
+            authorization_context: app
+                .and_then(|a| a.authorization_context.clone())
+                .unwrap_or_else(|| DEFAULT_DEFINITION.into()),
+            platform_event: app.and_then(|a| a.platform_event.clone()).unwrap_or_else(|| DEFAULT_EVENT.into()),
+            event_type_field: app.map_or_else(|| "EventType__c".into(), |a| a.event_type_field.clone()),
+            payload_field: app.map_or_else(|| "Payload__c".into(), |a| a.payload_field.clone()),
+        }
+    }
+}
+
+fn sections(admin: &Admin, form: &ConnectionForm) -> Vec<Section> {
+    let app = admin.app.as_ref();
+    let mut fields = Vec::new();
+    if app.is_none() {
+        fields.push(
+            Field::text("name", "Name of this connection", &form.name).required().help("Letters, digits, - and _."),
+        );
+    }
+    fields.extend([
+        Field::text("login_url", "Login URL", &form.login_url)
+            .kind("url")
+            .required()
+            .help("https://login.salesforce.com (production), https://test.salesforce.com (sandbox), or the org's My Domain URL."),
+        Field::text("org_id", "Org ID", &form.org_id).required().help("Setup → Company Information → Salesforce.com Organization ID."),
+        Field::text("integration_username", "Integration user's username", &form.integration_username).required(),
+        Field::text("consumer_key", "Connected app's consumer key", &form.consumer_key).required(),
+        Field::text("authorization_context", "Channel definition API name", &form.authorization_context)
+            .required()
+            .help("Starts with the connected app's prefix, e.g. Partner1_WhatsApp."),
+        Field::text("platform_event", "Platform event API name", &form.platform_event).required(),
+        Field::text("event_type_field", "Event type field", &form.event_type_field).required(),
+        Field::text("payload_field", "Payload field", &form.payload_field).required(),
+    ]);
+    let connection = Section::form("Salesforce org", "/setup/connection", "Check and save", fields);
+    let mut key =
+        Section::form("Connected app certificate", "/setup/connection/keypair", "Generate a new key pair", Vec::new());
+    match app {
+        Some(a) if a.private_key_enc.is_some() => {
+            key.lines.push(("good", "A private key is set (it is never shown).".into()));
+            if a.certificate_pem.is_some() {
+                key.links.push(("/setup/certificate.crt".into(), "Download the certificate".into()));
+                key.lines.push((
+                    "muted",
+                    "Upload the certificate to the connected app under \"Use digital signatures\".".into(),
+                ));
+            }
+        }
+        _ => key.lines.push(("muted", "No key yet: generate one, or paste your own below.".into())),
+    }
+    let paste = Section::form(
+        "",
+        "/setup/connection/key",
+        "Use this key",
+        vec![Field::text("private_key", "Or paste an existing RSA private key (PEM)", "").kind("textarea")],
+    );
+    if app.is_some() { vec![connection, key, paste] } else { vec![connection] }
+}
+
+#[get("/setup/connection")]
+pub async fn show_step(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
+    let admin = match admin(&state, &req).await? {
+        Ok(a) => a,
+        Err(page) => return Ok(page),
+    };
+    let form = ConnectionForm::from_app(admin.app.as_ref());
+    let mut notice = None;
+    if admin.app.as_ref().is_some_and(|a| a.private_key_enc.is_none()) {
+        notice = Some("Saved. Now create the connected app's key pair below.".into());
+    }
+    let view = StepView { current: "connection", notice, problem: None, sections: sections(&admin, &form) };
+    show(&admin, view, StatusCode::OK)
+}
+
+/// Which field a token refusal is about.
+fn auth_field(error: &AuthError) -> &'static str {
+    match error {
+        AuthError::Refused { error, description, .. } => {
+            let d = description.to_ascii_lowercase();
+            if error == "invalid_client_id" || d.contains("client identifier") {
+                "consumer_key"
+            } else if d.contains("user") {
+                "integration_username"
+            } else if d.contains("audience") {
+                "login_url"
+            } else {
+                ""
+            }
+        }
+        AuthError::Transport(_) => "login_url",
+        _ => "",
+    }
+}
+
+#[post("/setup/connection")]
+pub async fn save(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ConnectionForm>,
+) -> Result<HttpResponse, AppError> {
+    let admin = match admin(&state, &req).await? {
+        Ok(a) => a,
+        Err(page) => return Ok(page),
+    };
+    super::check_csrf(&admin.session, &form.csrf)?;
+    let form = form.into_inner();
+    let mut sections = sections(&admin, &form);
+    let refuse = |sections: Vec<Section>, problem: String| {
+        show(
+            &admin,
+            StepView { current: "connection", notice: None, problem: Some(problem), sections },
+            StatusCode::BAD_REQUEST,
+        )
+    };
+    let spec = AppSpec {
+        login_url: Some(form.login_url.trim().to_owned()),
+        org_id: Some(form.org_id.trim().to_owned()),
+        integration_username: Some(form.integration_username.trim().to_owned()),
+        consumer_key: Some(form.consumer_key.trim().to_owned()),
+        authorization_context: Some(form.authorization_context.trim().to_owned()),
+        platform_event: Some(form.platform_event.trim().to_owned()),
+        event_type_field: Some(form.event_type_field.trim().to_owned()),
+        payload_field: Some(form.payload_field.trim().to_owned()),
+        ..AppSpec::default()
+    };
+    // Validate the values first (the same rules as the command line), without saving.
+    if let Err(e) = prov::validate_spec(&spec) {
+        let problem = place_error(&mut sections, &e).unwrap_or_default();
+        return refuse(sections, problem);
+    }
+    let private_key = match admin.app.as_ref().and_then(|a| a.private_key_enc.clone()) {
+        Some(enc) => Some(state.cipher.decrypt(CTX_PRIVATE_KEY, &enc).map_err(|e| AppError::Internal(e.into()))?),
+        None => None,
+    };
+    let mut notice = None;
+    if let Some(key) = &private_key {
+        let credentials = Credentials {
+            login_url: form.login_url.trim(),
+            consumer_key: form.consumer_key.trim(),
+            username: form.integration_username.trim(),
+            private_key: key.expose_secret(),
+        };
+        let token = match fetch_token(&state.http, &credentials).await {
+            Ok(token) => token,
+            Err(e) => {
+                let message = explain(&e);
+                if !sections.iter_mut().any(|s| s.mark(auth_field(&e), &message)) {
+                    return refuse(sections, format!("Nothing was saved. {message}"));
+                }
+                return refuse(sections, "Nothing was saved: Salesforce refused the connection.".into());
+            }
+        };
+        match ensure_channel_records(
+            &state.http,
+            &token,
+            form.authorization_context.trim(),
+            form.platform_event.trim(),
+            form.event_type_field.trim(),
+            form.payload_field.trim(),
+        )
+        .await
+        {
+            Ok(records) => {
+                let list: Vec<String> = records
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} {} ({}, {})",
+                            r.sobject,
+                            r.developer_name,
+                            r.id,
+                            if r.created { "created" } else { "found" }
+                        )
+                    })
+                    .collect();
+                notice = Some(format!("Connected. {}.", list.join("; ")));
+            }
+            Err(e @ SetupError::MissingScope) => return refuse(sections, format!("Nothing was saved: {e}.")),
+            Err(e) => {
+                sections.iter_mut().for_each(|s| {
+                    s.mark("authorization_context", &e.to_string());
+                });
+                return refuse(sections, format!("Nothing was saved: {e}."));
+            }
+        }
+    }
+    let (cipher, actor, app, name) = (state.cipher.clone(), admin.actor(), admin.app.clone(), form.name.clone());
+    let saved = state
+        .db
+        .write(move |c| {
+            let ctx = prov::Ctx { cipher: &cipher, actor: &actor };
+            let result = match app {
+                Some(mut row) => prov::update_app(c, &ctx, &mut row, &spec).map(|_| row),
+                None => prov::create_app(c, &ctx, &name, &spec),
+            };
+            Ok(result)
+        })
+        .await?;
+    match saved {
+        Ok(row) => {
+            if admin.session.app_id.as_deref() != Some(row.id.as_str()) {
+                let (session, app_id) = (admin.session.id_hash.clone(), row.id.clone());
+                state.db.write(move |c| crate::db::web::set_session_app(c, &session, &app_id)).await?;
+            }
+            state.directory.invalidate();
+            let admin = Admin { session: admin.session, app: Some(row) };
+            let notice =
+                notice.or(Some("Saved. Generate the key pair, upload the certificate, then check again.".into()));
+            let view =
+                StepView { current: "connection", notice, problem: None, sections: self::sections(&admin, &form) };
+            show(&admin, view, StatusCode::OK)
+        }
+        Err(e) => {
+            let problem = place_error(&mut sections, &e).unwrap_or_default();
+            refuse(sections, problem)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct KeyForm {
+    csrf: String,
+    #[serde(default)]
+    private_key: String,
+}
+
+async fn store_key(state: &AppState, admin: &Admin, pair: certificate::KeyPair) -> Result<(), AppError> {
+    let (cipher, actor) = (state.cipher.clone(), admin.actor());
+    let Some(mut row) = admin.app.clone() else {
+        return Err(AppError::BadRequest("save the connection first".into()));
+    };
+    let spec =
+        AppSpec { private_key: Some(pair.private_key), certificate_pem: Some(pair.certificate), ..AppSpec::default() };
+    state
+        .db
+        .write(move |c| {
+            let ctx = prov::Ctx { cipher: &cipher, actor: &actor };
+            prov::update_app(c, &ctx, &mut row, &spec).map_err(anyhow::Error::from)?;
+            Ok(())
+        })
+        .await?;
+    state.directory.invalidate();
+    Ok(())
+}
+
+#[post("/setup/connection/keypair")]
+pub async fn generate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<KeyForm>,
+) -> Result<HttpResponse, AppError> {
+    let admin = match admin(&state, &req).await? {
+        Ok(a) => a,
+        Err(page) => return Ok(page),
+    };
+    super::check_csrf(&admin.session, &form.csrf)?;
+    let name = admin.app.as_ref().map(|a| a.name.clone()).unwrap_or_default();
+    let pair = web::block(move || certificate::generate(&format!("byoc-bridge {name}")))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(|e| AppError::Internal(e.into()))?;
+    store_key(&state, &admin, pair).await?;
+    Ok(HttpResponse::SeeOther().insert_header(("Location", "/setup/connection")).finish())
+}
+
+#[post("/setup/connection/key")]
+pub async fn upload(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<KeyForm>,
+) -> Result<HttpResponse, AppError> {
+    let admin = match admin(&state, &req).await? {
+        Ok(a) => a,
+        Err(page) => return Ok(page),
+    };
+    super::check_csrf(&admin.session, &form.csrf)?;
+    let name = admin.app.as_ref().map(|a| a.name.clone()).unwrap_or_default();
+    let pem = SecretString::from(form.private_key.trim().to_owned());
+    match certificate::certificate_for_pem(pem.expose_secret(), &format!("byoc-bridge {name}")) {
+        Ok(pair) => {
+            store_key(&state, &admin, pair).await?;
+            Ok(HttpResponse::SeeOther().insert_header(("Location", "/setup/connection")).finish())
+        }
+        Err(e) => {
+            let form = ConnectionForm::from_app(admin.app.as_ref());
+            let mut sections = sections(&admin, &form);
+            sections.iter_mut().for_each(|s| {
+                s.mark("private_key", &format!("{e}."));
+            });
+            let view = StepView {
+                current: "connection",
+                notice: None,
+                problem: Some("The key was not saved.".into()),
+                sections,
+            };
+            show(&admin, view, StatusCode::BAD_REQUEST)
+        }
+    }
+}
+
+/// The certificate to upload to the connected app (public, but only for signed-in admins).
+#[get("/setup/certificate.crt")]
+pub async fn download_certificate(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
+    let admin = match admin(&state, &req).await? {
+        Ok(a) => a,
+        Err(page) => return Ok(page),
+    };
+    let certificate = admin
+        .app
+        .as_ref()
+        .and_then(|a| a.certificate_pem.clone())
+        .ok_or_else(|| AppError::NotFound("certificate".into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-pem-file")
+        .insert_header(("Content-Disposition", "attachment; filename=\"byoc-bridge.crt\""))
+        .body(certificate))
+}
+
+/// An access token with the app's saved settings (for the later steps' live checks).
+pub async fn token_for(state: &AppState, app: &AppRow) -> Result<crate::salesforce::auth::AccessToken, String> {
+    let (Some(enc), Some(consumer_key), Some(username)) =
+        (app.private_key_enc.as_ref(), app.consumer_key.as_ref(), app.integration_username.as_ref())
+    else {
+        return Err("The BYOC connection is not complete (step 1).".into());
+    };
+    let key = state.cipher.decrypt(CTX_PRIVATE_KEY, enc).map_err(|e| e.to_string())?;
+    let credentials =
+        Credentials { login_url: &app.login_url, consumer_key, username, private_key: key.expose_secret() };
+    fetch_token(&state.http, &credentials).await.map_err(|e| explain(&e))
+}

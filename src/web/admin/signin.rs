@@ -1,0 +1,256 @@
+//! Who may open the admin pages: the first visitor of the one-time bootstrap link printed at
+//! the first start, then admins of the configured org signed in with Salesforce (OAuth 2.0
+//! web-server flow with PKCE, against the org's login host).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use super::{SESSION_HOURS, hash, open_session, render, session_cookie};
+use crate::db::web::{self as rows, Grant};
+use crate::db::{Db, apps};
+use crate::error::AppError;
+use crate::web::AppState;
+
+const BOOTSTRAP_HOURS: i64 = 24;
+const SIGNIN_MINUTES: i64 = 10;
+
+/// Issues a one-time setup link while no app can be signed in to with Salesforce yet
+/// (none has an org, login host and consumer key). Replaces an unused earlier link.
+pub async fn issue_bootstrap(db: &Db, base_url: &str) -> anyhow::Result<Option<String>> {
+    let token = crate::crypto::random_token()?;
+    let grant = Grant {
+        id_hash: hash(&token),
+        kind: "bootstrap".into(),
+        app_id: None,
+        data: "{}".into(),
+        created_at: crate::db::now(),
+        expires_at: crate::db::now() + chrono::Duration::hours(BOOTSTRAP_HOURS),
+    };
+    let issued = db
+        .write(move |c| {
+            let configured = apps::list(c)?.iter().any(|a| a.org_id.is_some() && a.consumer_key.is_some());
+            if configured {
+                return Ok(false);
+            }
+            rows::delete_grants(c, "bootstrap")?;
+            rows::insert_grant(c, &grant)?;
+            Ok(true)
+        })
+        .await?;
+    Ok(issued.then(|| format!("{base_url}/setup/bootstrap?token={token}")))
+}
+
+#[derive(Template)]
+#[template(path = "setup/signin.html")]
+struct SignInPage {
+    message: String,
+    /// Apps an admin can sign in to with Salesforce.
+    apps: Vec<(String, String)>,
+}
+
+/// The page shown without a session: why, and how to sign in.
+pub async fn sign_in_page(state: &AppState, status: StatusCode, message: &str) -> Result<HttpResponse, AppError> {
+    let apps = state
+        .db
+        .run(|c| {
+            Ok(apps::list(c)?
+                .into_iter()
+                .filter(|a| a.org_id.is_some() && a.consumer_key.is_some())
+                .map(|a| (a.name.clone(), a.name))
+                .collect())
+        })
+        .await?;
+    render(status, &SignInPage { message: message.to_owned(), apps }, "'none'")
+}
+
+fn redirect_with_session(location: &str, token: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("Location", location))
+        .insert_header(("Set-Cookie", session_cookie(token, SESSION_HOURS * 3600)))
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
+}
+
+#[derive(Deserialize)]
+pub struct BootstrapQuery {
+    token: Option<String>,
+}
+
+#[get("/setup/bootstrap")]
+pub async fn bootstrap(
+    state: web::Data<AppState>,
+    query: web::Query<BootstrapQuery>,
+) -> Result<HttpResponse, AppError> {
+    let id = hash(query.token.as_deref().unwrap_or_default());
+    let taken = state.db.write(move |c| rows::take_grant(c, &id, "bootstrap", crate::db::now())).await?;
+    if taken.is_none() {
+        return sign_in_page(&state, StatusCode::UNAUTHORIZED, "This setup link was already used or has expired.")
+            .await;
+    }
+    let first_app = state.db.run(|c| Ok(apps::list(c)?.into_iter().next().map(|a| a.id))).await?;
+    let token = open_session(&state, first_app, "admin", "bootstrap".into(), "setup link".into()).await?;
+    tracing::info!("an admin signed in with the one-time setup link");
+    Ok(redirect_with_session("/setup/connection", &token))
+}
+
+#[derive(Deserialize)]
+pub struct SignInQuery {
+    app: Option<String>,
+}
+
+fn callback_url(state: &AppState) -> String {
+    format!("{}/setup/oauth/callback", state.base_url)
+}
+
+/// Starts the Salesforce sign-in: a PKCE verifier is kept server-side under the `state`.
+#[get("/setup/signin")]
+pub async fn start_sign_in(
+    state: web::Data<AppState>,
+    query: web::Query<SignInQuery>,
+) -> Result<HttpResponse, AppError> {
+    let wanted = query.app.clone();
+    let app = state
+        .db
+        .run(move |c| {
+            let candidates: Vec<_> =
+                apps::list(c)?.into_iter().filter(|a| a.org_id.is_some() && a.consumer_key.is_some()).collect();
+            Ok(match wanted {
+                Some(w) => candidates.into_iter().find(|a| a.name == w || a.id == w),
+                None => candidates.into_iter().next(),
+            })
+        })
+        .await?;
+    let Some(app) = app else {
+        return sign_in_page(&state, StatusCode::NOT_FOUND, "No app is set up for Salesforce sign-in yet.").await;
+    };
+    let verifier = crate::crypto::random_token().map_err(|e| AppError::Internal(e.into()))?;
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let state_token = crate::crypto::random_token().map_err(|e| AppError::Internal(e.into()))?;
+    let now = crate::db::now();
+    let grant = Grant {
+        id_hash: hash(&state_token),
+        kind: "signin".into(),
+        app_id: Some(app.id.clone()),
+        data: json!({ "verifier": verifier }).to_string(),
+        created_at: now,
+        expires_at: now + chrono::Duration::minutes(SIGNIN_MINUTES),
+    };
+    state.db.write(move |c| rows::insert_grant(c, &grant)).await?;
+    let mut url = url::Url::parse(&format!("{}/services/oauth2/authorize", app.login_url.trim_end_matches('/')))
+        .map_err(|e| AppError::Internal(e.into()))?;
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", app.consumer_key.as_deref().unwrap_or_default())
+        .append_pair("redirect_uri", &callback_url(&state))
+        .append_pair("scope", "openid api")
+        .append_pair("state", &state_token)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    Ok(HttpResponse::SeeOther().insert_header(("Location", url.to_string())).finish())
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+#[get("/setup/oauth/callback")]
+pub async fn callback(state: web::Data<AppState>, query: web::Query<CallbackQuery>) -> Result<HttpResponse, AppError> {
+    if let Some(error) = &query.error {
+        let message =
+            format!("Salesforce did not sign you in: {error} {}", query.error_description.clone().unwrap_or_default());
+        return sign_in_page(&state, StatusCode::UNAUTHORIZED, &message).await;
+    }
+    let id = hash(query.state.as_deref().unwrap_or_default());
+    let grant = state.db.write(move |c| rows::take_grant(c, &id, "signin", crate::db::now())).await?;
+    let (Some(grant), Some(code)) = (grant, query.code.clone()) else {
+        return sign_in_page(&state, StatusCode::UNAUTHORIZED, "The sign-in expired; start it again.").await;
+    };
+    let app_id = grant.app_id.clone().unwrap_or_default();
+    let app = state.db.run(move |c| apps::find(c, &app_id)).await?.ok_or_else(|| AppError::NotFound("app".into()))?;
+    let verifier: Value = serde_json::from_str(&grant.data).unwrap_or(Value::Null);
+    let login = app.login_url.trim_end_matches('/').to_owned();
+    let redirect_uri = callback_url(&state);
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect_uri.as_str()),
+        ("client_id", app.consumer_key.as_deref().unwrap_or_default()),
+        ("code_verifier", verifier["verifier"].as_str().unwrap_or_default()),
+    ];
+    let token: Value = state
+        .http
+        .post(format!("{login}/services/oauth2/token"))
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| AppError::Unavailable(format!("Salesforce sign-in: {e}")))?
+        .json()
+        .await
+        .map_err(|e| AppError::Unavailable(format!("Salesforce sign-in: {e}")))?;
+    let Some(access_token) = token.get("access_token").and_then(Value::as_str) else {
+        let message =
+            format!("Salesforce refused the sign-in: {}", token["error_description"].as_str().unwrap_or("no token"));
+        return sign_in_page(&state, StatusCode::UNAUTHORIZED, &message).await;
+    };
+    let user: Value = state
+        .http
+        .get(format!("{login}/services/oauth2/userinfo"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .map_err(|e| AppError::Unavailable(format!("Salesforce user info: {e}")))?
+        .json()
+        .await
+        .map_err(|e| AppError::Unavailable(format!("Salesforce user info: {e}")))?;
+    let org = user["organization_id"].as_str().unwrap_or_default();
+    let configured = app.org_id.as_deref().unwrap_or_default();
+    if crate::salesforce::org_id_15(org) != crate::salesforce::org_id_15(configured) {
+        return sign_in_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            "You signed in to another Salesforce org than the one this bridge is set up for.",
+        )
+        .await;
+    }
+    // Salesforce's userinfo has no permissions; the profile name is the simulator's stand-in.
+    // Against a real org this should read the user's PermissionsCustomizeApplication instead.
+    if user["profile"].as_str().is_some_and(|p| p != "System Administrator") {
+        return sign_in_page(&state, StatusCode::FORBIDDEN, "Only Salesforce admins can open the setup pages.").await;
+    }
+    let name = user["name"].as_str().or_else(|| user["preferred_username"].as_str()).unwrap_or("admin").to_owned();
+    let user_id = user["user_id"].as_str().unwrap_or_default().to_owned();
+    let token = open_session(&state, Some(app.id.clone()), "admin", user_id, name.clone()).await?;
+    tracing::info!(app.id = %app.id, "an admin signed in with Salesforce");
+    Ok(redirect_with_session("/setup/connection", &token))
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+#[post("/setup/signout")]
+pub async fn sign_out(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, AppError> {
+    if let Some(session) = super::current(&state, &req).await? {
+        super::check_csrf(&session, &form.csrf)?;
+        let id = session.id_hash.clone();
+        state.db.write(move |c| rows::delete_session(c, &id)).await?;
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("Location", "/"))
+        .insert_header(("Set-Cookie", session_cookie("", 0)))
+        .finish())
+}

@@ -1,0 +1,226 @@
+//! Step 5: everything configured, what to paste elsewhere, and live health checks with the
+//! fix for each that fails. Activating the app switches the bridge on for it.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::connection::token_for;
+use super::wizard::{Admin, Section, StepView, admin, place_error, show};
+use crate::db::apps::{self as rows, AppRow};
+use crate::error::AppError;
+use crate::infobip::account::{check_key, whatsapp_numbers};
+use crate::provisioning::{self as prov, AppSpec, CTX_API_KEY};
+use crate::web::AppState;
+
+/// One health check: passed, what was checked, and the fix when it failed.
+struct Check {
+    ok: bool,
+    text: String,
+}
+
+fn pass(text: impl Into<String>) -> Check {
+    Check { ok: true, text: text.into() }
+}
+
+fn fail(text: impl Into<String>) -> Check {
+    Check { ok: false, text: text.into() }
+}
+
+/// Reaches the Interaction API with a harmless call: ending a conversation that does not
+/// exist is answered (success false) only after the token, org and channel were accepted.
+async fn interaction_api(state: &AppState, app: &AppRow, token: &crate::salesforce::auth::AccessToken) -> Check {
+    let (Some(scrt), Some(org), Some(context), Some(channel)) =
+        (&app.scrt_url, &app.org_id, &app.authorization_context, &app.channel_address_identifier)
+    else {
+        return fail("Interaction API: the application settings are incomplete (step 2).");
+    };
+    let body = json!({ "channelAddressIdentifier": channel, "endUserClientId": "byoc-bridge-health-check",
+                       "conversationIdentifier": uuid::Uuid::nil().to_string(), "operation": "End", "operationBy": "System" });
+    let response = state
+        .http
+        .post(format!("{}/api/v1/messagingSession", scrt.trim_end_matches('/')))
+        .bearer_auth(token.token.expose_secret())
+        .header("OrgId", crate::salesforce::org_id_15(org))
+        .header("AuthorizationContext", context)
+        .header("AuthorizationContextType", "ConversationChannelDefinition")
+        .header("RequestId", uuid::Uuid::new_v4().to_string())
+        .json(&body)
+        .send()
+        .await;
+    match response {
+        Ok(r) if r.status().is_success() => pass("Interaction API reachable, and the channel and context accepted."),
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            let message = body["message"].as_str().unwrap_or_default();
+            fail(format!(
+                "Interaction API refused ({status} {}): {message} Check the SCRT URL, the channel and the authorization context (step 2).",
+                body["code"]
+            ))
+        }
+        Err(e) => fail(format!("Interaction API cannot be reached at the SCRT URL: {e}. Check the SCRT URL (step 2).")),
+    }
+}
+
+async fn checks(state: &AppState, app: &AppRow) -> Result<Vec<Check>, AppError> {
+    let mut checks = Vec::new();
+    match token_for(state, app).await {
+        Ok(token) => {
+            checks.push(pass("Salesforce token (JWT bearer flow) obtained."));
+            checks.push(interaction_api(state, app, &token).await);
+        }
+        Err(why) => {
+            checks.push(fail(format!("Salesforce token: {why}")));
+            checks.push(fail("Interaction API: not checked without a token."));
+        }
+    }
+    let topic = format!("/event/{}", app.platform_event.clone().unwrap_or_default());
+    let (id, now) = (app.id.clone(), crate::db::now());
+    let (lease, accounts, senders) = state
+        .db
+        .run(move |c| {
+            Ok((crate::db::cursors::live_lease(c, &id, &topic, now)?, rows::accounts(c, &id)?, rows::senders(c, &id)?))
+        })
+        .await?;
+    checks.push(match (lease, app.status.as_str()) {
+        (Some(_), _) => pass("Pub/Sub subscription up: agents' replies are being received."),
+        (None, "active") => fail("Pub/Sub subscription not up yet: it starts within seconds of activation; if it stays red, check that salesforce.subscribe is on and the logs."),
+        (None, _) => fail("Pub/Sub subscription not up: activate the app below."),
+    });
+    if accounts.is_empty() {
+        checks.push(fail("Infobip: no account connected (step 3)."));
+    }
+    let mut numbers = Vec::new();
+    for a in &accounts {
+        let key = state.cipher.decrypt(CTX_API_KEY, &a.api_key_enc).map_err(|e| AppError::Internal(e.into()))?;
+        match check_key(&state.http, &a.base_url, key.expose_secret()).await {
+            Ok(()) => {
+                checks.push(pass(format!("Infobip key of account {} is valid.", a.name)));
+                if let Ok(list) = whatsapp_numbers(&state.http, &a.base_url, key.expose_secret()).await {
+                    numbers.extend(list);
+                }
+            }
+            Err(e) => checks.push(fail(format!("Infobip account {}: {e}. Replace the key (step 3).", a.name))),
+        }
+    }
+    if senders.is_empty() {
+        checks.push(fail("Senders: no WhatsApp number chosen (step 4)."));
+    }
+    for s in &senders {
+        if numbers.contains(&s.number) {
+            checks.push(pass(format!("Sender +{} found in its Infobip account.", s.number)));
+        } else {
+            checks
+                .push(fail(format!("Sender +{} is not a WhatsApp number of its Infobip account (step 4).", s.number)));
+        }
+    }
+    Ok(checks)
+}
+
+async fn sections(state: &AppState, app: &AppRow) -> Result<Vec<Section>, AppError> {
+    let base = &state.base_url;
+    let secret = prov::webhook_secret(&prov::Ctx { cipher: &state.cipher, actor: "web" }, app)
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let mut paste = Section { heading: "Paste these elsewhere".into(), ..Section::default() };
+    paste.lines.extend([
+        ("", format!("Infobip inbound messages webhook: {base}/api/infobip/inbound/messages/{}", app.name)),
+        ("", format!("Infobip delivery and seen reports webhook: {base}/api/infobip/inbound/reports/{}", app.name)),
+        ("", format!("Chatbot handover URL (Answers API element): {base}/api/infobip/inbound/answers/{}", app.name)),
+        (
+            "",
+            format!(
+                "Webhook signature: {} in header {}, secret {}",
+                app.webhook_hmac_algorithm,
+                app.webhook_signature_header,
+                secret.expose_secret()
+            ),
+        ),
+        ("", format!("Salesforce iframe components: {base}/ (this setup) and {base}/templates (template panel)")),
+    ]);
+    let mut health = Section { heading: "Health checks".into(), ..Section::default() };
+    for c in checks(state, app).await? {
+        health.lines.push((if c.ok { "good" } else { "bad" }, c.text));
+    }
+    let mut status = Section::form("Status", "/setup/activate", "Activate", Vec::new());
+    status.lines.push(("", format!("The app is {}.", app.status)));
+    if app.status == "active" {
+        status.submit = "Check again".into();
+        status.action = "/setup/summary".into();
+    }
+    Ok(vec![health, paste, status])
+}
+
+fn to_step_one() -> HttpResponse {
+    HttpResponse::SeeOther().insert_header(("Location", "/setup/connection")).finish()
+}
+
+#[get("/setup/summary")]
+pub async fn show_step(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
+    let admin = match admin(&state, &req).await? {
+        Ok(a) => a,
+        Err(signin) => return Ok(signin),
+    };
+    let Some(app) = admin.app.clone() else { return Ok(to_step_one()) };
+    let sections = sections(&state, &app).await?;
+    show(&admin, StepView { current: "summary", notice: None, problem: None, sections }, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+#[post("/setup/summary")]
+pub async fn recheck(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, AppError> {
+    let admin = match admin(&state, &req).await? {
+        Ok(a) => a,
+        Err(signin) => return Ok(signin),
+    };
+    super::check_csrf(&admin.session, &form.csrf)?;
+    Ok(HttpResponse::SeeOther().insert_header(("Location", "/setup/summary")).finish())
+}
+
+#[post("/setup/activate")]
+pub async fn activate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, AppError> {
+    let admin = match admin(&state, &req).await? {
+        Ok(a) => a,
+        Err(signin) => return Ok(signin),
+    };
+    super::check_csrf(&admin.session, &form.csrf)?;
+    let Some(mut row) = admin.app.clone() else { return Ok(to_step_one()) };
+    let (cipher, actor) = (state.cipher.clone(), admin.actor());
+    let result = state
+        .db
+        .write(move |c| {
+            let ctx = prov::Ctx { cipher: &cipher, actor: &actor };
+            let spec = AppSpec { status: Some("active".into()), ..AppSpec::default() };
+            Ok(prov::update_app(c, &ctx, &mut row, &spec).map(|_| row))
+        })
+        .await?;
+    match result {
+        Ok(row) => {
+            state.directory.invalidate();
+            let sections = sections(&state, &row).await?;
+            let admin = Admin { session: admin.session, app: Some(row) };
+            let notice = Some("Activated: the bridge now carries this app's conversations.".into());
+            show(&admin, StepView { current: "summary", notice, problem: None, sections }, StatusCode::OK)
+        }
+        Err(e) => {
+            let app = admin.app.clone().ok_or_else(|| AppError::NotFound("app".into()))?;
+            let mut sections = sections(&state, &app).await?;
+            let problem = place_error(&mut sections, &e);
+            show(&admin, StepView { current: "summary", notice: None, problem, sections }, StatusCode::BAD_REQUEST)
+        }
+    }
+}

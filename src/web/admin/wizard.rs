@@ -1,0 +1,197 @@
+//! The setup wizard's frame: the page model every step fills (sections of fields, with
+//! errors next to the field they concern), the session check, and the entry at `/`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get};
+use askama::Template;
+
+use super::{frame_ancestors, render};
+use crate::db::apps::AppRow;
+use crate::db::web::Session;
+use crate::error::AppError;
+use crate::provisioning::{Ctx, ProvisionError};
+use crate::web::AppState;
+
+pub const STEPS: &[(&str, &str)] = &[
+    ("connection", "BYOC connection"),
+    ("application", "Application"),
+    ("infobip", "Infobip accounts"),
+    ("senders", "Senders"),
+    ("summary", "Summary"),
+];
+
+/// One form control.
+#[derive(Debug, Clone, Default)]
+pub struct Field {
+    pub name: &'static str,
+    pub label: &'static str,
+    /// `text`, `url`, `password`, `textarea`, `select` or `checkbox`.
+    pub kind: &'static str,
+    pub value: String,
+    pub required: bool,
+    pub help: Option<String>,
+    pub error: Option<String>,
+    pub options: Vec<(String, String)>,
+    pub checked: bool,
+}
+
+impl Field {
+    pub fn text(name: &'static str, label: &'static str, value: impl Into<String>) -> Self {
+        Self { name, label, kind: "text", value: value.into(), ..Self::default() }
+    }
+
+    pub fn kind(mut self, kind: &'static str) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// A card of the page: lines of text (with a `good`/`bad`/`muted` class), an optional form.
+#[derive(Debug, Clone, Default)]
+pub struct Section {
+    pub heading: String,
+    pub lines: Vec<(&'static str, String)>,
+    pub action: String,
+    pub submit: String,
+    pub fields: Vec<Field>,
+    pub links: Vec<(String, String)>,
+    pub multipart: bool,
+}
+
+impl Section {
+    pub fn form(heading: &str, action: &str, submit: &str, fields: Vec<Field>) -> Self {
+        Self { heading: heading.into(), action: action.into(), submit: submit.into(), fields, ..Self::default() }
+    }
+
+    /// Puts `error` on the field called `name`; `false` if there is none.
+    pub fn mark(&mut self, name: &str, error: &str) -> bool {
+        match self.fields.iter_mut().find(|f| f.name == name) {
+            Some(f) => {
+                f.error = Some(error.to_owned());
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "setup/step.html")]
+struct StepPage<'a> {
+    title: &'a str,
+    user: &'a str,
+    csrf: &'a str,
+    steps: &'static [(&'static str, &'static str)],
+    current: &'a str,
+    current_index: usize,
+    notice: Option<String>,
+    problem: Option<String>,
+    sections: Vec<Section>,
+    next: Option<&'static str>,
+}
+
+/// Who is asking, and the app their session configures.
+pub struct Admin {
+    pub session: Session,
+    pub app: Option<AppRow>,
+}
+
+impl Admin {
+    pub fn actor(&self) -> String {
+        format!("web:{}", self.session.user_name)
+    }
+
+    pub fn ctx<'a>(&'a self, cipher: &'a crate::crypto::Cipher, actor: &'a str) -> Ctx<'a> {
+        Ctx { cipher, actor }
+    }
+}
+
+/// The signed-in admin, or the sign-in page to answer with.
+pub async fn admin(state: &AppState, req: &HttpRequest) -> Result<Result<Admin, HttpResponse>, AppError> {
+    let Some(session) = super::current(state, req).await? else {
+        return Ok(Err(super::signin::sign_in_page(
+            state,
+            StatusCode::UNAUTHORIZED,
+            "Sign in to set up WhatsApp for Service Cloud.",
+        )
+        .await?));
+    };
+    if session.role != "admin" {
+        return Ok(Err(
+            super::signin::sign_in_page(state, StatusCode::FORBIDDEN, "Only admins can open the setup.").await?
+        ));
+    }
+    let app_id = session.app_id.clone();
+    let app = match app_id {
+        Some(id) => state.db.run(move |c| crate::db::apps::find(c, &id)).await?,
+        None => None,
+    };
+    Ok(Ok(Admin { session, app }))
+}
+
+/// Everything a step shows.
+pub struct StepView {
+    pub current: &'static str,
+    pub notice: Option<String>,
+    pub problem: Option<String>,
+    pub sections: Vec<Section>,
+}
+
+pub fn show(admin: &Admin, view: StepView, status: StatusCode) -> Result<HttpResponse, AppError> {
+    let index = STEPS.iter().position(|(p, _)| *p == view.current).unwrap_or(0);
+    let title = STEPS.get(index).map_or("Setup", |(_, l)| *l);
+    let page = StepPage {
+        title,
+        user: &admin.session.user_name,
+        csrf: &admin.session.csrf_token,
+        steps: STEPS,
+        current: view.current,
+        current_index: index,
+        notice: view.notice,
+        problem: view.problem,
+        sections: view.sections,
+        next: STEPS.get(index + 1).map(|(p, _)| *p).filter(|_| admin.app.is_some()),
+    };
+    render(status, &page, &frame_ancestors(admin.app.as_ref()))
+}
+
+/// A provisioning refusal shown on its field, else as the page's problem.
+pub fn place_error(sections: &mut [Section], error: &ProvisionError) -> Option<String> {
+    if let ProvisionError::Invalid { field, problem } = error {
+        let message = format!("{problem}.");
+        if sections.iter_mut().any(|s| s.mark(field, &message)) {
+            return Some("Nothing was saved: fix the marked field.".into());
+        }
+    }
+    Some(format!("Nothing was saved: {error}"))
+}
+
+/// The entry point the Salesforce iframe loads (`/?id=<record id>`).
+#[get("/")]
+pub async fn entry(state: actix_web::web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
+    match admin(&state, &req).await? {
+        Ok(admin) => {
+            let next = if admin.app.as_ref().is_some_and(|a| a.status == "active") { "summary" } else { "connection" };
+            Ok(HttpResponse::SeeOther().insert_header(("Location", format!("/setup/{next}"))).finish())
+        }
+        Err(page) => Ok(page),
+    }
+}
+
+#[get("/static/setup.css")]
+pub async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../../static/setup.css"))
+}

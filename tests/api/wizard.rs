@@ -1,0 +1,379 @@
+//! The setup wizard over HTTP, against the simulators: sign-in, CSRF, framing, every step,
+//! and each live check's refusal shown on its field with nothing saved.
+
+use byoc_bridge::sim::infobip::BRIDGE_SCOPES;
+use byoc_bridge::sim::salesforce::{ConnectedApp, SalesforceConfig};
+use reqwest::redirect::Policy;
+
+use crate::bridge::{API_KEY, CHANNEL, CONSUMER_KEY, SENDER, USERNAME, Vendors};
+use crate::helpers::{TestApp, TestDb};
+
+crate::on_both_backends!(
+    the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_green,
+    salesforce_refusals_show_on_their_field_and_save_nothing,
+    infobip_key_problems_show_on_the_key_and_save_nothing,
+    pages_need_a_session_a_valid_csrf_token_and_an_org_admin
+);
+
+/// A browser without JavaScript: one cookie jar entry, redirects followed by hand.
+pub struct Admin {
+    pub base: String,
+    http: reqwest::Client,
+    cookie: Option<String>,
+}
+
+pub struct Page {
+    pub status: u16,
+    pub html: String,
+}
+
+impl Page {
+    /// The form's CSRF token.
+    pub fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self.html.find(marker).expect("a form with a CSRF token") + marker.len();
+        self.html[start..].split('"').next().unwrap().to_owned()
+    }
+
+    /// The error shown next to the field `name`.
+    pub fn field_error(&self, name: &str) -> Option<String> {
+        let marker = format!("<p class=\"error\" id=\"{name}-error\">");
+        let start = self.html.find(&marker)? + marker.len();
+        Some(self.html[start..].split("</p>").next()?.to_owned())
+    }
+}
+
+impl Admin {
+    pub fn new(base: &str) -> Self {
+        let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+        Self { base: base.to_owned(), http, cookie: None }
+    }
+
+    async fn send(&mut self, mut req: reqwest::RequestBuilder) -> Page {
+        if let Some(c) = &self.cookie {
+            req = req.header("Cookie", format!("byoc_session={c}"));
+        }
+        let mut res = req.send().await.unwrap();
+        for _ in 0..5 {
+            if let Some(set) = res.headers().get("set-cookie").and_then(|v| v.to_str().ok()) {
+                assert!(
+                    set.contains("Secure") && set.contains("SameSite=None") && set.contains("Partitioned"),
+                    "{set}"
+                );
+                let value = set.split(';').next().unwrap().trim_start_matches("byoc_session=").to_owned();
+                self.cookie = Some(value).filter(|v| !v.is_empty());
+            }
+            if !res.status().is_redirection() {
+                break;
+            }
+            let location = res.headers()["location"].to_str().unwrap().to_owned();
+            let url = if location.starts_with('/') { format!("{}{location}", self.base) } else { location };
+            let mut next = self.http.get(url);
+            if let Some(c) = &self.cookie {
+                next = next.header("Cookie", format!("byoc_session={c}"));
+            }
+            res = next.send().await.unwrap();
+        }
+        Page { status: res.status().as_u16(), html: res.text().await.unwrap() }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let req = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(req).await
+    }
+
+    /// Submits a step's form with the CSRF token of the page it is on.
+    pub async fn submit(&mut self, page_path: &str, action: &str, fields: &[(&str, &str)]) -> Page {
+        let csrf = self.get(page_path).await.csrf();
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.post(action, &form).await
+    }
+}
+
+pub struct Setup {
+    pub vendors: Vendors,
+    pub app: TestApp,
+    _db: TestDb,
+}
+
+/// The bridge with no app yet, beside both simulators.
+pub async fn fresh(db: TestDb, settings: &[(&str, &str)]) -> Setup {
+    let vendors = Vendors::start(SalesforceConfig::default()).await;
+    let app = TestApp::spawn_with(db.settings_with(settings), byoc_bridge::worker::Handlers::default()).await;
+    Setup { vendors, app, _db: db }
+}
+
+impl Setup {
+    pub async fn bootstrap(&self) -> Admin {
+        let link = byoc_bridge::web::admin::signin::issue_bootstrap(&self.app.db, &self.app.address)
+            .await
+            .unwrap()
+            .expect("a setup link while nothing is configured");
+        let mut admin = Admin::new(&self.app.address);
+        let page = admin.get(link.trim_start_matches(&self.app.address)).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(page.html.contains("BYOC connection"));
+        admin
+    }
+
+    pub fn connection_fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("name", "acme".into()),
+            ("login_url", self.vendors.sf_running.base_url.clone()),
+            ("org_id", self.vendors.sf.org_id().to_owned()),
+            ("integration_username", USERNAME.into()),
+            ("consumer_key", CONSUMER_KEY.into()),
+            ("authorization_context", "Partner1_WhatsApp".into()),
+            ("platform_event", "WhatsApp_Event__e".into()),
+            ("event_type_field", "EventType__c".into()),
+            ("payload_field", "Payload__c".into()),
+        ]
+    }
+
+    /// Step 1 saved, a key generated, and its certificate uploaded to the connected app with
+    /// `scopes`, as the admin does in Salesforce.
+    pub async fn connect(&self, admin: &mut Admin, scopes: &[&str]) -> Page {
+        let fields = self.connection_fields();
+        let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let page = admin.submit("/setup/connection", "/setup/connection", &form).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        admin.submit("/setup/connection", "/setup/connection/keypair", &[]).await;
+        let certificate = admin.get("/setup/certificate.crt").await.html;
+        assert!(certificate.starts_with("-----BEGIN CERTIFICATE-----"), "{certificate}");
+        self.vendors.sf.register_app(ConnectedApp {
+            consumer_key: CONSUMER_KEY.into(),
+            certificate_pem: certificate,
+            approved_users: vec![USERNAME.into()],
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            callback_urls: vec![format!("{}/setup/oauth/callback", self.app.address)],
+        });
+        let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
+        admin.submit("/setup/connection", "/setup/connection", &form).await
+    }
+
+    pub async fn app_row(&self) -> Option<byoc_bridge::db::apps::AppRow> {
+        self.app.db.run(|c| byoc_bridge::db::apps::find(c, "acme")).await.unwrap()
+    }
+}
+
+async fn the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_green(db: TestDb) {
+    let setup = fresh(db, &[]).await;
+    let mut admin = setup.bootstrap().await;
+
+    // 1. The connection: key pair, certificate, live check, setup records.
+    let page = setup.connect(&mut admin, &["interaction_api", "api"]).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains("ConversationVendorInfo Partner1_WhatsApp_Vendor"), "{}", page.html);
+    assert!(page.html.contains("ConversationChannelDefinition Partner1_WhatsApp"), "{}", page.html);
+    let records = setup.vendors.sf.tooling_records();
+    assert_eq!(records.len(), 2);
+    let ccd = records.iter().find(|r| r.sobject == "ConversationChannelDefinition").unwrap();
+    assert_eq!(ccd.metadata["routingOwner"], "Salesforce");
+    assert_eq!(ccd.metadata["customEventPayloadField"], "WhatsApp_Event__e.Payload__c");
+    // Checking again finds the records instead of creating them twice.
+    let fields = setup.connection_fields();
+    let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
+    let again = admin.submit("/setup/connection", "/setup/connection", &form).await;
+    assert!(again.html.contains("found"), "{}", again.html);
+    assert_eq!(setup.vendors.sf.tooling_records().len(), 2);
+    assert!(!again.html.contains("BEGIN"), "no key material on the page");
+
+    // 2. The application: the channel is picked from the org's channels.
+    let page = admin.get("/setup/application").await;
+    assert!(page.html.contains(&format!("<option value=\"{CHANNEL}\"")), "{}", page.html);
+    let sf = setup.vendors.sf_running.base_url.clone();
+    let page = admin
+        .submit(
+            "/setup/application",
+            "/setup/application",
+            &[
+                ("channel_address_identifier", CHANNEL),
+                ("scrt_url", &sf),
+                ("authorization_context", "Partner1_ChannelDefinition1"),
+                ("platform_event", "WhatsApp_Event__e"),
+                ("event_type_field", "EventType__c"),
+                ("payload_field", "Payload__c"),
+                ("welcome_message", "Hello from the agents"),
+                ("closing_message", "Bye"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.html);
+
+    // 3. The Infobip account, key checked live.
+    let ib = setup.vendors.ib_running.base_url.clone();
+    let page = admin
+        .submit("/setup/infobip", "/setup/infobip", &[("name", "main"), ("base_url", &ib), ("api_key", API_KEY)])
+        .await;
+    assert!(page.html.contains("The key works"), "{}", page.html);
+    assert!(!page.html.contains(API_KEY), "the key is never shown back");
+
+    // 4. The senders.
+    let page = admin.get("/setup/senders").await;
+    assert!(page.html.contains(&format!("value=\"main:{SENDER}\"")), "{}", page.html);
+    let sender = format!("main:{SENDER}");
+    let page = admin.submit("/setup/senders", "/setup/senders", &[("sender", &sender)]).await;
+    assert!(page.html.contains("Saved: 1 sender(s)."), "{}", page.html);
+
+    // 5. Summary and activation; the subscription starts, and every check turns green.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(setup.app.subscriber.clone().run(cancel.clone()));
+    let page = admin.submit("/setup/summary", "/setup/activate", &[]).await;
+    assert!(page.html.contains("Activated"), "{}", page.html);
+    assert!(page.html.contains("/api/infobip/inbound/answers/acme"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page = admin.get("/setup/summary").await;
+        if !page.html.contains("class=\"bad\"") {
+            assert_eq!(page.html.matches("class=\"good\"").count(), 5, "{}", page.html);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "checks stayed red: {}", page.html);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    cancel.cancel();
+    let row = setup.app_row().await.unwrap();
+    assert_eq!(row.status, "active");
+    let audit = setup
+        .app
+        .db
+        .run(|c| {
+            use byoc_bridge::db::schema::audit_log;
+            use diesel::prelude::*;
+            Ok(audit_log::table.select(audit_log::actor).load::<String>(c)?)
+        })
+        .await
+        .unwrap();
+    assert!(audit.iter().all(|a| a == "web:setup link"), "{audit:?}");
+    assert!(audit.len() >= 5);
+}
+
+async fn salesforce_refusals_show_on_their_field_and_save_nothing(db: TestDb) {
+    let setup = fresh(db, &[]).await;
+    let mut admin = setup.bootstrap().await;
+    // Without the api scope the token works but the setup records cannot be written.
+    let page = setup.connect(&mut admin, &["interaction_api"]).await;
+    assert_eq!(page.status, 400);
+    assert!(page.html.contains("Manage user data via APIs (api)"), "{}", page.html);
+    setup.vendors.sf.register_app(ConnectedApp {
+        scopes: vec!["interaction_api".into(), "api".into()],
+        ..setup.vendors.sf.connected_app(CONSUMER_KEY).unwrap()
+    });
+    let fields = setup.connection_fields();
+    let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(admin.submit("/setup/connection", "/setup/connection", &form).await.status, 200);
+    let saved = setup.app_row().await.unwrap();
+
+    let mut fields = fields;
+    for (field, value, expected) in [
+        ("integration_username", "someone@else.example", "No active user has this username"),
+        ("consumer_key", "3MVG9-unknown", "Salesforce does not know this consumer key"),
+        ("login_url", "http://127.0.0.1:9", "cannot be reached"),
+        ("org_id", "not-an-org", "15- or 18-character"),
+    ] {
+        let mut form: Vec<(&str, String)> = std::mem::take(&mut fields);
+        let original = form.iter().find(|(k, _)| *k == field).unwrap().1.clone();
+        form.iter_mut().filter(|(k, _)| *k == field).for_each(|(_, v)| *v = value.to_owned());
+        let refs: Vec<(&str, &str)> = form.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
+        let page = admin.submit("/setup/connection", "/setup/connection", &refs).await;
+        assert_eq!(page.status, 400, "{field}: {}", page.html);
+        let error = page.field_error(field).unwrap_or_else(|| panic!("no error on {field}: {}", page.html));
+        assert!(error.contains(expected), "{field}: {error}");
+        assert_eq!(setup.app_row().await.unwrap(), saved, "nothing saved after a wrong {field}");
+        form.iter_mut().filter(|(k, _)| *k == field).for_each(|(_, v)| *v = original.clone());
+        fields = form;
+    }
+    // A user the connected app does not admit.
+    setup.vendors.sf.add_user("other@acme.example", "Other", "Standard User");
+    fields.iter_mut().filter(|(k, _)| *k == "integration_username").for_each(|(_, v)| *v = "other@acme.example".into());
+    let refs: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
+    let page = admin.submit("/setup/connection", "/setup/connection", &refs).await;
+    assert!(page.field_error("integration_username").unwrap().contains("Permitted Users"), "{}", page.html);
+    assert_eq!(setup.app_row().await.unwrap(), saved);
+}
+
+async fn infobip_key_problems_show_on_the_key_and_save_nothing(db: TestDb) {
+    let setup = fresh(db, &[]).await;
+    let mut admin = setup.bootstrap().await;
+    setup.connect(&mut admin, &["interaction_api", "api"]).await;
+    let narrow: Vec<&str> = BRIDGE_SCOPES.iter().copied().filter(|s| *s != "numbers:manage").collect();
+    setup.vendors.ib.add_api_key("narrow-key", &narrow);
+    let ib = setup.vendors.ib_running.base_url.clone();
+    for (key, expected) in [("wrong-key", "The key is wrong"), ("narrow-key", "numbers:manage")] {
+        let page = admin
+            .submit("/setup/infobip", "/setup/infobip", &[("name", "main"), ("base_url", &ib), ("api_key", key)])
+            .await;
+        assert_eq!(page.status, 400);
+        assert!(page.field_error("api_key").unwrap().contains(expected), "{}", page.html);
+    }
+    let page = admin
+        .submit(
+            "/setup/infobip",
+            "/setup/infobip",
+            &[("name", "main"), ("base_url", "http://127.0.0.1:9"), ("api_key", API_KEY)],
+        )
+        .await;
+    assert!(page.field_error("base_url").unwrap().contains("cannot be reached"), "{}", page.html);
+    let app_id = setup.app_row().await.unwrap().id;
+    let accounts = setup.app.db.run(move |c| byoc_bridge::db::apps::accounts(c, &app_id)).await.unwrap();
+    assert!(accounts.is_empty());
+}
+
+async fn pages_need_a_session_a_valid_csrf_token_and_an_org_admin(db: TestDb) {
+    let setup = fresh(db, &[]).await;
+    let mut stranger = Admin::new(&setup.app.address);
+    for path in ["/", "/setup/connection", "/setup/summary", "/setup/certificate.crt"] {
+        let page = stranger.get(path).await;
+        assert_eq!(page.status, 401, "{path}");
+        assert!(page.html.contains("Sign in"), "{path}");
+    }
+    let mut admin = setup.bootstrap().await;
+    // The setup link works once.
+    let again = byoc_bridge::web::admin::signin::issue_bootstrap(&setup.app.db, &setup.app.address).await.unwrap();
+    let link = again.unwrap();
+    assert_eq!(Admin::new(&setup.app.address).get(link.trim_start_matches(&setup.app.address)).await.status, 200);
+    assert_eq!(Admin::new(&setup.app.address).get(link.trim_start_matches(&setup.app.address)).await.status, 401);
+
+    // A form without the page's CSRF token changes nothing.
+    let fields = setup.connection_fields();
+    let mut form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    form.push(("csrf", "forged"));
+    let page = admin.post("/setup/connection", &form).await;
+    assert_eq!(page.status, 403);
+    assert!(setup.app_row().await.is_none());
+
+    // Framing: only the org's Salesforce origins (here the simulator's) may frame the pages.
+    setup.connect(&mut admin, &["interaction_api", "api"]).await;
+    let res = reqwest::Client::new()
+        .get(format!("{}/setup/connection", setup.app.address))
+        .header("Cookie", format!("byoc_session={}", admin.cookie.clone().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.ends_with(&format!("frame-ancestors {}", setup.vendors.sf_running.base_url)), "{csp}");
+
+    // Once the org is connected, admins sign in with Salesforce; others are turned away.
+    setup.vendors.sf.add_user("admin@acme.example", "Ada Admin", "System Administrator");
+    setup.vendors.sf.add_user("agent@acme.example", "Agent Smith", "Standard User");
+    setup.vendors.sf.add_user_in_org("admin@elsewhere.example", "Eve", "System Administrator", "00D5g00000Other");
+    for (user, status) in [("admin@acme.example", 200), ("agent@acme.example", 403), ("admin@elsewhere.example", 403)] {
+        let mut browser = Admin::new(&setup.app.address);
+        let res = browser.http.get(format!("{}/setup/signin", setup.app.address)).send().await.unwrap();
+        let authorize = res.headers()["location"].to_str().unwrap().to_owned();
+        assert!(authorize.contains("code_challenge_method=S256"), "{authorize}");
+        let res = browser.http.get(format!("{authorize}&login_hint={user}")).send().await.unwrap();
+        let callback = res.headers()["location"].to_str().unwrap().to_owned();
+        let page = browser.get(callback.trim_start_matches(&setup.app.address)).await;
+        assert_eq!(page.status, status, "{user}: {}", page.html);
+        if status == 200 {
+            assert!(page.html.contains("Ada Admin"), "{}", page.html);
+        }
+    }
+}
