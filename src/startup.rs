@@ -101,9 +101,12 @@ impl Application {
             wake: runner.waker(),
             started_at: Instant::now(),
         });
-        if let Some(link) = crate::web::admin::signin::issue_bootstrap(&state.db, &state.base_url).await? {
+        match crate::web::admin::signin::issue_bootstrap(&state.db, &state.base_url).await {
             // Printed, not logged: the link signs its first visitor in as an admin.
-            println!("Open this one-time link to set up byoc-bridge (valid 24 hours): {link}");
+            Ok(Some(link)) => println!("Open this one-time link to set up byoc-bridge (valid 24 hours): {link}"),
+            Ok(None) => {}
+            // Migrations not applied yet (readiness says so): no link this start.
+            Err(e) => tracing::warn!(error = %e, "no setup link issued"),
         }
         let max_body = settings.server.max_body_bytes;
         let app_state = state.clone();

@@ -62,6 +62,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::signin::start_sign_in)
         .service(admin::signin::callback)
         .service(admin::signin::sign_out)
+        .service(admin::signin::handoff)
+        .service(admin::wizard::script)
         .service(admin::connection::show_step)
         .service(admin::connection::save)
         .service(admin::connection::generate)

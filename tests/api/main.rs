@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bridge;
+mod browser;
 mod helpers;
 
 mod contract;
@@ -22,3 +23,4 @@ mod sim_pubsub;
 mod sim_salesforce;
 mod sim_salesforce_agent;
 mod wizard;
+mod wizard_browser;

@@ -289,6 +289,17 @@ async fn salesforce_refusals_show_on_their_field_and_save_nothing(db: TestDb) {
         form.iter_mut().filter(|(k, _)| *k == field).for_each(|(_, v)| *v = original.clone());
         fields = form;
     }
+    // The connected app holds another certificate than the one of the bridge's key.
+    let foreign =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test_certificate.pem")).unwrap();
+    let current = setup.vendors.sf.connected_app(CONSUMER_KEY).unwrap();
+    setup.vendors.sf.register_app(ConnectedApp { certificate_pem: foreign, ..current.clone() });
+    let refs: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
+    let page = admin.submit("/setup/connection", "/setup/connection", &refs).await;
+    assert_eq!(page.status, 400);
+    assert!(page.html.contains("does not match this key"), "{}", page.html);
+    assert_eq!(setup.app_row().await.unwrap(), saved);
+    setup.vendors.sf.register_app(current);
     // A user the connected app does not admit.
     setup.vendors.sf.add_user("other@acme.example", "Other", "Standard User");
     fields.iter_mut().filter(|(k, _)| *k == "integration_username").for_each(|(_, v)| *v = "other@acme.example".into());

@@ -13,10 +13,11 @@ CREATE TABLE web_sessions (
 CREATE INDEX web_sessions_expires_at ON web_sessions (expires_at);
 
 -- One-time grants: the bootstrap link printed at first start, and Salesforce sign-ins in
--- progress (the PKCE verifier). Also hashed; each is deleted when used.
+-- progress (the PKCE verifier), and sessions handed from the sign-in window to the Salesforce
+-- iframe. Also hashed; each is deleted when used.
 CREATE TABLE web_grants (
     id_hash TEXT PRIMARY KEY NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('bootstrap', 'signin')),
+    kind TEXT NOT NULL CHECK (kind IN ('bootstrap', 'signin', 'handoff')),
     app_id TEXT REFERENCES apps (id) ON DELETE CASCADE,
     data TEXT NOT NULL DEFAULT '{}',
     created_at TIMESTAMP NOT NULL,

@@ -19,14 +19,7 @@ use super::faults::{FaultBodies, Faults};
 use super::server::Running;
 
 /// The scopes an API key needs for everything the bridge does.
-pub const BRIDGE_SCOPES: &[&str] = &[
-    "whatsapp:message:send",
-    "whatsapp:inbound-message:read",
-    "whatsapp:manage",
-    "numbers:manage",
-    "account-management:manage",
-    "conversations:read",
-];
+pub const BRIDGE_SCOPES: &[&str] = crate::infobip::account::NEEDED_SCOPES;
 
 /// One message the simulator accepted for sending.
 #[derive(Debug, Clone, Serialize)]

@@ -12,9 +12,11 @@ use serde_json::Value;
 
 use super::SalesforceSim;
 use super::agent::{AgentError, Choice};
+use super::signin::escape;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/__sim/agent", web::get().to(page))
+        .route("/__sim/console", web::get().to(console))
         .route("/__sim/agent/{conversation}/text", web::post().to(text))
         .route("/__sim/agent/{conversation}/choices", web::post().to(choices))
         .route("/__sim/agent/{conversation}/attachment", web::post().to(attachment))
@@ -67,6 +69,24 @@ fn describe(entry: &super::Entry) -> String {
         }
     }
     format!("({})", entry.entry_type)
+}
+
+#[derive(serde::Deserialize)]
+struct ConsoleQuery {
+    src: String,
+    id: Option<String>,
+}
+
+/// A record page of the console with an iframe component, as Salesforce renders one: the
+/// component's URL with `?id=<record id>` appended.
+async fn console(query: web::Query<ConsoleQuery>) -> HttpResponse {
+    let id = query.id.clone().unwrap_or_else(|| "0Mw000000000001AAA".into());
+    let sep = if query.src.contains('?') { '&' } else { '?' };
+    let src = escape(&format!("{}{sep}id={id}", query.src));
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
+        "<!doctype html><title>Service Console</title><h1>Messaging Session</h1>\
+         <iframe id=\"component\" src=\"{src}\" width=\"900\" height=\"700\" title=\"WhatsApp\"></iframe>"
+    ))
 }
 
 async fn page(sim: web::Data<SalesforceSim>) -> HttpResponse {

@@ -48,7 +48,7 @@ fn error_page(message: &str) -> HttpResponse {
         .body(format!("<!doctype html><title>Error</title><p>{}</p>", escape(message)))
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::wizard::{Admin, Field, Section, StepView, admin, place_error, show};
+use super::wizard::{Admin, Field, Section, StepView, place_error, show, signed_in_admin};
 use crate::db::apps::{self as rows, AppRow, InfobipAccountRow, SenderRow};
 use crate::error::AppError;
 use crate::infobip::account::{KeyProblem, check_key, whatsapp_numbers};
@@ -75,10 +75,7 @@ pub struct AccountForm {
 
 #[get("/setup/infobip")]
 pub async fn show_accounts(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
-    let admin = match admin(&state, &req).await? {
-        Ok(a) => a,
-        Err(signin) => return Ok(signin),
-    };
+    let admin = signed_in_admin!(state, req);
     let Some(app) = need_app(&admin) else { return Ok(to_step_one()) };
     let (accounts, _) = load(&state, app).await?;
     let form = AccountForm { name: "main".into(), base_url: DEFAULT_BASE_URL.into(), ..AccountForm::default() };
@@ -93,10 +90,7 @@ pub async fn save_account(
     req: HttpRequest,
     form: web::Form<AccountForm>,
 ) -> Result<HttpResponse, AppError> {
-    let admin = match admin(&state, &req).await? {
-        Ok(a) => a,
-        Err(signin) => return Ok(signin),
-    };
+    let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
     let Some(app) = need_app(&admin).cloned() else { return Ok(to_step_one()) };
     let form = form.into_inner();
@@ -162,10 +156,7 @@ pub async fn remove_account(
     req: HttpRequest,
     form: web::Form<AccountForm>,
 ) -> Result<HttpResponse, AppError> {
-    let admin = match admin(&state, &req).await? {
-        Ok(a) => a,
-        Err(signin) => return Ok(signin),
-    };
+    let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
     let Some(app) = need_app(&admin).cloned() else { return Ok(to_step_one()) };
     let (cipher, actor, name) = (state.cipher.clone(), admin.actor(), form.name.clone());
@@ -226,10 +217,7 @@ fn sender_sections(
 
 #[get("/setup/senders")]
 pub async fn show_senders(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
-    let admin = match admin(&state, &req).await? {
-        Ok(a) => a,
-        Err(signin) => return Ok(signin),
-    };
+    let admin = signed_in_admin!(state, req);
     let Some(app) = need_app(&admin) else { return Ok(to_step_one()) };
     let (accounts, senders) = load(&state, app).await?;
     let listed = numbers(&state, &accounts).await;
@@ -248,10 +236,7 @@ pub async fn save_senders(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let admin = match admin(&state, &req).await? {
-        Ok(a) => a,
-        Err(signin) => return Ok(signin),
-    };
+    let admin = signed_in_admin!(state, req);
     // Repeated `sender` fields: read the pairs in order.
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let csrf = pairs.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.clone()).unwrap_or_default();

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 
 use super::connection::token_for;
-use super::wizard::{Admin, Field, Section, StepView, admin, place_error, show};
+use super::wizard::{Admin, Field, Section, StepView, place_error, show, signed_in_admin};
 use crate::db::apps::AppRow;
 use crate::error::AppError;
 use crate::provisioning::{self as prov, AppSpec};
@@ -115,10 +115,7 @@ fn need_app(admin: &Admin) -> Result<&AppRow, AppError> {
 
 #[get("/setup/application")]
 pub async fn show_step(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
-    let admin = match admin(&state, &req).await? {
-        Ok(a) => a,
-        Err(signin) => return Ok(signin),
-    };
+    let admin = signed_in_admin!(state, req);
     let Some(app) = admin.app.as_ref() else {
         return Ok(HttpResponse::SeeOther().insert_header(("Location", "/setup/connection")).finish());
     };
@@ -134,10 +131,7 @@ pub async fn save(
     req: HttpRequest,
     form: web::Form<ApplicationForm>,
 ) -> Result<HttpResponse, AppError> {
-    let admin = match admin(&state, &req).await? {
-        Ok(a) => a,
-        Err(signin) => return Ok(signin),
-    };
+    let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
     let mut row = need_app(&admin)?.clone();
     let form = form.into_inner();

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::wizard::{Admin, Field, Section, StepView, admin, place_error, show};
+use super::wizard::{Admin, Field, Section, StepView, place_error, show, signed_in_admin};
 use crate::db::apps::AppRow;
 use crate::error::AppError;
 use crate::provisioning::{self as prov, AppSpec, CTX_PRIVATE_KEY};
@@ -109,10 +109,7 @@ fn sections(admin: &Admin, form: &ConnectionForm) -> Vec<Section> {
 
 #[get("/setup/connection")]
 pub async fn show_step(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
-    let admin = match admin(&state, &req).await? {
-        Ok(a) => a,
-        Err(page) => return Ok(page),
-    };
+    let admin = signed_in_admin!(state, req);
     let form = ConnectionForm::from_app(admin.app.as_ref());
     let mut notice = None;
     if admin.app.as_ref().is_some_and(|a| a.private_key_enc.is_none()) {
@@ -148,10 +145,7 @@ pub async fn save(
     req: HttpRequest,
     form: web::Form<ConnectionForm>,
 ) -> Result<HttpResponse, AppError> {
-    let admin = match admin(&state, &req).await? {
-        Ok(a) => a,
-        Err(page) => return Ok(page),
-    };
+    let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
     let form = form.into_inner();
     let mut sections = sections(&admin, &form);
@@ -299,10 +293,7 @@ pub async fn generate(
     req: HttpRequest,
     form: web::Form<KeyForm>,
 ) -> Result<HttpResponse, AppError> {
-    let admin = match admin(&state, &req).await? {
-        Ok(a) => a,
-        Err(page) => return Ok(page),
-    };
+    let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
     let name = admin.app.as_ref().map(|a| a.name.clone()).unwrap_or_default();
     let pair = web::block(move || certificate::generate(&format!("byoc-bridge {name}")))
@@ -319,10 +310,7 @@ pub async fn upload(
     req: HttpRequest,
     form: web::Form<KeyForm>,
 ) -> Result<HttpResponse, AppError> {
-    let admin = match admin(&state, &req).await? {
-        Ok(a) => a,
-        Err(page) => return Ok(page),
-    };
+    let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
     let name = admin.app.as_ref().map(|a| a.name.clone()).unwrap_or_default();
     let pem = SecretString::from(form.private_key.trim().to_owned());
@@ -351,10 +339,7 @@ pub async fn upload(
 /// The certificate to upload to the connected app (public, but only for signed-in admins).
 #[get("/setup/certificate.crt")]
 pub async fn download_certificate(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
-    let admin = match admin(&state, &req).await? {
-        Ok(a) => a,
-        Err(page) => return Ok(page),
-    };
+    let admin = signed_in_admin!(state, req);
     let certificate = admin
         .app
         .as_ref()

@@ -94,8 +94,13 @@ pub fn check_csrf(session: &Session, given: &str) -> Result<(), AppError> {
 /// Setup), derived from its login and instance URLs. Loopback origins are kept as they are
 /// (the simulators); nothing else may frame the pages.
 pub fn frame_ancestors(app: Option<&AppRow>) -> String {
+    frame_ancestors_of(app.into_iter())
+}
+
+/// `frame_ancestors` of several apps (the sign-in page belongs to no app yet).
+pub fn frame_ancestors_of<'a>(apps: impl Iterator<Item = &'a AppRow>) -> String {
     let mut origins: Vec<String> = Vec::new();
-    for url in app.into_iter().flat_map(|a| [Some(a.login_url.as_str()), a.instance_url.as_deref()]).flatten() {
+    for url in apps.flat_map(|a| [Some(a.login_url.as_str()), a.instance_url.as_deref()]).flatten() {
         let Ok(parsed) = url::Url::parse(url) else { continue };
         let Some(host) = parsed.host_str() else { continue };
         if matches!(host, "127.0.0.1" | "localhost" | "[::1]") {

@@ -55,17 +55,14 @@ struct SignInPage {
 
 /// The page shown without a session: why, and how to sign in.
 pub async fn sign_in_page(state: &AppState, status: StatusCode, message: &str) -> Result<HttpResponse, AppError> {
-    let apps = state
+    let connected: Vec<_> = state
         .db
-        .run(|c| {
-            Ok(apps::list(c)?
-                .into_iter()
-                .filter(|a| a.org_id.is_some() && a.consumer_key.is_some())
-                .map(|a| (a.name.clone(), a.name))
-                .collect())
-        })
+        .run(|c| Ok(apps::list(c)?.into_iter().filter(|a| a.org_id.is_some() && a.consumer_key.is_some()).collect()))
         .await?;
-    render(status, &SignInPage { message: message.to_owned(), apps }, "'none'")
+    // The sign-in page shows inside the connected orgs' consoles too.
+    let ancestors = super::frame_ancestors_of(connected.iter());
+    let apps = connected.into_iter().map(|a| (a.name.clone(), a.name)).collect();
+    render(status, &SignInPage { message: message.to_owned(), apps }, &ancestors)
 }
 
 fn redirect_with_session(location: &str, token: &str) -> HttpResponse {
@@ -228,9 +225,52 @@ pub async fn callback(state: web::Data<AppState>, query: web::Query<CallbackQuer
     }
     let name = user["name"].as_str().or_else(|| user["preferred_username"].as_str()).unwrap_or("admin").to_owned();
     let user_id = user["user_id"].as_str().unwrap_or_default().to_owned();
-    let token = open_session(&state, Some(app.id.clone()), "admin", user_id, name.clone()).await?;
+    let token = open_session(&state, Some(app.id.clone()), "admin", user_id.clone(), name.clone()).await?;
+    // A second, one-time code lets the Salesforce iframe that opened this window get a session
+    // of its own (its cookies are partitioned apart from this window's).
+    let code = crate::crypto::random_token().map_err(|e| AppError::Internal(e.into()))?;
+    let now = crate::db::now();
+    let handed = Grant {
+        id_hash: hash(&code),
+        kind: "handoff".into(),
+        app_id: Some(app.id.clone()),
+        data: json!({ "user_id": user_id, "user_name": name, "role": "admin" }).to_string(),
+        created_at: now,
+        expires_at: now + chrono::Duration::minutes(2),
+    };
+    state.db.write(move |c| rows::insert_grant(c, &handed)).await?;
     tracing::info!(app.id = %app.id, "an admin signed in with Salesforce");
-    Ok(redirect_with_session("/setup/connection", &token))
+    let mut response = render(StatusCode::OK, &SignedIn { user: name, code }, "'none'")?;
+    let cookie = actix_web::http::header::HeaderValue::from_str(&session_cookie(&token, SESSION_HOURS * 3600))
+        .map_err(|e| AppError::Internal(e.into()))?;
+    response.headers_mut().insert(actix_web::http::header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+#[derive(Template)]
+#[template(path = "setup/signed_in.html")]
+struct SignedIn {
+    user: String,
+    code: String,
+}
+
+#[derive(Deserialize)]
+pub struct HandoffQuery {
+    code: Option<String>,
+}
+
+/// The iframe exchanges the sign-in window's one-time code for its own session.
+#[get("/setup/handoff")]
+pub async fn handoff(state: web::Data<AppState>, query: web::Query<HandoffQuery>) -> Result<HttpResponse, AppError> {
+    let id = hash(query.code.as_deref().unwrap_or_default());
+    let grant = state.db.write(move |c| rows::take_grant(c, &id, "handoff", crate::db::now())).await?;
+    let Some(grant) = grant else {
+        return sign_in_page(&state, StatusCode::UNAUTHORIZED, "The sign-in expired; start it again.").await;
+    };
+    let who: Value = serde_json::from_str(&grant.data).unwrap_or(Value::Null);
+    let text = |k: &str| who[k].as_str().unwrap_or_default().to_owned();
+    let token = open_session(&state, grant.app_id.clone(), &text("role"), text("user_id"), text("user_name")).await?;
+    Ok(redirect_with_session("/", &token))
 }
 
 #[derive(Deserialize)]

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::connection::token_for;
-use super::wizard::{Admin, Section, StepView, admin, place_error, show};
+use super::wizard::{Admin, Section, StepView, place_error, show, signed_in_admin};
 use crate::db::apps::{self as rows, AppRow};
 use crate::error::AppError;
 use crate::infobip::account::{check_key, whatsapp_numbers};
@@ -159,10 +159,7 @@ fn to_step_one() -> HttpResponse {
 
 #[get("/setup/summary")]
 pub async fn show_step(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
-    let admin = match admin(&state, &req).await? {
-        Ok(a) => a,
-        Err(signin) => return Ok(signin),
-    };
+    let admin = signed_in_admin!(state, req);
     let Some(app) = admin.app.clone() else { return Ok(to_step_one()) };
     let sections = sections(&state, &app).await?;
     show(&admin, StepView { current: "summary", notice: None, problem: None, sections }, StatusCode::OK)
@@ -179,10 +176,7 @@ pub async fn recheck(
     req: HttpRequest,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, AppError> {
-    let admin = match admin(&state, &req).await? {
-        Ok(a) => a,
-        Err(signin) => return Ok(signin),
-    };
+    let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
     Ok(HttpResponse::SeeOther().insert_header(("Location", "/setup/summary")).finish())
 }
@@ -193,10 +187,7 @@ pub async fn activate(
     req: HttpRequest,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, AppError> {
-    let admin = match admin(&state, &req).await? {
-        Ok(a) => a,
-        Err(signin) => return Ok(signin),
-    };
+    let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
     let Some(mut row) = admin.app.clone() else { return Ok(to_step_one()) };
     let (cipher, actor) = (state.cipher.clone(), admin.actor());

@@ -139,6 +139,17 @@ pub async fn admin(state: &AppState, req: &HttpRequest) -> Result<Result<Admin, 
     Ok(Ok(Admin { session, app }))
 }
 
+/// The signed-in admin of a handler, or an early return with the sign-in page.
+macro_rules! signed_in_admin {
+    ($state:expr, $req:expr) => {
+        match $crate::web::admin::wizard::admin(&$state, &$req).await? {
+            Ok(admin) => admin,
+            Err(sign_in) => return Ok(sign_in),
+        }
+    };
+}
+pub(crate) use signed_in_admin;
+
 /// Everything a step shows.
 pub struct StepView {
     pub current: &'static str,
@@ -186,6 +197,14 @@ pub async fn entry(state: actix_web::web::Data<AppState>, req: HttpRequest) -> R
         }
         Err(page) => Ok(page),
     }
+}
+
+#[get("/static/setup.js")]
+pub async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../../static/setup.js"))
 }
 
 #[get("/static/setup.css")]
