@@ -84,7 +84,9 @@ impl Application {
             &settings.public_base_url(port),
             services.cipher.derive_key("media-links"),
         );
-        let (mut handlers, subscriber) = components(&settings, &services.db, &directory, &metrics, &wake, &media)?;
+        let limiter = crate::infobip::rate::SenderLimiter::new(settings.infobip.sends_per_second_per_sender);
+        let (mut handlers, subscriber) =
+            components(&settings, &services.db, &directory, &metrics, &wake, &media, &limiter)?;
         handlers.extend(extra);
         let runner =
             Runner::new(services.db.clone(), handlers, metrics.clone(), settings.worker.clone()).with_waker(wake);
@@ -98,6 +100,7 @@ impl Application {
             media_http: http_client(settings.salesforce.request_timeout_ms)?,
             base_url: settings.public_base_url(port),
             http: http_client(settings.salesforce.request_timeout_ms)?,
+            limiter,
             wake: runner.waker(),
             started_at: Instant::now(),
         });
@@ -237,6 +240,7 @@ fn components(
     metrics: &Arc<Metrics>,
     wake: &Arc<tokio::sync::Notify>,
     media: &crate::outbound::media::MediaLinks,
+    limiter: &crate::infobip::rate::SenderLimiter,
 ) -> anyhow::Result<(Handlers, crate::outbound::subscriber::Subscriber)> {
     let salesforce = http_client(settings.salesforce.request_timeout_ms)?;
     let tokens = crate::salesforce::auth::TokenCache::new(
@@ -252,7 +256,7 @@ fn components(
     };
     let body_retention = std::time::Duration::from_secs(settings.retention.message_body_hours * 3600);
     let infobip = crate::infobip::client::InfobipClient::new(http_client(settings.infobip.request_timeout_ms)?);
-    let limiter = crate::infobip::rate::SenderLimiter::new(settings.infobip.sends_per_second_per_sender);
+    let limiter = limiter.clone();
     let relayer = crate::outbound::relay::Relayer {
         db: db.clone(),
         directory: directory.clone(),

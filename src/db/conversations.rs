@@ -66,6 +66,17 @@ pub fn upsert(
     Ok(id)
 }
 
+/// The conversation of (app, end user, sender), if there is one.
+pub fn find_id(conn: &mut DbConn, app_id: &str, end_user: &str, sender: &str) -> Result<Option<i64>, DbError> {
+    Ok(conversations::table
+        .filter(conversations::app_id.eq(app_id))
+        .filter(conversations::end_user_id.eq(end_user))
+        .filter(conversations::sender_number.eq(sender))
+        .select(conversations::id)
+        .first(conn)
+        .optional()?)
+}
+
 /// Moves the end user's last-message time forward (never back: reports may come late).
 pub fn touch_inbound(conn: &mut DbConn, id: i64, at: NaiveDateTime) -> Result<(), DbError> {
     diesel::update(

@@ -5,6 +5,7 @@ pub mod account;
 pub mod client;
 pub mod rate;
 pub mod signature;
+pub mod templates;
 pub mod webhook;
 
 /// Infobip's documented default; each account usually has its own `xxxxx.api.infobip.com`.

@@ -35,6 +35,8 @@ pub struct AppState {
     pub base_url: String,
     /// For the pages' live checks against Salesforce and Infobip.
     pub http: reqwest::Client,
+    /// Paces sends per WhatsApp number; shared with the agents' replies.
+    pub limiter: crate::infobip::rate::SenderLimiter,
     /// Wakes the job worker when work was just enqueued.
     pub wake: Arc<tokio::sync::Notify>,
     pub started_at: Instant,
@@ -78,7 +80,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::accounts::save_senders)
         .service(admin::summary::show_step)
         .service(admin::summary::recheck)
-        .service(admin::summary::activate);
+        .service(admin::summary::activate)
+        .service(admin::panel::panel)
+        .service(admin::panel::send)
+        .service(admin::panel::script);
 }
 
 /// Counts and times every request by matched route, method and status, and returns the

@@ -14,6 +14,8 @@ mod inbound_more;
 mod jobs;
 mod migrations;
 mod outbound;
+mod panel;
+mod panel_browser;
 mod process;
 mod provisioning;
 mod retention;

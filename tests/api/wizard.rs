@@ -77,6 +77,21 @@ impl Admin {
         Page { status: res.status().as_u16(), html: res.text().await.unwrap() }
     }
 
+    /// Where a GET of `path` redirects to (not followed).
+    pub async fn redirect_of(&self, path: &str) -> String {
+        self.redirect_of_url(&format!("{}{path}", self.base)).await
+    }
+
+    pub async fn redirect_of_url(&self, url: &str) -> String {
+        let mut req = self.http.get(url);
+        if let Some(c) = &self.cookie {
+            req = req.header("Cookie", format!("byoc_session={c}"));
+        }
+        let res = req.send().await.unwrap();
+        assert!(res.status().is_redirection(), "{url}: {}", res.status());
+        res.headers()["location"].to_str().unwrap().to_owned()
+    }
+
     pub async fn get(&mut self, path: &str) -> Page {
         let req = self.http.get(format!("{}{path}", self.base));
         self.send(req).await
@@ -370,11 +385,14 @@ async fn pages_need_a_session_a_valid_csrf_token_and_an_org_admin(db: TestDb) {
     let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(csp.ends_with(&format!("frame-ancestors {}", setup.vendors.sf_running.base_url)), "{csp}");
 
-    // Once the org is connected, admins sign in with Salesforce; others are turned away.
+    // Once the org is connected, admins sign in with Salesforce and get the setup; agents of the
+    // org sign in but the setup stays closed to them; people of another org are turned away.
     setup.vendors.sf.add_user("admin@acme.example", "Ada Admin", "System Administrator");
     setup.vendors.sf.add_user("agent@acme.example", "Agent Smith", "Standard User");
     setup.vendors.sf.add_user_in_org("admin@elsewhere.example", "Eve", "System Administrator", "00D5g00000Other");
-    for (user, status) in [("admin@acme.example", 200), ("agent@acme.example", 403), ("admin@elsewhere.example", 403)] {
+    for (user, status, setup_status) in
+        [("admin@acme.example", 200, 200), ("agent@acme.example", 200, 403), ("admin@elsewhere.example", 403, 401)]
+    {
         let mut browser = Admin::new(&setup.app.address);
         let res = browser.http.get(format!("{}/setup/signin", setup.app.address)).send().await.unwrap();
         let authorize = res.headers()["location"].to_str().unwrap().to_owned();
@@ -383,8 +401,9 @@ async fn pages_need_a_session_a_valid_csrf_token_and_an_org_admin(db: TestDb) {
         let callback = res.headers()["location"].to_str().unwrap().to_owned();
         let page = browser.get(callback.trim_start_matches(&setup.app.address)).await;
         assert_eq!(page.status, status, "{user}: {}", page.html);
-        if status == 200 {
-            assert!(page.html.contains("Ada Admin"), "{}", page.html);
+        assert_eq!(browser.get("/setup/connection").await.status, setup_status, "{user}");
+        if user.starts_with("admin@acme") {
+            assert!(page.html.contains("Signed in as Ada Admin"), "{}", page.html);
         }
     }
 }

@@ -150,6 +150,8 @@ pub(crate) struct State {
     pub conversations: Vec<Conversation>,
     pub capabilities: Vec<Value>,
     pub log: Vec<LoggedRequest>,
+    /// What the org knows of an end user: (display name, contact name, account name).
+    pub end_users: HashMap<String, (String, Option<String>, Option<String>)>,
     pub tokens_issued: u64,
 }
 
@@ -266,6 +268,13 @@ impl SalesforceSim {
     }
 
     /// Adds a user of this org; returns its 18-character id.
+    /// Links an end user (by messaging platform key) to a name, contact and account.
+    pub fn set_end_user(&self, end_user: &str, name: &str, contact: Option<&str>, account: Option<&str>) {
+        self.state()
+            .end_users
+            .insert(end_user.to_owned(), (name.to_owned(), contact.map(str::to_owned), account.map(str::to_owned)));
+    }
+
     /// A registered connected app, by consumer key.
     pub fn connected_app(&self, consumer_key: &str) -> Option<ConnectedApp> {
         self.state().apps.get(consumer_key).cloned()

@@ -97,16 +97,22 @@ async fn query(sim: web::Data<SalesforceSim>, req: HttpRequest, soql: web::Query
         return rest_error(400, "MALFORMED_QUERY", "unexpected token in SOQL");
     };
     let rows: Vec<Value> = match select.object.as_str() {
-        "MessagingSession" => sim
-            .state()
-            .conversations
-            .iter()
-            .map(|c| {
-                json!({ "Id": c.messaging_session_id, "Status": c.session_status, "ConversationId": c.identifier,
-                        "MessagingEndUser": { "MessagingPlatformKey": c.end_user, "Name": c.end_user },
-                        "MessagingChannel": { "ChannelAddressIdentifier": c.channel_address_identifier } })
-            })
-            .collect(),
+        "MessagingSession" => {
+            let state = sim.state();
+            state
+                .conversations
+                .iter()
+                .map(|c| {
+                    let (name, contact, account) =
+                        state.end_users.get(&c.end_user).cloned().unwrap_or_else(|| (c.end_user.clone(), None, None));
+                    json!({ "Id": c.messaging_session_id, "Status": c.session_status, "ConversationId": c.identifier,
+                            "MessagingEndUser": { "MessagingPlatformKey": c.end_user, "Name": name },
+                            "EndUserContact": contact.map(|n| json!({ "Name": n })),
+                            "EndUserAccount": account.map(|n| json!({ "Name": n })),
+                            "MessagingChannel": { "ChannelAddressIdentifier": c.channel_address_identifier } })
+                })
+                .collect()
+        }
         "MessagingChannel" => sim
             .state()
             .channels

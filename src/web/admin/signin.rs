@@ -49,12 +49,32 @@ pub async fn issue_bootstrap(db: &Db, base_url: &str) -> anyhow::Result<Option<S
 #[template(path = "setup/signin.html")]
 struct SignInPage {
     message: String,
+    /// Where to go after signing in (URL-encoded for the link).
+    next: String,
     /// Apps an admin can sign in to with Salesforce.
     apps: Vec<(String, String)>,
 }
 
 /// The page shown without a session: why, and how to sign in.
 pub async fn sign_in_page(state: &AppState, status: StatusCode, message: &str) -> Result<HttpResponse, AppError> {
+    sign_in_page_to(state, status, message, "/").await
+}
+
+/// A local path to return to after signing in (nothing that leads to another site).
+fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+/// The sign-in page, returning to `next` afterwards.
+pub async fn sign_in_page_to(
+    state: &AppState,
+    status: StatusCode,
+    message: &str,
+    next: &str,
+) -> Result<HttpResponse, AppError> {
     let connected: Vec<_> = state
         .db
         .run(|c| Ok(apps::list(c)?.into_iter().filter(|a| a.org_id.is_some() && a.consumer_key.is_some()).collect()))
@@ -62,7 +82,8 @@ pub async fn sign_in_page(state: &AppState, status: StatusCode, message: &str) -
     // The sign-in page shows inside the connected orgs' consoles too.
     let ancestors = super::frame_ancestors_of(connected.iter());
     let apps = connected.into_iter().map(|a| (a.name.clone(), a.name)).collect();
-    render(status, &SignInPage { message: message.to_owned(), apps }, &ancestors)
+    let next = url::form_urlencoded::byte_serialize(local_path(Some(next)).as_bytes()).collect();
+    render(status, &SignInPage { message: message.to_owned(), next, apps }, &ancestors)
 }
 
 fn redirect_with_session(location: &str, token: &str) -> HttpResponse {
@@ -98,6 +119,7 @@ pub async fn bootstrap(
 #[derive(Deserialize)]
 pub struct SignInQuery {
     app: Option<String>,
+    next: Option<String>,
 }
 
 fn callback_url(state: &AppState) -> String {
@@ -133,7 +155,7 @@ pub async fn start_sign_in(
         id_hash: hash(&state_token),
         kind: "signin".into(),
         app_id: Some(app.id.clone()),
-        data: json!({ "verifier": verifier }).to_string(),
+        data: json!({ "verifier": verifier, "next": local_path(query.next.as_deref()) }).to_string(),
         created_at: now,
         expires_at: now + chrono::Duration::minutes(SIGNIN_MINUTES),
     };
@@ -218,14 +240,14 @@ pub async fn callback(state: web::Data<AppState>, query: web::Query<CallbackQuer
         )
         .await;
     }
+    // Admins may open the setup; everyone else of the org (agents) only the template panel.
     // Salesforce's userinfo has no permissions; the profile name is the simulator's stand-in.
     // Against a real org this should read the user's PermissionsCustomizeApplication instead.
-    if user["profile"].as_str().is_some_and(|p| p != "System Administrator") {
-        return sign_in_page(&state, StatusCode::FORBIDDEN, "Only Salesforce admins can open the setup pages.").await;
-    }
+    let role = if user["profile"].as_str().is_none_or(|p| p == "System Administrator") { "admin" } else { "agent" };
+    let next = local_path(verifier["next"].as_str());
     let name = user["name"].as_str().or_else(|| user["preferred_username"].as_str()).unwrap_or("admin").to_owned();
     let user_id = user["user_id"].as_str().unwrap_or_default().to_owned();
-    let token = open_session(&state, Some(app.id.clone()), "admin", user_id.clone(), name.clone()).await?;
+    let token = open_session(&state, Some(app.id.clone()), role, user_id.clone(), name.clone()).await?;
     // A second, one-time code lets the Salesforce iframe that opened this window get a session
     // of its own (its cookies are partitioned apart from this window's).
     let code = crate::crypto::random_token().map_err(|e| AppError::Internal(e.into()))?;
@@ -234,13 +256,13 @@ pub async fn callback(state: web::Data<AppState>, query: web::Query<CallbackQuer
         id_hash: hash(&code),
         kind: "handoff".into(),
         app_id: Some(app.id.clone()),
-        data: json!({ "user_id": user_id, "user_name": name, "role": "admin" }).to_string(),
+        data: json!({ "user_id": user_id, "user_name": name, "role": role, "next": next }).to_string(),
         created_at: now,
         expires_at: now + chrono::Duration::minutes(2),
     };
     state.db.write(move |c| rows::insert_grant(c, &handed)).await?;
     tracing::info!(app.id = %app.id, "an admin signed in with Salesforce");
-    let mut response = render(StatusCode::OK, &SignedIn { user: name, code }, "'none'")?;
+    let mut response = render(StatusCode::OK, &SignedIn { user: name, code, next }, "'none'")?;
     let cookie = actix_web::http::header::HeaderValue::from_str(&session_cookie(&token, SESSION_HOURS * 3600))
         .map_err(|e| AppError::Internal(e.into()))?;
     response.headers_mut().insert(actix_web::http::header::SET_COOKIE, cookie);
@@ -252,6 +274,7 @@ pub async fn callback(state: web::Data<AppState>, query: web::Query<CallbackQuer
 struct SignedIn {
     user: String,
     code: String,
+    next: String,
 }
 
 #[derive(Deserialize)]
@@ -270,7 +293,7 @@ pub async fn handoff(state: web::Data<AppState>, query: web::Query<HandoffQuery>
     let who: Value = serde_json::from_str(&grant.data).unwrap_or(Value::Null);
     let text = |k: &str| who[k].as_str().unwrap_or_default().to_owned();
     let token = open_session(&state, grant.app_id.clone(), &text("role"), text("user_id"), text("user_name")).await?;
-    Ok(redirect_with_session("/", &token))
+    Ok(redirect_with_session(&local_path(who["next"].as_str()), &token))
 }
 
 #[derive(Deserialize)]

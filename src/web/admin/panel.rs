@@ -1,0 +1,485 @@
+//! The agents' WhatsApp template panel (`/templates?id=<MessagingSession id>`), an iframe
+//! component on the Messaging Session page. Outside WhatsApp's 24-hour window only approved
+//! templates reach a customer: the agent picks a sender, a template, fills its values, sees
+//! the WhatsApp bubble, and sends. Every send is recorded and its delivery shown.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{check_csrf, frame_ancestors, render};
+use crate::db::apps::{self as rows, AppRow};
+use crate::db::conversations::{self, NewMessage};
+use crate::db::web::Session;
+use crate::error::AppError;
+use crate::infobip::client::{InfobipClient, describe_error};
+use crate::infobip::templates::{Button, Header, Inputs, Preview, Template as WaTemplate, preview, template_data};
+use crate::provisioning::CTX_API_KEY;
+use crate::web::AppState;
+
+/// WhatsApp's customer-service window.
+const WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PanelQuery {
+    id: Option<String>,
+    sender: Option<String>,
+    q: Option<String>,
+    template: Option<String>,
+}
+
+/// A form field of the chosen template.
+pub struct Input {
+    pub name: String,
+    pub label: String,
+    pub value: String,
+    pub error: Option<String>,
+    pub help: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "setup/panel.html")]
+struct PanelPage {
+    user: String,
+    csrf: String,
+    session_id: String,
+    recipient: String,
+    to_error: Option<String>,
+    session_note: Option<String>,
+    window: Option<String>,
+    window_open: bool,
+    senders: Vec<String>,
+    sender: String,
+    search: String,
+    templates: Vec<(String, String, String, String)>,
+    chosen: Option<String>,
+    inputs: Vec<Input>,
+    fixed_buttons: Vec<String>,
+    picker: Vec<(String, String)>,
+    preview: Option<Preview>,
+    preview_body: String,
+    /// The template's header text with its `{{1}}`, for the live preview.
+    preview_header: String,
+    send_id: String,
+    notice: Option<String>,
+    problem: Option<String>,
+    sent: Vec<(String, String, String)>,
+}
+
+/// What the org says about the session: the customer's WhatsApp id and the values an agent
+/// may insert (end user, contact, account names).
+struct SessionInfo {
+    recipient: Option<String>,
+    values: Vec<(String, String)>,
+    note: Option<String>,
+}
+
+fn valid_record_id(id: &str) -> bool {
+    (id.len() == 15 || id.len() == 18) && id.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+async fn session_info(state: &AppState, app: &AppRow, session_id: &str) -> SessionInfo {
+    let unreadable = |why: &str| SessionInfo { recipient: None, values: Vec::new(), note: Some(why.to_owned()) };
+    if !valid_record_id(session_id) {
+        return unreadable("No Messaging Session id in the page address: type the customer's number.");
+    }
+    let token = match super::connection::token_for(state, app).await {
+        Ok(t) => t,
+        Err(_) => return unreadable("The session could not be read from Salesforce: type the customer's number."),
+    };
+    let soql = format!(
+        "SELECT Id, MessagingEndUser.MessagingPlatformKey, MessagingEndUser.Name, EndUserContact.Name, EndUserAccount.Name FROM MessagingSession WHERE Id = '{session_id}'"
+    );
+    let Ok(records) = crate::salesforce::setup::query(&state.http, &token, &soql, false).await else {
+        return unreadable("The session could not be read from Salesforce: type the customer's number.");
+    };
+    let Some(record) = records.first() else {
+        return unreadable("Salesforce has no such Messaging Session: type the customer's number.");
+    };
+    let text = |p: &str| record.pointer(p).and_then(Value::as_str).map(str::to_owned);
+    let mut values = Vec::new();
+    for (label, pointer) in [
+        ("End user name", "/MessagingEndUser/Name"),
+        ("Contact name", "/EndUserContact/Name"),
+        ("Account name", "/EndUserAccount/Name"),
+    ] {
+        if let Some(v) = text(pointer) {
+            values.push((label.to_owned(), v));
+        }
+    }
+    SessionInfo { recipient: text("/MessagingEndUser/MessagingPlatformKey"), values, note: None }
+}
+
+fn inputs_for(t: &WaTemplate, given: &Inputs, problems: &[(String, String)]) -> (Vec<Input>, Vec<String>) {
+    let error = |name: &str| problems.iter().find(|(f, _)| f == name).map(|(_, p)| format!("This value {p}."));
+    let input = |name: String, label: String, help: Option<String>| Input {
+        value: given.get(&name).cloned().unwrap_or_default(),
+        error: error(&name),
+        name,
+        label,
+        help,
+    };
+    let mut inputs = Vec::new();
+    match &t.header {
+        Header::Text { placeholders: 1, .. } => inputs.push(input("header_text".into(), "Header value".into(), None)),
+        Header::Media { format } => {
+            let kind = format.to_lowercase();
+            inputs.push(input(
+                "header_url".into(),
+                format!("Header {kind} URL"),
+                Some("An https:// address Infobip can download.".into()),
+            ));
+            if format == "DOCUMENT" {
+                inputs.push(input("header_filename".into(), "Document file name".into(), None));
+            }
+        }
+        _ => {}
+    }
+    for i in 1..=t.body_placeholders() {
+        inputs.push(input(format!("body_{i}"), format!("Body value {{{{{i}}}}}"), None));
+    }
+    let mut fixed = Vec::new();
+    for (i, b) in t.buttons.iter().enumerate() {
+        let name = format!("button_{}", i + 1);
+        match b {
+            Button::QuickReply { text } => inputs.push(input(
+                name,
+                format!("Quick reply \"{text}\": payload"),
+                Some("Comes back when the customer taps it; at most 128 characters (empty: the button's text).".into()),
+            )),
+            Button::Url { text, url, dynamic: true } => {
+                inputs.push(input(name, format!("Button \"{text}\": end of {url}"), None))
+            }
+            Button::Url { text, url, .. } => fixed.push(format!("{text} → {url}")),
+            Button::CopyCode { text } => inputs.push(input(name, format!("Button \"{text}\": code to copy"), None)),
+            Button::Fixed { kind, text } => fixed.push(format!("{text} ({})", kind.to_lowercase().replace('_', " "))),
+        }
+    }
+    (inputs, fixed)
+}
+
+/// The sender's approved templates, or Infobip's refusal in plain words.
+async fn templates(state: &AppState, app: &AppRow, sender: &str) -> Result<Vec<WaTemplate>, String> {
+    let (app_id, number) = (app.id.clone(), sender.to_owned());
+    let account = state
+        .db
+        .run(move |c| {
+            let Some(s) = rows::senders(c, &app_id)?.into_iter().find(|s| s.number == number) else { return Ok(None) };
+            Ok(rows::accounts(c, &app_id)?.into_iter().find(|a| a.id == s.infobip_account_id))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("This number is not a sender of the app.")?;
+    let key = state.cipher.decrypt(CTX_API_KEY, &account.api_key_enc).map_err(|e| e.to_string())?;
+    let response = state
+        .http
+        .get(format!("{}/whatsapp/2/senders/{sender}/templates", account.base_url.trim_end_matches('/')))
+        .header("Authorization", format!("App {}", key.expose_secret()))
+        .send()
+        .await
+        .map_err(|e| format!("Infobip cannot be reached: {e}"))?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status == 403 {
+        return Err("The Infobip API key lacks the whatsapp:manage scope, which listing templates needs.".into());
+    }
+    if status != 200 {
+        return Err(format!("Infobip did not list the templates: {}", describe_error(status, &body)));
+    }
+    Ok(body["templates"].as_array().into_iter().flatten().filter_map(WaTemplate::approved).collect())
+}
+
+struct Outcome {
+    notice: Option<String>,
+    problem: Option<String>,
+    problems: Vec<(String, String)>,
+    given: Inputs,
+    recipient: Option<String>,
+}
+
+async fn show(
+    state: &AppState,
+    session: &Session,
+    app: &AppRow,
+    query: &PanelQuery,
+    outcome: Outcome,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let session_id = query.id.clone().unwrap_or_default();
+    let app_id = app.id.clone();
+    let senders: Vec<String> =
+        state.db.run(move |c| Ok(rows::senders(c, &app_id)?.into_iter().map(|s| s.number).collect())).await?;
+    let info = session_info(state, app, &session_id).await;
+    let recipient = outcome.recipient.clone().or(info.recipient.clone()).unwrap_or_default();
+    let sender = query.sender.clone().filter(|s| senders.contains(s)).unwrap_or_default();
+    let mut problem = outcome.problem;
+    if senders.is_empty() {
+        problem = Some(
+            "No WhatsApp sender is configured for this app: an admin adds one in the setup (step 4, Senders).".into(),
+        );
+    }
+    // The window: when this customer last wrote through this sender.
+    let (mut window, mut window_open, mut sent) = (None, false, Vec::new());
+    if !recipient.is_empty() {
+        let (app_id, to, from) = (app.id.clone(), recipient.clone(), sender.clone());
+        let found = state
+            .db
+            .run(move |c| {
+                // Through the chosen sender; before one is chosen, the customer's latest conversation.
+                let id = if from.is_empty() {
+                    conversations::find_for_end_user(c, &app_id, &to, None)?
+                } else {
+                    conversations::find_id(c, &app_id, &to, &from)?
+                };
+                match id {
+                    Some(id) => Ok(Some((conversations::find(c, id)?, conversations::messages_of(c, id)?))),
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        if let Some((conversation, messages)) = found {
+            let last = conversation.and_then(|c| c.last_inbound_at);
+            window_open = last.is_some_and(|t| crate::db::now() - t < WINDOW);
+            window = last.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+            sent = messages
+                .iter()
+                .filter(|m| m.kind == "template" && m.direction == "outbound")
+                .map(|m| {
+                    let body: Value =
+                        m.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+                    let what = format!(
+                        "{} by {}",
+                        body.pointer("/content/templateName").and_then(Value::as_str).unwrap_or("template"),
+                        body.pointer("/panel/sentBy").and_then(Value::as_str).unwrap_or("?")
+                    );
+                    let status = match (&m.read_at, &m.delivered_at, m.error.as_deref()) {
+                        (Some(_), _, _) => "read".to_owned(),
+                        (None, Some(_), _) => "delivered".to_owned(),
+                        (None, None, Some(e)) => format!("failed: {e}"),
+                        _ => m.status.clone(),
+                    };
+                    (m.created_at.format("%H:%M").to_string(), what, status)
+                })
+                .collect();
+        }
+    }
+    let search = query.q.clone().unwrap_or_default();
+    let (mut list, mut chosen_template) = (Vec::new(), None);
+    if !sender.is_empty() {
+        match templates(state, app, &sender).await {
+            Ok(all) => {
+                chosen_template = query.template.as_ref().and_then(|k| all.iter().find(|t| &t.key() == k).cloned());
+                list = all
+                    .iter()
+                    .filter(|t| t.matches(&search))
+                    .map(|t| (t.key(), t.name.clone(), t.category.clone(), t.language.clone()))
+                    .collect();
+            }
+            Err(why) => problem = Some(why),
+        }
+    }
+    let (inputs, fixed_buttons, preview_of, preview_body) = match &chosen_template {
+        Some(t) => {
+            let (inputs, fixed) = inputs_for(t, &outcome.given, &outcome.problems);
+            (inputs, fixed, Some(preview(t, &outcome.given)), t.body.clone())
+        }
+        None => (Vec::new(), Vec::new(), None, String::new()),
+    };
+    let preview_header = match chosen_template.as_ref().map(|t| &t.header) {
+        Some(Header::Text { text, .. }) => text.clone(),
+        _ => String::new(),
+    };
+    let page = PanelPage {
+        user: session.user_name.clone(),
+        csrf: session.csrf_token.clone(),
+        session_id,
+        recipient,
+        to_error: outcome.problems.iter().find(|(f, _)| f == "to").map(|(_, p)| format!("This number {p}.")),
+        session_note: info.note,
+        window,
+        window_open,
+        senders,
+        sender,
+        search,
+        templates: list,
+        chosen: chosen_template.map(|t| t.key()),
+        inputs,
+        fixed_buttons,
+        picker: info.values,
+        preview: preview_of,
+        preview_body,
+        preview_header,
+        send_id: uuid::Uuid::new_v4().to_string(),
+        notice: outcome.notice,
+        problem,
+        sent,
+    };
+    render(status, &page, &frame_ancestors(Some(app)))
+}
+
+/// The signed-in person (admin or agent) and their app, or the sign-in page.
+async fn signed_in(state: &AppState, req: &HttpRequest) -> Result<Result<(Session, AppRow), HttpResponse>, AppError> {
+    let next = req.uri().to_string();
+    let session = match super::current(state, req).await? {
+        Some(s) => s,
+        None => {
+            let page = super::signin::sign_in_page_to(
+                state,
+                StatusCode::UNAUTHORIZED,
+                "Sign in with Salesforce to send WhatsApp templates.",
+                &next,
+            )
+            .await?;
+            return Ok(Err(page));
+        }
+    };
+    let app_id = session.app_id.clone().unwrap_or_default();
+    match state.db.run(move |c| rows::find(c, &app_id)).await? {
+        Some(app) => Ok(Ok((session, app))),
+        None => Ok(Err(super::signin::sign_in_page_to(
+            state,
+            StatusCode::NOT_FOUND,
+            "This bridge is not set up yet.",
+            &next,
+        )
+        .await?)),
+    }
+}
+
+#[get("/templates")]
+pub async fn panel(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<PanelQuery>,
+) -> Result<HttpResponse, AppError> {
+    let (session, app) = match signed_in(&state, &req).await? {
+        Ok(v) => v,
+        Err(page) => return Ok(page),
+    };
+    let outcome = Outcome { notice: None, problem: None, problems: Vec::new(), given: Inputs::new(), recipient: None };
+    show(&state, &session, &app, &query, outcome, StatusCode::OK).await
+}
+
+#[post("/templates/send")]
+pub async fn send(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, AppError> {
+    let (session, app) = match signed_in(&state, &req).await? {
+        Ok(v) => v,
+        Err(page) => return Ok(page),
+    };
+    let form: Inputs = url::form_urlencoded::parse(&body).into_owned().collect();
+    check_csrf(&session, form.get("csrf").map(String::as_str).unwrap_or_default())?;
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let query =
+        PanelQuery { id: Some(field("id")), sender: Some(field("sender")), q: None, template: Some(field("template")) };
+    let mut outcome =
+        Outcome { notice: None, problem: None, problems: Vec::new(), given: form.clone(), recipient: None };
+    let to = crate::handover::whatsapp_id("to", &field("to"));
+    outcome.recipient = Some(field("to"));
+    let sender = field("sender");
+    let chosen = templates(&state, &app, &sender)
+        .await
+        .ok()
+        .and_then(|all| all.into_iter().find(|t| t.key() == field("template")));
+    let Some(template) = chosen else {
+        outcome.problem = Some("Choose a sender and an approved template first.".into());
+        return show(&state, &session, &app, &query, outcome, StatusCode::BAD_REQUEST).await;
+    };
+    let data = template_data(&template, &form);
+    let (to, data) = match (to, data) {
+        (Ok(to), Ok(data)) => (to, data),
+        (to, data) => {
+            if let Err(e) = to {
+                outcome.problems.push(("to".into(), e.problem));
+            }
+            if let Err(problems) = data {
+                outcome.problems.extend(problems);
+            }
+            outcome.problem = Some("Nothing was sent: fix the marked values.".into());
+            return show(&state, &session, &app, &query, outcome, StatusCode::BAD_REQUEST).await;
+        }
+    };
+    let send_id = uuid::Uuid::parse_str(&field("send_id"))
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
+    let message = json!({
+        "from": sender, "to": to, "messageId": send_id,
+        "content": { "templateName": template.name, "language": template.language, "templateData": data },
+    });
+    let stored = json!({
+        "from": sender, "to": to, "messageId": send_id, "content": message["content"],
+        "panel": { "sentBy": session.user_name, "userId": session.user_id, "messagingSessionId": field("id") }
+    });
+    // Recorded before the call: a form sent twice (a double click, a reload) is sent once.
+    let (app_id, number, record, id_for_row) = (app.id.clone(), sender.clone(), stored.to_string(), send_id.clone());
+    let (recipient, from) = (to.clone(), sender.clone());
+    let inserted = state
+        .db
+        .write(move |c| {
+            let now = crate::db::now();
+            let conversation = conversations::upsert(c, &app_id, &recipient, &from, now)?;
+            let account =
+                rows::senders(c, &app_id)?.into_iter().find(|s| s.number == number).map(|s| s.infobip_account_id);
+            let id = conversations::insert_message(
+                c,
+                &NewMessage {
+                    app_id: &app_id,
+                    conversation_id: conversation,
+                    direction: "outbound",
+                    provider_message_id: &id_for_row,
+                    kind: "template",
+                    body: Some(&record),
+                    status: "sending",
+                    received_at: Some(now),
+                    sf_entry_id: None,
+                },
+                now,
+            )?;
+            let account = match account {
+                Some(a) => rows::accounts(c, &app_id)?.into_iter().find(|x| x.id == a),
+                None => None,
+            };
+            Ok((id, account))
+        })
+        .await?;
+    let (Some(message_row), Some(account)) = inserted else {
+        outcome.notice = Some("This form was already sent.".into());
+        outcome.given = Inputs::new();
+        return show(&state, &session, &app, &query, outcome, StatusCode::OK).await;
+    };
+    let key = state.cipher.decrypt(CTX_API_KEY, &account.api_key_enc).map_err(|e| AppError::Internal(e.into()))?;
+    let account = crate::directory::InfobipAccount { id: account.id, base_url: account.base_url, api_key: key };
+    state.limiter.acquire(&sender).await;
+    let result =
+        InfobipClient::new(state.http.clone()).send(&account, "template", &json!({ "messages": [message] })).await;
+    let now = crate::db::now();
+    match result {
+        Ok(_) => {
+            state
+                .db
+                .write(move |c| conversations::mark_sent(c, message_row, now, now + chrono::Duration::days(1)))
+                .await?;
+            tracing::info!(app.id = %app.id, template = %template.name, "agent sent a WhatsApp template");
+            outcome.notice = Some(format!("Sent. Infobip message id: {send_id}"));
+            outcome.given = Inputs::new();
+            show(&state, &session, &app, &query, outcome, StatusCode::OK).await
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            let stored_reason = reason.clone();
+            state.db.write(move |c| conversations::mark_failed(c, message_row, &stored_reason, now, now)).await?;
+            outcome.problem = Some(format!("Not sent. {reason}"));
+            show(&state, &session, &app, &query, outcome, StatusCode::BAD_GATEWAY).await
+        }
+    }
+}
+
+#[get("/static/panel.js")]
+pub async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../../static/panel.js"))
+}

@@ -1,0 +1,271 @@
+//! The agents' template panel over HTTP, against the simulators: an agent of the org signs
+//! in with Salesforce, chooses a sender and a template, fills it and sends it; what is
+//! wrong is shown on its field and nothing is sent.
+
+use byoc_bridge::sim::infobip::webhooks::{delivery_report, inbound_envelope, inbound_result};
+use byoc_bridge::sim::salesforce::ConnectedApp;
+use serde_json::{Value, json};
+
+use crate::bridge::{Bridge, CONSUMER_KEY, SENDER};
+use crate::helpers::TestDb;
+use crate::wizard::{Admin, Page};
+
+crate::on_both_backends!(
+    an_agent_sends_a_template_from_the_messaging_session,
+    wrong_values_and_infobip_errors_send_nothing_wrong,
+    without_a_sender_the_panel_says_how_to_fix_it
+);
+
+pub const USER: &str = "447700900800";
+
+pub fn templates() -> Vec<Value> {
+    vec![
+        json!({ "id": "1", "name": "order_update", "language": "en", "status": "APPROVED", "category": "UTILITY",
+                "structure": { "type": "TEXT",
+                    "header": { "format": "TEXT", "text": "Order {{1}}" },
+                    "body": { "text": "Hi {{1}}, your order {{2}} has shipped." },
+                    "footer": { "text": "Acme" },
+                    "buttons": [
+                        { "type": "URL", "text": "Track", "url": "https://acme.example/track/{{1}}" },
+                        { "type": "QUICK_REPLY", "text": "Thanks" },
+                        { "type": "PHONE_NUMBER", "text": "Call us", "phoneNumber": "+441234567" }
+                    ] } }),
+        json!({ "id": "2", "name": "spring_sale", "language": "en_GB", "status": "APPROVED", "category": "MARKETING",
+                "structure": { "type": "TEXT", "body": { "text": "Spring sale!" } } }),
+        json!({ "id": "3", "name": "rejected_one", "language": "en", "status": "REJECTED", "category": "UTILITY",
+                "structure": { "type": "TEXT", "body": { "text": "No" } } }),
+    ]
+}
+
+/// The bridge with a conversation whose customer last wrote two days ago, templates, and an
+/// agent the connected app lets sign in to the bridge; returns the Messaging Session id.
+pub async fn prepare_session(bridge: &Bridge) -> String {
+    for t in templates() {
+        bridge.ib.add_template(SENDER, t);
+    }
+    bridge.sf.set_end_user(USER, "Ann Example", Some("Ann Contact"), Some("Acme Ltd"));
+    let message = inbound_result(USER, SENDER, "wamid.panel-1", json!({ "type": "TEXT", "text": "hello" }));
+    assert_eq!(bridge.post_inbound(&inbound_envelope(vec![message])).await.0, 200);
+    bridge.drain().await;
+    bridge
+        .app
+        .db
+        .write(|c| {
+            use byoc_bridge::db::schema::conversations;
+            use diesel::prelude::*;
+            let two_days_ago = byoc_bridge::db::now() - chrono::Duration::days(2);
+            diesel::update(conversations::table).set(conversations::last_inbound_at.eq(two_days_ago)).execute(c)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let session = bridge.sf.conversation_for(USER).unwrap().messaging_session_id;
+    // The connected app allows the bridge's sign-in callback; an agent signs in.
+    let app = bridge.sf.connected_app(CONSUMER_KEY).unwrap();
+    bridge.sf.register_app(ConnectedApp {
+        callback_urls: vec![format!("{}/setup/oauth/callback", bridge.app.address)],
+        ..app
+    });
+    bridge.sf.add_user("agent@acme.example", "Agent Smith", "Standard User");
+    session
+}
+
+/// `prepare_session`, and the agent signed in (over HTTP).
+pub async fn agent_at_session(bridge: &Bridge) -> (Admin, String) {
+    let session = prepare_session(bridge).await;
+    let mut agent = Admin::new(&bridge.app.address);
+    let page = agent.get(&format!("/templates?id={session}")).await;
+    assert_eq!(page.status, 401, "no session, no panel");
+    let authorize = agent.redirect_of(&format!("/setup/signin?app=acme&next=/templates?id={session}")).await;
+    let callback = agent.redirect_of_url(&format!("{authorize}&login_hint=agent@acme.example")).await;
+    let signed_in = agent.get(callback.trim_start_matches(&bridge.app.address)).await;
+    assert!(signed_in.html.contains("Signed in as Agent Smith"), "{}", signed_in.html);
+    assert!(signed_in.html.contains(&format!("href=\"/templates?id={session}\"")), "{}", signed_in.html);
+    // Agents are no admins: the setup stays closed to them.
+    assert_eq!(agent.get("/setup/connection").await.status, 403);
+    (agent, session)
+}
+
+fn form_of(page: &Page) -> Vec<(String, String)> {
+    let mut fields = Vec::new();
+    for name in ["csrf", "id", "sender", "template", "send_id", "to"] {
+        let named = page.html.rfind(&format!("name=\"{name}\"")).unwrap_or_else(|| panic!("no {name}: {}", page.html));
+        let at = named + page.html[named..].find("value=\"").unwrap() + "value=\"".len();
+        fields.push((name.to_owned(), page.html[at..].split('"').next().unwrap().to_owned()));
+    }
+    fields
+}
+
+async fn send(agent: &mut Admin, page: &Page, values: &[(&str, &str)]) -> Page {
+    let mut form = form_of(page);
+    form.extend(values.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    agent.post("/templates/send", &refs).await
+}
+
+async fn an_agent_sends_a_template_from_the_messaging_session(db: TestDb) {
+    let bridge = Bridge::start(db).await;
+    let (mut agent, session) = agent_at_session(&bridge).await;
+
+    // A page without a readable session still works: the agent types the number.
+    let page = agent.get(&format!("/templates?id=not-a-record&sender={SENDER}&template=order_update%7Cen")).await;
+    assert!(page.html.contains("No Messaging Session id in the page address"), "{}", page.html);
+    assert!(page.html.contains("name=\"to\" type=\"text\" value=\"\""), "{}", page.html);
+    let page = agent.get(&format!("/templates?id={session}")).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains("Outside the 24-hour window"), "{}", page.html);
+    assert!(!page.html.contains("order_update"), "templates load only once a sender is chosen");
+    let page = agent.get(&format!("/templates?id={session}&sender={SENDER}")).await;
+    assert!(page.html.contains("order_update") && page.html.contains("spring_sale"));
+    assert!(!page.html.contains("rejected_one"), "only approved templates");
+    let page = agent.get(&format!("/templates?id={session}&sender={SENDER}&q=marketing")).await;
+    assert!(page.html.contains("spring_sale") && !page.html.contains(">order_update<"), "{}", page.html);
+
+    let page = agent.get(&format!("/templates?id={session}&sender={SENDER}&template=order_update%7Cen")).await;
+    for field in ["header_text", "body_1", "body_2", "button_1", "button_2"] {
+        assert!(page.html.contains(&format!("name=\"{field}\"")), "{field}: {}", page.html);
+    }
+    assert!(page.html.contains("Call us (phone number)"), "fixed buttons shown read-only");
+    assert!(page.html.contains(&format!("name=\"to\" type=\"text\" value=\"{USER}\"")), "recipient from the session");
+    assert!(page.html.contains("Contact name: Ann Contact") && page.html.contains("Account name: Acme Ltd"));
+    assert!(page.html.contains("Hi [1], your order [2] has shipped."), "{}", page.html);
+
+    let sent =
+        send(&mut agent, &page, &[("header_text", "42"), ("body_1", "Ann"), ("body_2", "A-42"), ("button_1", "A-42")])
+            .await;
+    assert_eq!(sent.status, 200, "{}", sent.html);
+    assert!(sent.html.contains("Sent. Infobip message id"), "{}", sent.html);
+    let out = bridge.ib.sent();
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].kind.as_str(), out[0].to.as_str(), out[0].from.as_str()), ("template", USER, SENDER));
+    assert_eq!(
+        out[0].body["content"]["templateData"],
+        json!({ "body": { "placeholders": ["Ann", "A-42"] }, "header": { "type": "TEXT", "placeholder": "42" },
+                "buttons": [{ "type": "URL", "parameter": "A-42" }, { "type": "QUICK_REPLY", "parameter": "Thanks" }] })
+    );
+    // The same form again (a double click) sends nothing more.
+    let again =
+        send(&mut agent, &page, &[("header_text", "42"), ("body_1", "Ann"), ("body_2", "A-42"), ("button_1", "A-42")])
+            .await;
+    assert!(again.html.contains("already sent"), "{}", again.html);
+    assert_eq!(bridge.ib.sent().len(), 1);
+
+    // The delivery report shows on the panel; the customer's answer reopens the window.
+    let report = delivery_report(&out[0].message_id, USER, true).to_string().into_bytes();
+    let signature = bridge.signature(&report);
+    let (status, _) =
+        bridge.post_raw("/api/infobip/inbound/reports", report, &[("X-Infobip-Signature", &signature)]).await;
+    assert_eq!(status, 200);
+    let message = inbound_result(USER, SENDER, "wamid.panel-2", json!({ "type": "TEXT", "text": "thanks" }));
+    bridge.post_inbound(&inbound_envelope(vec![message])).await;
+    let page = agent.get(&format!("/templates?id={session}&sender={SENDER}")).await;
+    assert!(page.html.contains("order_update by Agent Smith · <strong>delivered</strong>"), "{}", page.html);
+    assert!(page.html.contains("Inside the 24-hour window"), "{}", page.html);
+    let row = bridge
+        .app
+        .db
+        .run(|c| {
+            use byoc_bridge::db::schema::messages;
+            use diesel::prelude::*;
+            Ok(messages::table
+                .filter(messages::kind.eq("template"))
+                .select(messages::body)
+                .first::<Option<String>>(c)?)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let row: Value = serde_json::from_str(&row).unwrap();
+    assert_eq!(
+        (row["panel"]["sentBy"].as_str(), row["panel"]["messagingSessionId"].as_str()),
+        (Some("Agent Smith"), Some(session.as_str()))
+    );
+}
+
+async fn wrong_values_and_infobip_errors_send_nothing_wrong(db: TestDb) {
+    let bridge = Bridge::start(db).await;
+    let (mut agent, session) = agent_at_session(&bridge).await;
+    let page = agent.get(&format!("/templates?id={session}&sender={SENDER}&template=order_update%7Cen")).await;
+    let long = "x".repeat(129);
+    for (values, field, expected) in [
+        (vec![("header_text", "42"), ("body_1", "Ann"), ("button_1", "A-42")], "body_2", "is required"),
+        (
+            vec![
+                ("header_text", "42"),
+                ("body_1", "Ann"),
+                ("body_2", "2"),
+                ("button_1", "A-42"),
+                ("button_2", long.as_str()),
+            ],
+            "button_2",
+            "128",
+        ),
+        (
+            vec![("header_text", "42"), ("body_1", "Ann"), ("body_2", "2"), ("button_1", "has spaces")],
+            "button_1",
+            "spaces",
+        ),
+        (
+            vec![("header_text", "two\nlines"), ("body_1", "Ann"), ("body_2", "2"), ("button_1", "A")],
+            "header_text",
+            "one line",
+        ),
+    ] {
+        let refused = send(&mut agent, &page, &values).await;
+        assert_eq!(refused.status, 400, "{field}");
+        let error = refused.field_error(field).unwrap_or_else(|| panic!("no error on {field}: {}", refused.html));
+        assert!(error.contains(expected), "{field}: {error}");
+    }
+    let mut form = form_of(&page);
+    form.iter_mut().filter(|(k, _)| k == "to").for_each(|(_, v)| *v = "call me".into());
+    form.extend(
+        [("body_1", "Ann"), ("body_2", "2"), ("header_text", "1"), ("button_1", "A")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refused = agent.post("/templates/send", &refs).await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.field_error("to").unwrap().contains("phone number"), "{}", refused.html);
+    assert!(bridge.ib.sent().is_empty());
+
+    // Infobip failing: the agent reads why, and the send is recorded as failed.
+    bridge.ib.faults.script("/whatsapp/1/message", byoc_bridge::sim::faults::Fault::ServerError);
+    let failed =
+        send(&mut agent, &page, &[("header_text", "42"), ("body_1", "Ann"), ("body_2", "2"), ("button_1", "A")]).await;
+    assert_eq!(failed.status, 502);
+    assert!(failed.html.contains("Not sent. Infobip is temporarily unavailable"), "{}", failed.html);
+    assert!(failed.html.contains("<strong>failed:"), "{}", failed.html);
+
+    // A forged form is refused.
+    let mut forged = form_of(&page);
+    forged.iter_mut().filter(|(k, _)| k == "csrf").for_each(|(_, v)| *v = "forged".into());
+    let refs: Vec<(&str, &str)> = forged.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(agent.post("/templates/send", &refs).await.status, 403);
+    assert!(bridge.ib.sent().is_empty());
+}
+
+async fn without_a_sender_the_panel_says_how_to_fix_it(db: TestDb) {
+    let bridge = Bridge::start(db).await;
+    let (mut agent, session) = agent_at_session(&bridge).await;
+    let cipher = byoc_bridge::startup::Services::open(&bridge.settings()).await.unwrap().cipher;
+    bridge
+        .app
+        .db
+        .write(move |c| {
+            let ctx = byoc_bridge::provisioning::Ctx { cipher: &cipher, actor: "test" };
+            let row = byoc_bridge::provisioning::find_app(c, "acme").map_err(anyhow::Error::from)?;
+            byoc_bridge::provisioning::remove_sender(c, &ctx, &row, SENDER).map_err(anyhow::Error::from)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let page = agent.get(&format!("/templates?id={session}")).await;
+    assert!(
+        page.html.contains(
+            "No WhatsApp sender is configured for this app: an admin adds one in the setup (step 4, Senders)."
+        ),
+        "{}",
+        page.html
+    );
+    assert!(!page.html.contains("2. Template"), "no template list without a sender");
+}

@@ -1,0 +1,67 @@
+//! The template panel in headless Chromium: an agent signs in with Salesforce, chooses a
+//! sender, searches, fills (with a value picked from the session), watches the preview
+//! follow, and sends; the simulated Infobip gets a request valid against Infobip's spec.
+
+use fantoccini::Locator;
+
+use crate::bridge::{Bridge, SENDER};
+use crate::browser::Browser;
+use crate::helpers::TestDb;
+use crate::panel::{USER, prepare_session};
+
+#[tokio::test]
+async fn an_agent_sends_a_template_from_the_panel_in_a_browser() {
+    let Some(mut browser) = Browser::start("panel").await else { return };
+    let bridge = Bridge::start(TestDb::sqlite()).await;
+    let session = prepare_session(&bridge).await;
+    let base = bridge.app.address.clone();
+
+    // Sign in with Salesforce (the simulated login page), back to the panel.
+    browser.goto(&format!("{base}/templates?id={session}")).await;
+    assert_eq!(browser.text("h1").await.as_deref(), Some("Sign in"));
+    browser.goto(&format!("{base}/setup/signin?app=acme&next=%2Ftemplates%3Fid%3D{session}")).await;
+    browser.click("input[value=\"agent@acme.example\"]").await;
+    browser.click("button[type=submit]").await;
+    browser.click("a.button.brand").await;
+    assert_eq!(browser.text("h1").await.as_deref(), Some("WhatsApp templates"));
+    assert!(browser.html().await.contains("Outside the 24-hour window"));
+    browser.screenshot("signed-in").await;
+
+    // Sender, then search: the list filters as the agent types.
+    browser.click(&format!("option[value=\"{SENDER}\"]")).await;
+    browser.submit("/templates").await;
+    browser.fill("q", "marketing").await;
+    let order = browser.client.find(Locator::Css("li[data-search^=\"order_update\"]")).await.unwrap();
+    assert!(!order.is_displayed().await.unwrap(), "filtered out while typing");
+    browser.screenshot("search").await;
+    browser.fill("q", "order").await;
+    browser.click("a[href*=\"template=order_update\"]").await;
+
+    // Fill: a value from the session through the picker, the preview following.
+    browser.fill("header_text", "42").await;
+    browser.click("#body_1").await;
+    browser.click("option[value=\"Ann Contact\"]").await;
+    browser.click("#insert").await;
+    browser.fill("body_2", "A-42").await;
+    browser.fill("button_1", "A-42").await;
+    assert_eq!(browser.text("#preview-body").await.as_deref(), Some("Hi Ann Contact, your order A-42 has shipped."));
+    assert_eq!(browser.text("#preview-header").await.as_deref(), Some("Order 42"));
+    browser.screenshot("filled").await;
+
+    browser.submit("/templates/send").await;
+    assert!(browser.html().await.contains("Sent. Infobip message id"), "{}", browser.html().await);
+    browser.screenshot("sent").await;
+    let sent = bridge.ib.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, USER);
+    let request = serde_json::json!({ "messages": [sent[0].body.clone()] });
+    crate::contract::specs()
+        .whatsapp
+        .validate_request("post", "/whatsapp/1/message/template", "application/json", &request)
+        .unwrap();
+    assert_eq!(
+        sent[0].body["content"]["templateData"]["body"]["placeholders"],
+        serde_json::json!(["Ann Contact", "A-42"])
+    );
+    browser.close().await;
+}
