@@ -33,10 +33,7 @@ pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, AppError> 
 
 #[get("/static/style.css")]
 pub async fn stylesheet() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=3600"))
-        .body(include_str!("../../static/style.css"))
+    super::admin::wizard::asset("text/css", include_str!("../../static/style.css"))
 }
 
 /// Renders a page; a template error is an internal error, logged with its cause.

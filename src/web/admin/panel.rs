@@ -478,8 +478,5 @@ pub async fn send(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
 
 #[get("/static/panel.js")]
 pub async fn script() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=3600"))
-        .body(include_str!("../../../static/panel.js"))
+    super::wizard::asset("text/javascript", include_str!("../../../static/panel.js"))
 }

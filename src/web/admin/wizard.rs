@@ -199,18 +199,20 @@ pub async fn entry(state: actix_web::web::Data<AppState>, req: HttpRequest) -> R
     }
 }
 
+/// A file compiled into the binary, cached by browsers for an hour.
+pub fn asset(content_type: &str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(format!("{content_type}; charset=utf-8"))
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(body)
+}
+
 #[get("/static/setup.js")]
 pub async fn script() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=3600"))
-        .body(include_str!("../../../static/setup.js"))
+    asset("text/javascript", include_str!("../../../static/setup.js"))
 }
 
 #[get("/static/setup.css")]
 pub async fn stylesheet() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=3600"))
-        .body(include_str!("../../../static/setup.css"))
+    asset("text/css", include_str!("../../../static/setup.css"))
 }
