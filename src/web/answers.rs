@@ -2,41 +2,19 @@
 //! of an Infobip Answers bot. Authenticated like the webhooks; answered as soon as the
 //! handover and its import job are stored, because the bot waits for the answer.
 
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, routes, web};
 
 use super::AppState;
-use super::webhooks::{authenticate, read_body};
+use super::webhooks::SignedWebhook;
 use crate::db::handovers;
 use crate::error::AppError;
 use crate::handover::{self, HandoverRequest};
 
+#[routes]
 #[post("/api/infobip/inbound/answers")]
-pub async fn handover_shared(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, AppError> {
-    accept(state, req, payload, None).await
-}
-
 #[post("/api/infobip/inbound/answers/{app}")]
-pub async fn handover_for_app(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-    app: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
-    accept(state, req, payload, Some(app.into_inner())).await
-}
-
-async fn accept(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-    key: Option<String>,
-) -> Result<HttpResponse, AppError> {
-    let body = read_body(payload, state.settings.server.max_body_bytes).await?;
-    let app = authenticate(&state, &req, &body, key.as_deref()).await?;
+pub async fn accept_handover(state: web::Data<AppState>, webhook: SignedWebhook) -> Result<HttpResponse, AppError> {
+    let SignedWebhook { app, body } = webhook;
     let request = HandoverRequest::parse(&app, &body).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let app_id = app.id.clone();
     let (view, created) = state
@@ -63,10 +41,10 @@ async fn accept(
 #[get("/api/infobip/inbound/answers/{id}")]
 pub async fn handover_status(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    webhook: SignedWebhook,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let app = authenticate(&state, &req, b"", None).await?;
+    let app = webhook.app;
     let id = id.into_inner();
     let app_id = app.id.clone();
     let view = state

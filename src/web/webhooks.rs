@@ -5,9 +5,13 @@
 //! header, or Basic auth. On the shared path the credentials themselves identify the app.
 //! Messages are stored with their delivery jobs in one transaction before the 200.
 
-use actix_web::{HttpRequest, HttpResponse, post, web};
+use std::sync::Arc;
+
+use actix_web::error::PayloadError;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev, routes, web};
 use base64::Engine;
-use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
+use futures_util::{Stream, StreamExt};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -17,27 +21,37 @@ use crate::error::AppError;
 use crate::infobip::signature;
 use crate::infobip::webhook::parse_inbound;
 
-#[post("/api/infobip/inbound/messages")]
-pub async fn inbound_shared(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, AppError> {
-    inbound(state, req, payload, None).await
+/// A webhook request whose credentials were checked on its raw body, before anything was
+/// parsed: the app they belong to, and the body. The path's `{app}` segment names the app;
+/// on the shared paths the credentials themselves find it.
+pub(crate) struct SignedWebhook {
+    pub app: Arc<ActiveApp>,
+    pub body: web::Bytes,
 }
 
-#[post("/api/infobip/inbound/messages/{app}")]
-pub async fn inbound_for_app(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-    app: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
-    inbound(state, req, payload, Some(app.into_inner())).await
+impl FromRequest for SignedWebhook {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the application state is not registered")))?;
+            let body = read_body(payload, state.settings.server.max_body_bytes).await?;
+            let app = authenticate(&state, &req, &body, req.match_info().get("app")).await?;
+            Ok(Self { app, body })
+        })
+    }
 }
 
 /// Reads the body up to the configured limit.
-pub(crate) async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, AppError> {
+pub(crate) async fn read_body<S>(mut payload: S, limit: usize) -> Result<web::Bytes, AppError>
+where
+    S: Stream<Item = Result<web::Bytes, PayloadError>> + Unpin,
+{
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| AppError::BadRequest(format!("cannot read the body: {e}")))?;
@@ -80,7 +94,7 @@ fn find_app(
     req: &HttpRequest,
     body: &[u8],
     key: Option<&str>,
-) -> Result<Option<std::sync::Arc<ActiveApp>>, AppError> {
+) -> Result<Option<Arc<ActiveApp>>, AppError> {
     match key {
         Some(key) => {
             let app = snapshot.by_id_or_name(key).ok_or_else(|| AppError::NotFound(format!("active app {key:?}")))?;
@@ -92,12 +106,12 @@ fn find_app(
 
 /// Authenticates against the cached directory, and against a fresh one before refusing
 /// (the app may have been set up a moment ago).
-pub(crate) async fn authenticate(
+async fn authenticate(
     state: &AppState,
     req: &HttpRequest,
     body: &[u8],
     key: Option<&str>,
-) -> Result<std::sync::Arc<ActiveApp>, AppError> {
+) -> Result<Arc<ActiveApp>, AppError> {
     let arrived = std::time::Instant::now();
     let cached = state.directory.snapshot().await?;
     match find_app(&cached, req, body, key) {
@@ -109,14 +123,11 @@ pub(crate) async fn authenticate(
     find_app(&fresh, req, body, key)?.ok_or(AppError::Unauthorized)
 }
 
-async fn inbound(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-    key: Option<String>,
-) -> Result<HttpResponse, AppError> {
-    let body = read_body(payload, state.settings.server.max_body_bytes).await?;
-    let app = authenticate(&state, &req, &body, key.as_deref()).await?;
+#[routes]
+#[post("/api/infobip/inbound/messages")]
+#[post("/api/infobip/inbound/messages/{app}")]
+pub async fn inbound(state: web::Data<AppState>, webhook: SignedWebhook) -> Result<HttpResponse, AppError> {
+    let SignedWebhook { app, body } = webhook;
     let messages = parse_inbound(&body).map_err(|e| AppError::BadRequest(e.0))?;
     if let Some((i, m)) = messages.iter().enumerate().find(|(_, m)| !app.senders.contains_key(&m.to)) {
         return Err(AppError::NotFound(format!("results[{i}].to {} is not a sender of this app, so", mask(&m.to))));
@@ -141,34 +152,12 @@ fn mask(number: &str) -> String {
     format!("…{}", number.get(number.len().saturating_sub(4)..).unwrap_or(number))
 }
 
-#[post("/api/infobip/inbound/reports")]
-pub async fn reports_shared(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, AppError> {
-    reports(state, req, payload, None).await
-}
-
-#[post("/api/infobip/inbound/reports/{app}")]
-pub async fn reports_for_app(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-    app: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
-    reports(state, req, payload, Some(app.into_inner())).await
-}
-
 /// Delivery and seen reports (one URL for both, as Infobip recommends).
-async fn reports(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-    key: Option<String>,
-) -> Result<HttpResponse, AppError> {
-    let body = read_body(payload, state.settings.server.max_body_bytes).await?;
-    let app = authenticate(&state, &req, &body, key.as_deref()).await?;
+#[routes]
+#[post("/api/infobip/inbound/reports")]
+#[post("/api/infobip/inbound/reports/{app}")]
+pub async fn reports(state: web::Data<AppState>, webhook: SignedWebhook) -> Result<HttpResponse, AppError> {
+    let SignedWebhook { app, body } = webhook;
     let reports = crate::infobip::webhook::parse_reports(&body).map_err(|e| AppError::BadRequest(e.0))?;
     let app_id = app.id.clone();
     let stored = state.db.write(move |c| crate::inbound::receipts::store(c, &app_id, &reports)).await?;

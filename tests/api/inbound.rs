@@ -119,6 +119,17 @@ async fn refused_webhooks_store_nothing_and_redeliveries_are_stored_once(db: Tes
     assert_eq!(status, 413);
     let (status, _) = bridge.post_raw("/api/infobip/inbound/messages/no-such-app", bytes.clone(), &[]).await;
     assert_eq!(status, 404);
+    let signature = bridge.signature(&bytes);
+    for named in ["acme", bridge.app_id.as_str()] {
+        let (status, err) = bridge
+            .post_raw(
+                &format!("/api/infobip/inbound/messages/{named}"),
+                b"{}".to_vec(),
+                &[("X-Infobip-Signature", &signature)],
+            )
+            .await;
+        assert_eq!(status, 401, "the signature of another body, on the app's own path: {err}");
+    }
     let stranger = inbound_envelope(vec![inbound_result(
         "447700900001",
         "449999999999",

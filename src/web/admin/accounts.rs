@@ -59,10 +59,6 @@ fn need_app(admin: &Admin) -> Option<&AppRow> {
     admin.app.as_ref()
 }
 
-fn to_step_one() -> HttpResponse {
-    HttpResponse::SeeOther().insert_header(("Location", "/setup/connection")).finish()
-}
-
 #[derive(Debug, Default, Deserialize)]
 pub struct AccountForm {
     csrf: String,
@@ -76,7 +72,7 @@ pub struct AccountForm {
 #[get("/setup/infobip")]
 pub async fn show_accounts(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
-    let Some(app) = need_app(&admin) else { return Ok(to_step_one()) };
+    let Some(app) = need_app(&admin) else { return Ok(super::to_step_one()) };
     let (accounts, _) = load(&state, app).await?;
     let form = AccountForm { name: "main".into(), base_url: DEFAULT_BASE_URL.into(), ..AccountForm::default() };
     let view =
@@ -92,7 +88,7 @@ pub async fn save_account(
 ) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
-    let Some(app) = need_app(&admin).cloned() else { return Ok(to_step_one()) };
+    let Some(app) = need_app(&admin).cloned() else { return Ok(super::to_step_one()) };
     let form = form.into_inner();
     let (accounts, _) = load(&state, &app).await?;
     let mut sections = account_sections(&accounts, &form);
@@ -158,7 +154,7 @@ pub async fn remove_account(
 ) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
-    let Some(app) = need_app(&admin).cloned() else { return Ok(to_step_one()) };
+    let Some(app) = need_app(&admin).cloned() else { return Ok(super::to_step_one()) };
     let (cipher, actor, name) = (state.cipher.clone(), admin.actor(), form.name.clone());
     state
         .db
@@ -169,7 +165,7 @@ pub async fn remove_account(
         })
         .await?;
     state.directory.invalidate();
-    Ok(HttpResponse::SeeOther().insert_header(("Location", "/setup/infobip")).finish())
+    Ok(super::see_other("/setup/infobip"))
 }
 
 /// Each account's WhatsApp numbers, or why they cannot be listed.
@@ -218,7 +214,7 @@ fn sender_sections(
 #[get("/setup/senders")]
 pub async fn show_senders(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
-    let Some(app) = need_app(&admin) else { return Ok(to_step_one()) };
+    let Some(app) = need_app(&admin) else { return Ok(super::to_step_one()) };
     let (accounts, senders) = load(&state, app).await?;
     let listed = numbers(&state, &accounts).await;
     let view = StepView {
@@ -241,7 +237,7 @@ pub async fn save_senders(
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let csrf = pairs.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.clone()).unwrap_or_default();
     super::check_csrf(&admin.session, &csrf)?;
-    let Some(app) = need_app(&admin).cloned() else { return Ok(to_step_one()) };
+    let Some(app) = need_app(&admin).cloned() else { return Ok(super::to_step_one()) };
     let wanted: Vec<(String, String)> = pairs
         .iter()
         .filter(|(k, _)| k == "sender")

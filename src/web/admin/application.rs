@@ -117,7 +117,7 @@ fn need_app(admin: &Admin) -> Result<&AppRow, AppError> {
 pub async fn show_step(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
     let Some(app) = admin.app.as_ref() else {
-        return Ok(HttpResponse::SeeOther().insert_header(("Location", "/setup/connection")).finish());
+        return Ok(super::to_step_one());
     };
     let (channels, instance) = channels(&state, app).await;
     let form = ApplicationForm::from_app(app, instance.as_deref());

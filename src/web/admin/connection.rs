@@ -301,7 +301,7 @@ pub async fn generate(
         .map_err(|e| AppError::Internal(e.into()))?
         .map_err(|e| AppError::Internal(e.into()))?;
     store_key(&state, &admin, pair).await?;
-    Ok(HttpResponse::SeeOther().insert_header(("Location", "/setup/connection")).finish())
+    Ok(super::see_other("/setup/connection"))
 }
 
 #[post("/setup/connection/key")]
@@ -317,7 +317,7 @@ pub async fn upload(
     match certificate::certificate_for_pem(pem.expose_secret(), &format!("byoc-bridge {name}")) {
         Ok(pair) => {
             store_key(&state, &admin, pair).await?;
-            Ok(HttpResponse::SeeOther().insert_header(("Location", "/setup/connection")).finish())
+            Ok(super::see_other("/setup/connection"))
         }
         Err(e) => {
             let form = ConnectionForm::from_app(admin.app.as_ref());

@@ -82,6 +82,12 @@ pub async fn open_session(
     Ok(token)
 }
 
+/// A form that carries nothing but its CSRF token (buttons that act on the session's app).
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    pub csrf: String,
+}
+
 /// Refuses a form whose CSRF token is not the session's.
 pub fn check_csrf(session: &Session, given: &str) -> Result<(), AppError> {
     if crate::infobip::signature::constant_time_eq(session.csrf_token.as_bytes(), given.as_bytes()) {
@@ -89,6 +95,16 @@ pub fn check_csrf(session: &Session, given: &str) -> Result<(), AppError> {
     } else {
         Err(AppError::Forbidden("the form expired or did not come from this page; reload it and try again".into()))
     }
+}
+
+/// The answer to a form post: go to `location` (post/redirect/get).
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header(("Location", location)).finish()
+}
+
+/// Steps after the first need the app the first step creates.
+pub fn to_step_one() -> HttpResponse {
+    see_other("/setup/connection")
 }
 
 /// Origins allowed to frame the pages: the org's Salesforce domains (My Domain, Lightning,

@@ -170,7 +170,7 @@ pub async fn start_sign_in(
         .append_pair("state", &state_token)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
-    Ok(HttpResponse::SeeOther().insert_header(("Location", url.to_string())).finish())
+    Ok(super::see_other(url.as_str()))
 }
 
 #[derive(Deserialize)]
@@ -296,16 +296,11 @@ pub async fn handoff(state: web::Data<AppState>, query: web::Query<HandoffQuery>
     Ok(redirect_with_session(&local_path(who["next"].as_str()), &token))
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
 #[post("/setup/signout")]
 pub async fn sign_out(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<CsrfForm>,
+    form: web::Form<super::CsrfForm>,
 ) -> Result<HttpResponse, AppError> {
     if let Some(session) = super::current(&state, &req).await? {
         super::check_csrf(&session, &form.csrf)?;

@@ -4,7 +4,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::connection::token_for;
@@ -153,43 +152,34 @@ async fn sections(state: &AppState, app: &AppRow) -> Result<Vec<Section>, AppErr
     Ok(vec![health, paste, status])
 }
 
-fn to_step_one() -> HttpResponse {
-    HttpResponse::SeeOther().insert_header(("Location", "/setup/connection")).finish()
-}
-
 #[get("/setup/summary")]
 pub async fn show_step(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
-    let Some(app) = admin.app.clone() else { return Ok(to_step_one()) };
+    let Some(app) = admin.app.clone() else { return Ok(super::to_step_one()) };
     let sections = sections(&state, &app).await?;
     show(&admin, StepView { current: "summary", notice: None, problem: None, sections }, StatusCode::OK)
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 #[post("/setup/summary")]
 pub async fn recheck(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<CsrfForm>,
+    form: web::Form<super::CsrfForm>,
 ) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
-    Ok(HttpResponse::SeeOther().insert_header(("Location", "/setup/summary")).finish())
+    Ok(super::see_other("/setup/summary"))
 }
 
 #[post("/setup/activate")]
 pub async fn activate(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<CsrfForm>,
+    form: web::Form<super::CsrfForm>,
 ) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
-    let Some(mut row) = admin.app.clone() else { return Ok(to_step_one()) };
+    let Some(mut row) = admin.app.clone() else { return Ok(super::to_step_one()) };
     let (cipher, actor) = (state.cipher.clone(), admin.actor());
     let result = state
         .db

@@ -193,7 +193,7 @@ pub async fn entry(state: actix_web::web::Data<AppState>, req: HttpRequest) -> R
     match admin(&state, &req).await? {
         Ok(admin) => {
             let next = if admin.app.as_ref().is_some_and(|a| a.status == "active") { "summary" } else { "connection" };
-            Ok(HttpResponse::SeeOther().insert_header(("Location", format!("/setup/{next}"))).finish())
+            Ok(super::see_other(&format!("/setup/{next}")))
         }
         Err(page) => Ok(page),
     }
