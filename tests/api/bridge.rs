@@ -72,6 +72,30 @@ impl Bridge {
         }
     }
 
+    /// Changes the app "acme" through the provisioning module, as `byoc-bridge app …` would.
+    pub async fn change_app<T, F>(&self, change: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(
+                &mut byoc_bridge::db::DbConn,
+                &Ctx<'_>,
+                &mut byoc_bridge::db::apps::AppRow,
+            ) -> Result<T, prov::ProvisionError>
+            + Send
+            + 'static,
+    {
+        let cipher = byoc_bridge::startup::Services::open(&self.settings()).await.unwrap().cipher;
+        self.app
+            .db
+            .write(move |c| {
+                let ctx = Ctx { cipher: &cipher, actor: "test" };
+                let mut row = prov::find_app(c, "acme").map_err(anyhow::Error::from)?;
+                change(c, &ctx, &mut row).map_err(anyhow::Error::from).map_err(Into::into)
+            })
+            .await
+            .unwrap()
+    }
+
     pub fn settings(&self) -> byoc_bridge::config::Settings {
         self._db.settings()
     }

@@ -1,6 +1,7 @@
 //! Chatbot handover: the bot conversation is imported into Salesforce before the user's
 //! next message; and proactive conversations started through the bridge's API.
 
+use byoc_bridge::provisioning as prov;
 use byoc_bridge::sim::faults::Fault;
 use byoc_bridge::sim::infobip::MediaFile;
 use byoc_bridge::sim::infobip::webhooks::{inbound_envelope, inbound_result};
@@ -307,18 +308,7 @@ async fn bad_handover_calls_are_refused_and_store_nothing(db: TestDb) {
 /// Issues the app's API token.
 async fn api_token(bridge: &Bridge) -> String {
     use secrecy::ExposeSecret;
-    let cipher = byoc_bridge::startup::Services::open(&bridge.settings()).await.unwrap().cipher;
-    bridge
-        .app
-        .db
-        .write(move |c| {
-            let ctx = byoc_bridge::provisioning::Ctx { cipher: &cipher, actor: "test" };
-            let mut row = byoc_bridge::provisioning::find_app(c, "acme").map_err(anyhow::Error::from)?;
-            let token = byoc_bridge::provisioning::rotate_api_token(c, &ctx, &mut row).map_err(anyhow::Error::from)?;
-            Ok(token.expose_secret().to_owned())
-        })
-        .await
-        .unwrap()
+    bridge.change_app(|c, ctx, row| Ok(prov::rotate_api_token(c, ctx, row)?.expose_secret().to_owned())).await
 }
 
 async fn start_conversation(bridge: &Bridge, token: &str, body: &Value) -> (u16, Value) {

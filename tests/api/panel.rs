@@ -247,18 +247,7 @@ async fn wrong_values_and_infobip_errors_send_nothing_wrong(db: TestDb) {
 async fn without_a_sender_the_panel_says_how_to_fix_it(db: TestDb) {
     let bridge = Bridge::start(db).await;
     let (mut agent, session) = agent_at_session(&bridge).await;
-    let cipher = byoc_bridge::startup::Services::open(&bridge.settings()).await.unwrap().cipher;
-    bridge
-        .app
-        .db
-        .write(move |c| {
-            let ctx = byoc_bridge::provisioning::Ctx { cipher: &cipher, actor: "test" };
-            let row = byoc_bridge::provisioning::find_app(c, "acme").map_err(anyhow::Error::from)?;
-            byoc_bridge::provisioning::remove_sender(c, &ctx, &row, SENDER).map_err(anyhow::Error::from)?;
-            Ok(())
-        })
-        .await
-        .unwrap();
+    bridge.change_app(|c, ctx, row| byoc_bridge::provisioning::remove_sender(c, ctx, row, SENDER)).await;
     let page = agent.get(&format!("/templates?id={session}")).await;
     assert!(
         page.html.contains(
