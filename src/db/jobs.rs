@@ -183,6 +183,13 @@ pub fn retry_at(conn: &mut DbConn, id: i64, at: NaiveDateTime, error: &str) -> R
     Ok(())
 }
 
+/// Keeps a running job's progress in its payload, so that its next attempt starts where this
+/// one stopped (the files of a message that were already sent are not sent again).
+pub fn save_payload(conn: &mut DbConn, id: i64, payload: &serde_json::Value) -> Result<(), DbError> {
+    diesel::update(jobs::table.find(id)).set(jobs::payload.eq(payload.to_string())).execute(conn)?;
+    Ok(())
+}
+
 /// Gives back claimed jobs that were not attempted (an earlier job of their key failed, or
 /// the worker is stopping): they keep their place and their attempt count.
 pub fn release(conn: &mut DbConn, ids: &[i64]) -> Result<(), DbError> {

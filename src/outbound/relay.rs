@@ -11,7 +11,7 @@ use super::AgentEntry;
 use super::media::MediaLinks;
 use super::render::{Plan, plan};
 use crate::db::conversations::{self, Conversation, Message};
-use crate::db::jobs::Job;
+use crate::db::jobs::{self, Job};
 use crate::db::{Db, DbError};
 use crate::directory::{ActiveApp, Directory};
 use crate::infobip::client::{InfobipClient, SendError};
@@ -38,6 +38,9 @@ pub struct Relayer {
     pub media: MediaLinks,
     pub limiter: SenderLimiter,
 }
+
+/// The job payload's count of parts already sent.
+const PARTS_SENT: &str = "parts_sent";
 
 const PART_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6279_6f63_2d70_6172_742d_6f66_2d6d_7367);
 
@@ -103,7 +106,9 @@ impl Relayer {
             .account_for_sender(&conversation.sender_number)
             .ok_or_else(|| JobFailure::permanent("the conversation's sender number is not configured for this app"))?;
         let count = parts.len();
-        for (i, part) in parts.into_iter().enumerate() {
+        // An earlier attempt may have sent the first files of this message already.
+        let sent_before = payload.get(PARTS_SENT).and_then(Value::as_u64).map_or(0, |n| n as usize);
+        for (i, part) in parts.into_iter().enumerate().skip(sent_before) {
             // The first part carries the entry's WhatsApp id (receipts and replies map to it).
             let message_id = if i == 0 {
                 message.provider_message_id.clone()
@@ -120,6 +125,12 @@ impl Relayer {
             });
             self.limiter.acquire(&conversation.sender_number).await;
             match self.infobip.send(account, part.kind, &body).await {
+                Ok(_) if i + 1 < count => {
+                    let mut progress = payload.clone();
+                    progress[PARTS_SENT] = json!(i + 1);
+                    let job_id = job.id;
+                    self.db.write(move |c| jobs::save_payload(c, job_id, &progress)).await.map_err(db_failure)?;
+                }
                 Ok(_) => {}
                 Err(SendError::Refused { detail, .. }) => {
                     return self.fail(&app, &message, &conversation, "INFOBIP_REFUSED", &detail).await;
@@ -130,11 +141,11 @@ impl Relayer {
                 }
                 Err(e) => {
                     if i > 0 {
-                        tracing::warn!(
+                        tracing::info!(
                             message.id = message.id,
                             sent = i,
                             of = count,
-                            "part of a multi-part message failed; the retry resends from the first part"
+                            "part of a multi-part message failed; the retry goes on from this part"
                         );
                     }
                     return Err(e.into());

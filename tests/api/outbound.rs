@@ -15,6 +15,7 @@ crate::on_both_backends!(
     an_expired_replay_position_resumes_from_the_earliest_event_and_counts_the_gap,
     a_reply_infobip_refuses_is_reported_to_the_agent,
     a_reply_that_stays_unsendable_is_reported_when_retries_run_out,
+    a_message_with_several_files_that_fails_part_way_sends_each_file_once,
     a_session_end_told_twice_sends_one_closing_message,
     a_session_end_known_only_from_change_data_capture_sends_the_closing_message
 );
@@ -338,6 +339,43 @@ async fn a_reply_that_stays_unsendable_is_reported_when_retries_run_out(db: Test
         .unwrap();
     assert_eq!(failed.payload["payload"]["failedConversationEntryIdentifier"], entry.as_str());
     assert_eq!(failed.payload["payload"]["errorCode"], "RETRIES_EXHAUSTED");
+}
+
+async fn a_message_with_several_files_that_fails_part_way_sends_each_file_once(db: TestDb) {
+    use byoc_bridge::sim::faults::Fault;
+    let bridge = Bridge::start(db).await;
+    let user = "447700901300";
+    let conversation = open_conversation(&bridge, user).await;
+    let _subscription = bridge.subscribe().await;
+    // The photo goes through; the document after it meets an outage, then a throttle.
+    bridge.ib.faults.script("/whatsapp/1/message/document", Fault::ServerError);
+    bridge.ib.faults.script("/whatsapp/1/message/document", Fault::Throttle { retry_after_secs: 1 });
+    let files = vec![
+        ("photo.png", "image/png", vec![0x89, b'P', b'N', b'G']),
+        ("invoice.pdf", "application/pdf", b"%PDF-1.7".to_vec()),
+        ("terms.pdf", "application/pdf", b"%PDF-1.7 terms".to_vec()),
+    ];
+    bridge.sf.agent_send_attachments(&conversation, files, Some("Your papers")).unwrap();
+    bridge.until_relays_queued(1).await;
+    bridge.drain_all().await;
+
+    assert_eq!(bridge.ib.faults.injected(), 2);
+    let sent = bridge.ib.sent();
+    let files: Vec<(&str, &str)> =
+        sent.iter().map(|m| (m.kind.as_str(), m.body["content"]["filename"].as_str().unwrap_or("-"))).collect();
+    assert_eq!(files, [("image", "-"), ("document", "invoice.pdf"), ("document", "terms.pdf")], "each file once");
+    assert_eq!(sent[0].body["content"]["caption"], "Your papers", "the text goes with the first file");
+    let ids: std::collections::HashSet<&str> = sent.iter().map(|m| m.body["messageId"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3);
+    let failures = bridge
+        .sf
+        .conversation_for(user)
+        .unwrap()
+        .entries
+        .iter()
+        .filter(|e| e.entry_type == "MessageDeliveryFailed")
+        .count();
+    assert_eq!(failures, 0);
 }
 
 async fn a_session_end_told_twice_sends_one_closing_message(db: TestDb) {

@@ -153,14 +153,28 @@ impl SalesforceSim {
         bytes: Vec<u8>,
         text: Option<&str>,
     ) -> Result<String, AgentError> {
-        let token = uuid::Uuid::new_v4().simple().to_string();
-        let url = format!("{}/__sim/files/{token}", self.base_url());
-        self.state().files.insert(token, (mime_type.to_owned(), bytes));
-        let attachment_id = uuid::Uuid::new_v4().to_string();
-        self.message(conversation, |id| {
-            let mut content = json!({ "formatType": "Attachments", "attachments": [{
+        self.agent_send_attachments(conversation, vec![(name, mime_type, bytes)], text)
+    }
+
+    /// Sends several files (name, MIME type, bytes) in one entry.
+    pub fn agent_send_attachments(
+        &self,
+        conversation: &str,
+        files: Vec<(&str, &str, Vec<u8>)>,
+        text: Option<&str>,
+    ) -> Result<String, AgentError> {
+        let mut attachments = Vec::new();
+        for (name, mime_type, bytes) in files {
+            let token = uuid::Uuid::new_v4().simple().to_string();
+            let url = format!("{}/__sim/files/{token}", self.base_url());
+            self.state().files.insert(token, (mime_type.to_owned(), bytes));
+            let attachment_id = uuid::Uuid::new_v4().to_string();
+            attachments.push(json!({
                 "id": attachment_id, "name": name, "mimeType": mime_type, "url": url, "referenceId": attachment_id
-            }] });
+            }));
+        }
+        self.message(conversation, |id| {
+            let mut content = json!({ "formatType": "Attachments", "attachments": attachments });
             if let Some(text) = text {
                 content["text"] = json!(text);
             }
