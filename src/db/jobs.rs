@@ -164,6 +164,19 @@ pub fn claim(
     })
 }
 
+/// Extends the leases `owner` holds on these running jobs to `until` (never shortens one).
+pub fn renew_leases(conn: &mut DbConn, owner: &str, ids: &[i64], until: NaiveDateTime) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        jobs::table
+            .filter(jobs::id.eq_any(ids))
+            .filter(jobs::state.eq(RUNNING))
+            .filter(jobs::lease_owner.eq(owner))
+            .filter(jobs::lease_until.lt(until)),
+    )
+    .set(jobs::lease_until.eq(until))
+    .execute(conn)?)
+}
+
 /// A finished job is deleted; its effect lives in the domain tables.
 pub fn complete(conn: &mut DbConn, ids: &[i64]) -> Result<usize, DbError> {
     Ok(diesel::delete(jobs::table.filter(jobs::id.eq_any(ids))).execute(conn)?)

@@ -158,6 +158,7 @@ impl Runner {
         if claimed.is_empty() {
             return Ok(StepReport::default());
         }
+        let _renewal = self.keep_leased(claimed.iter().map(|j| j.id).collect(), lease);
         let mut report = StepReport { claimed: claimed.len(), ..StepReport::default() };
         let groups = group_by_key(claimed);
         let mut results = futures_util::stream::iter(groups.into_iter().map(|group| self.run_group(group, now)))
@@ -167,6 +168,34 @@ impl Runner {
             report.add(StepReport { claimed: 0, ..group_report });
         }
         Ok(report)
+    }
+
+    /// Renews the lease of a claimed batch every third of the lease until the returned guard
+    /// is dropped (the step is over). A batch that takes long (slow vendors, rate limits)
+    /// stays this worker's, and the lease can be short: the jobs of a worker that died are
+    /// taken over within `worker.lease_secs`.
+    fn keep_leased(&self, ids: Vec<i64>, lease: Duration) -> tokio_util::sync::DropGuard {
+        let stop = CancellationToken::new();
+        let (db, owner, stopped) = (self.db.clone(), self.owner.clone(), stop.clone());
+        tokio::spawn(async move {
+            let every = lease / 3;
+            loop {
+                tokio::select! {
+                    () = stopped.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                let Some(until) =
+                    chrono::Duration::from_std(lease).ok().and_then(|lease| crate::db::now().checked_add_signed(lease))
+                else {
+                    return;
+                };
+                let (owner, ids) = (owner.clone(), ids.clone());
+                if let Err(e) = db.write(move |c| jobs::renew_leases(c, &owner, &ids, until)).await {
+                    tracing::warn!(error.cause_chain = ?anyhow::Error::from(e), "could not renew the job leases");
+                }
+            }
+        });
+        stop.drop_guard()
     }
 
     /// Runs steps until nothing is due at `now`. For tests and command-line draining.

@@ -17,6 +17,7 @@ crate::on_both_backends!(
     permanent_failures_become_dead_letters_that_do_not_block,
     retries_end_in_a_dead_letter,
     expired_leases_are_reclaimed,
+    leases_are_renewed_while_their_jobs_run,
     many_keys_with_random_failures_deliver_everything_once_in_order,
     enqueue_and_claim_work_inside_a_callers_transaction
 );
@@ -163,6 +164,55 @@ async fn expired_leases_are_reclaimed(test_db: TestDb) {
     // After it expires, the job is taken over, then its successor.
     runner.drain_at(t0 + Duration::seconds(61)).await.unwrap();
     assert_eq!(sequence(&log, "a"), [0, 1]);
+}
+
+async fn leases_are_renewed_while_their_jobs_run(test_db: TestDb) {
+    let db = test_db.services().await.db;
+    // The job runs until the test lets it finish.
+    let (started, finish) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
+    let mut handlers = Handlers::default();
+    let (started_in_job, finish_in_job) = (started.clone(), finish.clone());
+    handlers.register("slow", move |_| {
+        let (started, finish) = (started_in_job.clone(), finish_in_job.clone());
+        async move {
+            started.notify_one();
+            finish.notified().await;
+            Ok(())
+        }
+    });
+    let settings = test_db.settings_with(&[("BYOC__WORKER__LEASE_SECS", "1"), ("BYOC__WORKER__SLICE_MS", "100")]);
+    handlers.register("quick", |_| async { Ok(()) });
+    let holder = Runner::new(db.clone(), handlers, Arc::new(Metrics::new()), settings.worker);
+    let first = NewJob::new("slow", &json!({})).ordered_by("conv:a");
+    let next = NewJob::new("quick", &json!({})).ordered_by("conv:a");
+    let ids = db.write(move |c| jobs::enqueue(c, &[first, next])).await.unwrap();
+
+    let step = tokio::spawn(async move { holder.step().await.unwrap() });
+    started.notified().await;
+    let leased =
+        |db: Db, id: i64| async move { db.run(move |c| jobs::find(c, id)).await.unwrap().unwrap().lease_until };
+    let claimed_until = leased(db.clone(), ids[0]).await.unwrap();
+    // The holder renews every third of the lease; wait for it (bounded), not a fixed time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while leased(db.clone(), ids[0]).await.unwrap() <= claimed_until {
+        assert!(std::time::Instant::now() < deadline, "the lease was never renewed");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for id in ids.clone() {
+        assert!(leased(db.clone(), id).await.unwrap() > claimed_until, "the whole batch stays leased");
+    }
+    // Past the first lease, another worker takes nothing: the jobs are still held.
+    let other = runner(&db, &test_db, Arc::default(), Arc::new(|_, _, _| None), &[]);
+    let taken = other.step_at(claimed_until + Duration::milliseconds(1)).await.unwrap();
+    assert!(taken.is_idle(), "{taken:?}");
+
+    finish.notify_one();
+    let report = step.await.unwrap();
+    assert_eq!((report.claimed, report.completed), (2, 2));
+    // Once the step is over nothing of it is leased any more.
+    let left = db.run(|c| jobs::depth(c, now())).await.unwrap();
+    assert_eq!(left, jobs::QueueDepth::default());
 }
 
 async fn many_keys_with_random_failures_deliver_everything_once_in_order(test_db: TestDb) {
