@@ -3,7 +3,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
@@ -101,6 +101,10 @@ impl Application {
             base_url: settings.public_base_url(port),
             http: http_client(settings.salesforce.request_timeout_ms)?,
             limiter,
+            templates: crate::infobip::catalog::TemplateCatalog::new(
+                http_client(settings.infobip.request_timeout_ms)?,
+                Duration::from_secs(settings.infobip.template_cache_secs),
+            ),
             wake: runner.waker(),
             started_at: Instant::now(),
         });

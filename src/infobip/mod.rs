@@ -2,6 +2,7 @@
 //! send client and the Conversations API join this module in later work.
 
 pub mod account;
+pub mod catalog;
 pub mod client;
 pub mod rate;
 pub mod signature;

@@ -37,6 +37,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Paces sends per WhatsApp number; shared with the agents' replies.
     pub limiter: crate::infobip::rate::SenderLimiter,
+    /// The senders' approved templates, briefly kept for the agents' panel.
+    pub templates: crate::infobip::catalog::TemplateCatalog,
     /// Wakes the job worker when work was just enqueued.
     pub wake: Arc<tokio::sync::Notify>,
     pub started_at: Instant,

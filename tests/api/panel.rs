@@ -13,7 +13,8 @@ use crate::wizard::{Admin, Page};
 crate::on_both_backends!(
     an_agent_sends_a_template_from_the_messaging_session,
     wrong_values_and_infobip_errors_send_nothing_wrong,
-    without_a_sender_the_panel_says_how_to_fix_it
+    without_a_sender_the_panel_says_how_to_fix_it,
+    a_template_list_infobip_refuses_is_explained_and_not_kept
 );
 
 pub const USER: &str = "447700900800";
@@ -242,6 +243,38 @@ async fn wrong_values_and_infobip_errors_send_nothing_wrong(db: TestDb) {
     let refs: Vec<(&str, &str)> = forged.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(agent.post("/templates/send", &refs).await.status, 403);
     assert!(bridge.ib.sent().is_empty());
+    assert_eq!(bridge.ib.template_reads(), 1, "every view and send used the list fetched first");
+}
+
+async fn a_template_list_infobip_refuses_is_explained_and_not_kept(db: TestDb) {
+    let bridge = Bridge::start(db).await;
+    let (mut agent, session) = agent_at_session(&bridge).await;
+    let without_manage: Vec<&str> =
+        byoc_bridge::sim::infobip::BRIDGE_SCOPES.iter().copied().filter(|s| *s != "whatsapp:manage").collect();
+    bridge.ib.add_api_key(crate::bridge::API_KEY, &without_manage);
+    let page = agent.get(&format!("/templates?id={session}&sender={SENDER}")).await;
+    assert!(page.html.contains("lacks the whatsapp:manage scope"), "{}", page.html);
+    assert!(!page.html.contains("order_update"));
+    let csrf = page.html.split("name=\"csrf\" value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap();
+    let form = [
+        ("csrf", csrf),
+        ("id", session.as_str()),
+        ("sender", SENDER),
+        ("template", "order_update|en"),
+        ("send_id", "a-fresh-form"),
+        ("to", USER),
+        ("body_1", "Ann"),
+    ];
+    let sent = agent.post("/templates/send", &form).await;
+    assert_eq!(sent.status, 502);
+    assert!(sent.html.contains("lacks the whatsapp:manage scope"), "{}", sent.html);
+    assert!(bridge.ib.sent().is_empty());
+
+    // Once the key has the scope, the next view lists the templates: the refusal was not kept.
+    bridge.ib.add_api_key(crate::bridge::API_KEY, byoc_bridge::sim::infobip::BRIDGE_SCOPES);
+    let page = agent.get(&format!("/templates?id={session}&sender={SENDER}")).await;
+    assert!(page.html.contains("order_update"), "{}", page.html);
+    assert!(!page.html.contains("lacks the whatsapp:manage scope"));
 }
 
 async fn without_a_sender_the_panel_says_how_to_fix_it(db: TestDb) {

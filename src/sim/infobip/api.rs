@@ -260,11 +260,12 @@ async fn templates(sim: web::Data<InfobipSim>, req: HttpRequest, sender: web::Pa
     if let Err(r) = authorize(&sim, &req, "get", "/whatsapp/2/senders/{sender}/templates") {
         return r;
     }
-    let state = sim.state();
+    let mut state = sim.state();
     if !state.senders.contains(&sender) {
         drop(state);
         return refuse(&sim, 404, "NOT_FOUND", "Sender not found", None);
     }
+    state.template_reads += 1;
     let templates = state.templates.get(sender.as_str()).cloned().unwrap_or_default();
     HttpResponse::Ok().json(json!({ "templates": templates }))
 }

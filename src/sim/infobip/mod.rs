@@ -61,6 +61,8 @@ pub(crate) struct State {
     pub webhook: Option<webhooks::WebhookSender>,
     /// Pages of conversations read: (conversation id, page, limit).
     pub conversation_reads: Vec<(String, usize, usize)>,
+    /// Template lists served.
+    pub template_reads: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +166,11 @@ impl InfobipSim {
     /// Pages of Conversations read, in order: (conversation id, page, limit).
     pub fn conversation_reads(&self) -> Vec<(String, usize, usize)> {
         self.state().conversation_reads.clone()
+    }
+
+    /// How many template lists were served.
+    pub fn template_reads(&self) -> u64 {
+        self.state().template_reads
     }
 
     pub fn sent(&self) -> Vec<SentMessage> {

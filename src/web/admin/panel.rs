@@ -3,6 +3,8 @@
 //! templates reach a customer: the agent picks a sender, a template, fills its values, sees
 //! the WhatsApp bubble, and sends. Every send is recorded and its delivery shown.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
@@ -15,7 +17,8 @@ use crate::db::apps::{self as rows, AppRow};
 use crate::db::conversations::{self, NewMessage};
 use crate::db::web::Session;
 use crate::error::AppError;
-use crate::infobip::client::{InfobipClient, describe_error};
+use crate::infobip::catalog::AccountAccess;
+use crate::infobip::client::InfobipClient;
 use crate::infobip::templates::{Button, Header, Inputs, Preview, Template as WaTemplate, preview, template_data};
 use crate::provisioning::CTX_API_KEY;
 use crate::web::AppState;
@@ -161,8 +164,8 @@ fn inputs_for(t: &WaTemplate, given: &Inputs, problems: &[(String, String)]) -> 
     (inputs, fixed)
 }
 
-/// The sender's approved templates, or Infobip's refusal in plain words.
-async fn templates(state: &AppState, app: &AppRow, sender: &str) -> Result<Vec<WaTemplate>, String> {
+/// The sender's approved templates, or why they cannot be listed, in plain words.
+async fn templates(state: &AppState, app: &AppRow, sender: &str) -> Result<Arc<Vec<WaTemplate>>, String> {
     let (app_id, number) = (app.id.clone(), sender.to_owned());
     let account = state
         .db
@@ -174,22 +177,8 @@ async fn templates(state: &AppState, app: &AppRow, sender: &str) -> Result<Vec<W
         .map_err(|e| e.to_string())?
         .ok_or("This number is not a sender of the app.")?;
     let key = state.cipher.decrypt(CTX_API_KEY, &account.api_key_enc).map_err(|e| e.to_string())?;
-    let response = state
-        .http
-        .get(format!("{}/whatsapp/2/senders/{sender}/templates", account.base_url.trim_end_matches('/')))
-        .header("Authorization", format!("App {}", key.expose_secret()))
-        .send()
-        .await
-        .map_err(|e| format!("Infobip cannot be reached: {e}"))?;
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if status == 403 {
-        return Err("The Infobip API key lacks the whatsapp:manage scope, which listing templates needs.".into());
-    }
-    if status != 200 {
-        return Err(format!("Infobip did not list the templates: {}", describe_error(status, &body)));
-    }
-    Ok(body["templates"].as_array().into_iter().flatten().filter_map(WaTemplate::approved).collect())
+    let access = AccountAccess { account_id: &account.id, base_url: &account.base_url, api_key: key.expose_secret() };
+    state.templates.approved(&access, sender).await.map_err(|e| e.to_string())
 }
 
 struct Outcome {
@@ -379,10 +368,13 @@ pub async fn send(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
     let to = crate::handover::whatsapp_id("to", &field("to"));
     outcome.recipient = Some(field("to"));
     let sender = field("sender");
-    let chosen = templates(&state, &app, &sender)
-        .await
-        .ok()
-        .and_then(|all| all.into_iter().find(|t| t.key() == field("template")));
+    let chosen = match templates(&state, &app, &sender).await {
+        Ok(all) => all.iter().find(|t| t.key() == field("template")).cloned(),
+        Err(why) => {
+            outcome.problem = Some(why);
+            return show(&state, &session, &app, &query, outcome, StatusCode::BAD_GATEWAY).await;
+        }
+    };
     let Some(template) = chosen else {
         outcome.problem = Some("Choose a sender and an approved template first.".into());
         return show(&state, &session, &app, &query, outcome, StatusCode::BAD_REQUEST).await;
