@@ -72,6 +72,32 @@ impl Bridge {
         }
     }
 
+    /// The end user writes first; returns the Salesforce conversation that opened.
+    pub async fn open_conversation(&self, user: &str) -> String {
+        use byoc_bridge::sim::infobip::webhooks::{inbound_envelope, inbound_result};
+        let first = inbound_result(
+            user,
+            SENDER,
+            &format!("wamid.open.{user}"),
+            serde_json::json!({ "type": "TEXT", "text": "hello" }),
+        );
+        let (status, _) = self.post_inbound(&inbound_envelope(vec![first])).await;
+        assert_eq!(status, 200);
+        self.drain().await;
+        self.sf.conversation_for(user).unwrap().identifier
+    }
+
+    /// The `MessageDeliveryFailed` entries the agent sees in the user's conversation (their
+    /// inner payloads).
+    pub fn delivery_failures(&self, user: &str) -> Vec<Value> {
+        let entries = self.sf.conversation_for(user).map(|c| c.entries).unwrap_or_default();
+        entries
+            .into_iter()
+            .filter(|e| e.entry_type == "MessageDeliveryFailed")
+            .map(|e| e.payload["payload"].clone())
+            .collect()
+    }
+
     /// Changes the app "acme" through the provisioning module, as `byoc-bridge app …` would.
     pub async fn change_app<T, F>(&self, change: F) -> T
     where

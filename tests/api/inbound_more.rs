@@ -22,17 +22,7 @@ crate::on_both_backends!(
 );
 
 async fn first_message(bridge: &Bridge, user: &str) -> (String, i64) {
-    let (status, _) = bridge
-        .post_inbound(&inbound_envelope(vec![inbound_result(
-            user,
-            SENDER,
-            &format!("wamid.first.{user}"),
-            json!({ "type": "TEXT", "text": "hi" }),
-        )]))
-        .await;
-    assert_eq!(status, 200);
-    bridge.drain().await;
-    let conversation = bridge.sf.conversation_for(user).unwrap().identifier;
+    let conversation = bridge.open_conversation(user).await;
     let app_id = bridge.app_id.clone();
     let user = user.to_owned();
     let id = bridge

@@ -20,24 +20,10 @@ crate::on_both_backends!(
     a_session_end_known_only_from_change_data_capture_sends_the_closing_message
 );
 
-async fn open_conversation(bridge: &Bridge, user: &str) -> String {
-    let (status, _) = bridge
-        .post_inbound(&inbound_envelope(vec![inbound_result(
-            user,
-            SENDER,
-            &format!("wamid.open.{user}"),
-            json!({ "type": "TEXT", "text": "hello" }),
-        )]))
-        .await;
-    assert_eq!(status, 200);
-    bridge.drain().await;
-    bridge.sf.conversation_for(user).unwrap().identifier
-}
-
 async fn agent_text_replies_reach_whatsapp_once_and_in_order(db: TestDb) {
     let bridge = Bridge::start(db).await;
     let user = "447700900600";
-    let conversation = open_conversation(&bridge, user).await;
+    let conversation = bridge.open_conversation(user).await;
     let subscription = bridge.subscribe().await;
 
     bridge.sf.agent_join(&conversation).unwrap();
@@ -83,7 +69,7 @@ async fn agent_text_replies_reach_whatsapp_once_and_in_order(db: TestDb) {
 async fn replies_outside_the_24_hour_window_are_reported_to_the_agent(db: TestDb) {
     let bridge = Bridge::start(db).await;
     let user = "447700900700";
-    let conversation = open_conversation(&bridge, user).await;
+    let conversation = bridge.open_conversation(user).await;
     // The customer's last message is 25 hours old.
     let app_id = bridge.app_id.clone();
     bridge
@@ -105,23 +91,17 @@ async fn replies_outside_the_24_hour_window_are_reported_to_the_agent(db: TestDb
     let report = bridge.drain().await;
     assert_eq!(report.dead, 1, "visible as a dead letter too");
     assert!(bridge.ib.sent().is_empty(), "nothing is sent outside the window");
-    let failed = bridge
-        .sf
-        .conversation_for(user)
-        .unwrap()
-        .entries
-        .into_iter()
-        .find(|e| e.entry_type == "MessageDeliveryFailed")
-        .expect("the agent sees the failure");
-    assert_eq!(failed.payload["payload"]["failedConversationEntryIdentifier"], entry.as_str());
-    assert_eq!(failed.payload["payload"]["errorCode"], "OUTSIDE_24H_WINDOW");
+    let failures = bridge.delivery_failures(user);
+    let failed = failures.first().expect("the agent sees the failure");
+    assert_eq!(failed["failedConversationEntryIdentifier"], entry.as_str());
+    assert_eq!(failed["errorCode"], "OUTSIDE_24H_WINDOW");
 }
 
 async fn files_and_choices_become_media_and_interactive_messages(db: TestDb) {
     use byoc_bridge::sim::salesforce::agent::Choice;
     let bridge = Bridge::start(db).await;
     let user = "447700900800";
-    let conversation = open_conversation(&bridge, user).await;
+    let conversation = bridge.open_conversation(user).await;
     let _subscription = bridge.subscribe().await;
 
     bridge
@@ -174,7 +154,7 @@ async fn files_and_choices_become_media_and_interactive_messages(db: TestDb) {
 async fn one_replica_holds_the_subscription_and_another_takes_over_when_it_dies(db: TestDb) {
     let bridge = Bridge::start_with(db, &[("BYOC__SALESFORCE__SUBSCRIPTION_LEASE_SECS", "1")]).await;
     let user = "447700900900";
-    let conversation = open_conversation(&bridge, user).await;
+    let conversation = bridge.open_conversation(user).await;
     let app = bridge.app.subscriber.directory.snapshot().await.unwrap().by_id_or_name(&bridge.app_id).unwrap();
     let topic = format!("/event/{}", app.platform_event);
     let replica = |owner: &str| {
@@ -267,7 +247,7 @@ async fn an_expired_replay_position_resumes_from_the_earliest_event_and_counts_t
     };
     let bridge = Bridge::start_full(db, &[], org).await;
     let user = "447700901000";
-    let conversation = open_conversation(&bridge, user).await;
+    let conversation = bridge.open_conversation(user).await;
     let subscription = bridge.subscribe().await;
     bridge.sf.agent_send_text(&conversation, "before").unwrap();
     bridge.until_relays_queued(1).await;
@@ -291,7 +271,7 @@ async fn an_expired_replay_position_resumes_from_the_earliest_event_and_counts_t
 async fn a_reply_infobip_refuses_is_reported_to_the_agent(db: TestDb) {
     let bridge = Bridge::start(db).await;
     let user = "447700901100";
-    let conversation = open_conversation(&bridge, user).await;
+    let conversation = bridge.open_conversation(user).await;
     let _subscription = bridge.subscribe().await;
     // WhatsApp texts are at most 4,096 characters; Infobip refuses longer ones.
     let entry = bridge.sf.agent_send_text(&conversation, &"x".repeat(5000)).unwrap();
@@ -299,27 +279,18 @@ async fn a_reply_infobip_refuses_is_reported_to_the_agent(db: TestDb) {
     let report = bridge.drain().await;
     assert_eq!(report.dead, 1);
     assert!(bridge.ib.sent().is_empty());
-    let failed = bridge
-        .sf
-        .conversation_for(user)
-        .unwrap()
-        .entries
-        .into_iter()
-        .find(|e| e.entry_type == "MessageDeliveryFailed")
-        .unwrap();
-    assert_eq!(failed.payload["payload"]["failedConversationEntryIdentifier"], entry.as_str());
-    assert_eq!(failed.payload["payload"]["errorCode"], "INFOBIP_REFUSED");
-    assert!(
-        failed.payload["payload"]["errorMessage"].as_str().unwrap().contains("content.text"),
-        "the reason says what was wrong"
-    );
+    let failures = bridge.delivery_failures(user);
+    let failed = failures.first().expect("the agent sees the failure");
+    assert_eq!(failed["failedConversationEntryIdentifier"], entry.as_str());
+    assert_eq!(failed["errorCode"], "INFOBIP_REFUSED");
+    assert!(failed["errorMessage"].as_str().unwrap().contains("content.text"), "the reason says what was wrong");
 }
 
 async fn a_reply_that_stays_unsendable_is_reported_when_retries_run_out(db: TestDb) {
     use byoc_bridge::sim::faults::Fault;
     let bridge = Bridge::start_with(db, &[("BYOC__WORKER__MAX_ATTEMPTS", "3")]).await;
     let user = "447700901200";
-    let conversation = open_conversation(&bridge, user).await;
+    let conversation = bridge.open_conversation(user).await;
     let _subscription = bridge.subscribe().await;
     for _ in 0..3 {
         bridge.ib.faults.script("/whatsapp/1/message", Fault::ServerError);
@@ -329,23 +300,17 @@ async fn a_reply_that_stays_unsendable_is_reported_when_retries_run_out(db: Test
     bridge.drain_all().await;
     assert!(bridge.ib.sent().is_empty());
     assert_eq!(bridge.ib.faults.injected(), 3, "tried three times");
-    let failed = bridge
-        .sf
-        .conversation_for(user)
-        .unwrap()
-        .entries
-        .into_iter()
-        .find(|e| e.entry_type == "MessageDeliveryFailed")
-        .unwrap();
-    assert_eq!(failed.payload["payload"]["failedConversationEntryIdentifier"], entry.as_str());
-    assert_eq!(failed.payload["payload"]["errorCode"], "RETRIES_EXHAUSTED");
+    let failures = bridge.delivery_failures(user);
+    let failed = failures.first().expect("the agent sees the failure");
+    assert_eq!(failed["failedConversationEntryIdentifier"], entry.as_str());
+    assert_eq!(failed["errorCode"], "RETRIES_EXHAUSTED");
 }
 
 async fn a_message_with_several_files_that_fails_part_way_sends_each_file_once(db: TestDb) {
     use byoc_bridge::sim::faults::Fault;
     let bridge = Bridge::start(db).await;
     let user = "447700901300";
-    let conversation = open_conversation(&bridge, user).await;
+    let conversation = bridge.open_conversation(user).await;
     let _subscription = bridge.subscribe().await;
     // The photo goes through; the document after it meets an outage, then a throttle.
     bridge.ib.faults.script("/whatsapp/1/message/document", Fault::ServerError);
@@ -367,21 +332,13 @@ async fn a_message_with_several_files_that_fails_part_way_sends_each_file_once(d
     assert_eq!(sent[0].body["content"]["caption"], "Your papers", "the text goes with the first file");
     let ids: std::collections::HashSet<&str> = sent.iter().map(|m| m.body["messageId"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 3);
-    let failures = bridge
-        .sf
-        .conversation_for(user)
-        .unwrap()
-        .entries
-        .iter()
-        .filter(|e| e.entry_type == "MessageDeliveryFailed")
-        .count();
-    assert_eq!(failures, 0);
+    assert!(bridge.delivery_failures(user).is_empty());
 }
 
 async fn a_session_end_told_twice_sends_one_closing_message(db: TestDb) {
     let bridge = Bridge::start(db).await;
     let user = "447700901400";
-    let conversation = open_conversation(&bridge, user).await;
+    let conversation = bridge.open_conversation(user).await;
     let _events = bridge.subscribe().await;
     let _sessions = bridge.subscribe_sessions().await;
     bridge.sf.agent_end(&conversation).unwrap();
@@ -407,7 +364,7 @@ async fn a_session_end_known_only_from_change_data_capture_sends_the_closing_mes
     let org = SalesforceConfig { session_status_on_event: false, ..SalesforceConfig::default() };
     let bridge = Bridge::start_full(db, &[], org).await;
     let user = "447700901500";
-    let conversation = open_conversation(&bridge, user).await;
+    let conversation = bridge.open_conversation(user).await;
     let _sessions = bridge.subscribe_sessions().await;
     bridge.sf.agent_end(&conversation).unwrap();
     bridge.until_relays_queued(1).await;
@@ -422,7 +379,7 @@ async fn the_subscription_runs_over_tls() {
     use byoc_bridge::provisioning::{self as prov, AppSpec, Ctx};
     let bridge = Bridge::start(TestDb::sqlite()).await;
     let user = "447700901600";
-    let conversation = open_conversation(&bridge, user).await;
+    let conversation = bridge.open_conversation(user).await;
 
     // The org's Pub/Sub endpoint speaks TLS with a certificate for "localhost".
     let fixture = |name: &str| std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
