@@ -70,6 +70,13 @@ pub struct AccessToken {
     generation: u64,
 }
 
+impl AccessToken {
+    /// A token obtained elsewhere (a user's own, from the sign-in), for one-off calls.
+    pub fn new(token: SecretString, instance_url: String) -> Self {
+        Self { token, instance_url, obtained_at: Instant::now(), generation: 0 }
+    }
+}
+
 impl std::fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AccessToken").field("instance_url", &self.instance_url).finish_non_exhaustive()
@@ -165,12 +172,7 @@ pub async fn fetch_token(http: &reqwest::Client, c: &Credentials<'_>) -> Result<
     let bytes = response.bytes().await.map_err(AuthError::Transport)?;
     if status == 200 {
         let body: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| AuthError::Unexpected { status })?;
-        return Ok(AccessToken {
-            token: SecretString::from(body.access_token),
-            instance_url: body.instance_url,
-            obtained_at: Instant::now(),
-            generation: 0,
-        });
+        return Ok(AccessToken::new(SecretString::from(body.access_token), body.instance_url));
     }
     match serde_json::from_slice::<ErrorResponse>(&bytes) {
         Ok(e) => Err(AuthError::Refused { status, error: e.error, description: e.error_description }),

@@ -22,7 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/services/oauth2/userinfo", web::get().to(userinfo));
 }
 
-/// OpenID Connect user info for a bearer token (the pages' sign-in reads org and profile).
+/// OpenID Connect user info for a bearer token (the pages' sign-in reads the org). As in
+/// Salesforce, `profile` is the URL of the user's page, not the name of their profile.
 async fn userinfo(sim: web::Data<SalesforceSim>, req: actix_web::HttpRequest) -> HttpResponse {
     let token = super::bearer(&req);
     let state = sim.state();
@@ -38,7 +39,8 @@ async fn userinfo(sim: web::Data<SalesforceSim>, req: actix_web::HttpRequest) ->
             "organization_id": u.org_id,
             "preferred_username": u.username,
             "name": u.display_name,
-            "profile": u.profile,
+            "profile": format!("{}/{}", sim.base_url(), u.id),
+            "user_type": "STANDARD",
         })),
         None => HttpResponse::Forbidden().body("Bad_OAuth_Token"),
     }

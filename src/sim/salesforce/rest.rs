@@ -68,6 +68,15 @@ fn parse(soql: &str) -> Option<Select> {
     Some(Select { fields, object: object.to_owned(), conditions })
 }
 
+/// Does the (possibly dotted) field hold this literal? Booleans compare case-insensitively.
+fn matches(row: &Value, field: &str, literal: &str) -> bool {
+    match field.split('.').try_fold(row, |v, part| v.get(part)) {
+        Some(Value::String(s)) => s == literal,
+        Some(Value::Bool(b)) => literal.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
+        _ => false,
+    }
+}
+
 /// Picks the selected (possibly dotted) fields out of a full record.
 fn project(object: &str, full: &Value, fields: &[String]) -> Value {
     let mut record = Map::new();
@@ -143,13 +152,24 @@ async fn query(sim: web::Data<SalesforceSim>, req: HttpRequest, soql: web::Query
                 v
             })
             .collect(),
+        // Each profile's permissions are a permission set owned by the profile; the simulated
+        // System Administrator profile has Customize Application, the Agent profile not.
+        "PermissionSetAssignment" => sim
+            .state()
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                json!({ "Id": salesforce_id("0Pa", i + 1), "AssigneeId": u.id,
+                        "PermissionSet": { "IsOwnedByProfile": true, "Profile": { "Name": u.profile },
+                                           "PermissionsCustomizeApplication": u.profile == "System Administrator" } })
+            })
+            .collect(),
         other => return rest_error(400, "INVALID_TYPE", &format!("sObject type '{other}' is not supported.")),
     };
     let records: Vec<Value> = rows
         .iter()
-        .filter(|row| {
-            select.conditions.iter().all(|(field, value)| row.get(field).and_then(Value::as_str) == Some(value))
-        })
+        .filter(|row| select.conditions.iter().all(|(field, value)| matches(row, field, value)))
         .map(|row| project(&select.object, row, &select.fields))
         .collect();
     HttpResponse::Ok().json(json!({ "totalSize": records.len(), "done": true, "records": records }))

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use base64::Engine;
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -14,6 +15,7 @@ use super::{SESSION_HOURS, hash, open_session, render, session_cookie};
 use crate::db::web::{self as rows, Grant};
 use crate::db::{Db, apps};
 use crate::error::AppError;
+use crate::salesforce::auth::AccessToken;
 use crate::web::AppState;
 
 const BOOTSTRAP_HOURS: i64 = 24;
@@ -181,6 +183,25 @@ pub struct CallbackQuery {
     error_description: Option<String>,
 }
 
+/// Whether the user holds Customize Application, through their profile or a permission set
+/// (a profile's permissions are a permission set of its own): Salesforce's mark of an admin.
+/// Asked with the user's own token; a user who may not even read the assignments is no admin.
+async fn may_customize(http: &reqwest::Client, token: &AccessToken, user_id: &str) -> bool {
+    if user_id.is_empty() || !user_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let soql = format!(
+        "SELECT Id FROM PermissionSetAssignment WHERE AssigneeId = '{user_id}' AND PermissionSet.PermissionsCustomizeApplication = true"
+    );
+    match crate::salesforce::setup::query(http, token, &soql, false).await {
+        Ok(rows) => !rows.is_empty(),
+        Err(e) => {
+            tracing::info!(error = %e, "the signed-in user's permissions could not be read; signed in as an agent");
+            false
+        }
+    }
+}
+
 #[get("/setup/oauth/callback")]
 pub async fn callback(state: web::Data<AppState>, query: web::Query<CallbackQuery>) -> Result<HttpResponse, AppError> {
     if let Some(error) = &query.error {
@@ -241,12 +262,12 @@ pub async fn callback(state: web::Data<AppState>, query: web::Query<CallbackQuer
         .await;
     }
     // Admins may open the setup; everyone else of the org (agents) only the template panel.
-    // Salesforce's userinfo has no permissions; the profile name is the simulator's stand-in.
-    // Against a real org this should read the user's PermissionsCustomizeApplication instead.
-    let role = if user["profile"].as_str().is_none_or(|p| p == "System Administrator") { "admin" } else { "agent" };
+    let user_id = user["user_id"].as_str().unwrap_or_default().to_owned();
+    let instance_url = token["instance_url"].as_str().unwrap_or(&login).to_owned();
+    let own_token = AccessToken::new(SecretString::from(access_token.to_owned()), instance_url);
+    let role = if may_customize(&state.http, &own_token, &user_id).await { "admin" } else { "agent" };
     let next = local_path(verifier["next"].as_str());
     let name = user["name"].as_str().or_else(|| user["preferred_username"].as_str()).unwrap_or("admin").to_owned();
-    let user_id = user["user_id"].as_str().unwrap_or_default().to_owned();
     let token = open_session(&state, Some(app.id.clone()), role, user_id.clone(), name.clone()).await?;
     // A second, one-time code lets the Salesforce iframe that opened this window get a session
     // of its own (its cookies are partitioned apart from this window's).
