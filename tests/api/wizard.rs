@@ -12,7 +12,8 @@ crate::on_both_backends!(
     the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_green,
     salesforce_refusals_show_on_their_field_and_save_nothing,
     infobip_key_problems_show_on_the_key_and_save_nothing,
-    pages_need_a_session_a_valid_csrf_token_and_an_org_admin
+    pages_need_a_session_a_valid_csrf_token_and_an_org_admin,
+    an_admins_own_key_comes_from_its_file_or_its_text
 );
 
 /// A browser without JavaScript: one cookie jar entry, redirects followed by hand.
@@ -99,6 +100,13 @@ impl Admin {
 
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let req = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(req).await
+    }
+
+    /// Posts a `multipart/form-data` form (a file upload) with the CSRF token of `page_path`.
+    pub async fn upload(&mut self, page_path: &str, action: &str, form: reqwest::multipart::Form) -> Page {
+        let csrf = self.get(page_path).await.csrf();
+        let req = self.http.post(format!("{}{action}", self.base)).multipart(form.text("csrf", csrf));
         self.send(req).await
     }
 
@@ -406,4 +414,52 @@ async fn pages_need_a_session_a_valid_csrf_token_and_an_org_admin(db: TestDb) {
             assert!(page.html.contains("Signed in as Ada Admin"), "{}", page.html);
         }
     }
+}
+
+async fn an_admins_own_key_comes_from_its_file_or_its_text(db: TestDb) {
+    use reqwest::multipart::{Form, Part};
+    let setup = fresh(db, &[]).await;
+    let mut admin = setup.bootstrap().await;
+    let fields = setup.connection_fields();
+    let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = admin.submit("/setup/connection", "/setup/connection", &form).await;
+    assert!(page.html.contains("enctype=\"multipart/form-data\""), "{}", page.html);
+    let file = |bytes: Vec<u8>, name: &str| Part::bytes(bytes).file_name(name.to_owned());
+    let key = |name: &str| std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+
+    // Nothing chosen (browsers still send an empty file part), then a file that is no key.
+    let nothing = Form::new().part("private_key_file", file(Vec::new(), "")).text("private_key", "");
+    let page = admin.upload("/setup/connection", "/setup/connection/key", nothing).await;
+    assert_eq!(page.status, 400);
+    assert!(page.field_error("private_key").unwrap().contains("Choose the PEM file of the key"), "{}", page.html);
+    let not_a_key = Form::new().part("private_key_file", file(b"hello".to_vec(), "notes.txt")).text("private_key", "");
+    let page = admin.upload("/setup/connection", "/setup/connection/key", not_a_key).await;
+    assert_eq!(page.status, 400);
+    assert!(page.field_error("private_key_file").is_some(), "{}", page.html);
+    assert!(setup.app_row().await.unwrap().private_key_enc.is_none(), "nothing saved");
+
+    // The key's file: the bridge signs with it, so the certificate it offers lets the JWT in.
+    let from_file = Form::new().part("private_key_file", file(key("test_private_key.pem"), "key.pem"));
+    let page = admin.upload("/setup/connection", "/setup/connection/key", from_file).await;
+    assert!(page.html.contains("A private key is set"), "{}", page.html);
+    assert!(!page.html.contains("BEGIN"), "no key material on the page");
+    let certificate = admin.get("/setup/certificate.crt").await.html;
+    setup.vendors.sf.register_app(ConnectedApp {
+        consumer_key: CONSUMER_KEY.into(),
+        certificate_pem: certificate.clone(),
+        approved_users: vec![USERNAME.into()],
+        scopes: vec!["interaction_api".into(), "api".into()],
+        callback_urls: vec![format!("{}/setup/oauth/callback", setup.app.address)],
+    });
+    let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
+    let page = admin.submit("/setup/connection", "/setup/connection", &form).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert_eq!(setup.vendors.sf.tooling_records().len(), 2, "the token worked");
+
+    // Another key, pasted: it replaces the first, with a certificate of its own.
+    let pasted = String::from_utf8(key("other_private_key.pem")).unwrap();
+    let page =
+        admin.upload("/setup/connection", "/setup/connection/key", Form::new().text("private_key", pasted)).await;
+    assert!(page.html.contains("A private key is set"), "{}", page.html);
+    assert_ne!(admin.get("/setup/certificate.crt").await.html, certificate);
 }

@@ -3,6 +3,9 @@
 //! through the Tooling API); what Salesforce refuses is shown on the field it concerns and
 //! nothing is saved.
 
+use actix_multipart::form::MultipartForm;
+use actix_multipart::form::bytes::Bytes as FileBytes;
+use actix_multipart::form::text::Text;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use secrecy::{ExposeSecret, SecretString};
@@ -98,13 +101,17 @@ fn sections(admin: &Admin, form: &ConnectionForm) -> Vec<Section> {
         }
         _ => key.lines.push(("muted", "No key yet: generate one, or paste your own below.".into())),
     }
-    let paste = Section::form(
+    let mut own = Section::form(
         "",
         "/setup/connection/key",
         "Use this key",
-        vec![Field::text("private_key", "Or paste an existing RSA private key (PEM)", "").kind("textarea")],
+        vec![
+            Field::text("private_key_file", "Or use an existing RSA private key: its PEM file", "").kind("file"),
+            Field::text("private_key", "or its text, pasted", "").kind("textarea"),
+        ],
     );
-    if app.is_some() { vec![connection, key, paste] } else { vec![connection] }
+    own.multipart = true;
+    if app.is_some() { vec![connection, key, own] } else { vec![connection] }
 }
 
 #[get("/setup/connection")]
@@ -264,8 +271,15 @@ pub async fn save(
 #[derive(Deserialize)]
 pub struct KeyForm {
     csrf: String,
-    #[serde(default)]
-    private_key: String,
+}
+
+/// The admin's own key: a PEM file, or its text pasted (the file wins when both are given).
+#[derive(MultipartForm)]
+pub struct KeyUpload {
+    csrf: Text<String>,
+    private_key: Option<Text<String>>,
+    #[multipart(limit = "64KiB")]
+    private_key_file: Option<FileBytes>,
 }
 
 async fn store_key(state: &AppState, admin: &Admin, pair: certificate::KeyPair) -> Result<(), AppError> {
@@ -308,13 +322,23 @@ pub async fn generate(
 pub async fn upload(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<KeyForm>,
+    MultipartForm(form): MultipartForm<KeyUpload>,
 ) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
     let name = admin.app.as_ref().map(|a| a.name.clone()).unwrap_or_default();
-    let pem = SecretString::from(form.private_key.trim().to_owned());
-    match certificate::certificate_for_pem(pem.expose_secret(), &format!("byoc-bridge {name}")) {
+    // Browsers send an empty file part when no file was chosen.
+    let (field, pem) = match form.private_key_file.filter(|f| !f.data.is_empty()) {
+        Some(file) => ("private_key_file", String::from_utf8(file.data.to_vec()).unwrap_or_default()),
+        None => ("private_key", form.private_key.map(|t| t.into_inner()).unwrap_or_default()),
+    };
+    let pem = SecretString::from(pem.trim().to_owned());
+    let checked = if pem.expose_secret().is_empty() {
+        Err("Choose the PEM file of the key, or paste its text".to_owned())
+    } else {
+        certificate::certificate_for_pem(pem.expose_secret(), &format!("byoc-bridge {name}")).map_err(|e| e.to_string())
+    };
+    match checked {
         Ok(pair) => {
             store_key(&state, &admin, pair).await?;
             Ok(super::see_other("/setup/connection"))
@@ -323,7 +347,7 @@ pub async fn upload(
             let form = ConnectionForm::from_app(admin.app.as_ref());
             let mut sections = sections(&admin, &form);
             sections.iter_mut().for_each(|s| {
-                s.mark("private_key", &format!("{e}."));
+                s.mark(field, &format!("{e}."));
             });
             let view = StepView {
                 current: "connection",
