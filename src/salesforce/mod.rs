@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod certificate;
 pub mod interactions;
+pub mod platform_event;
 pub mod pubsub;
 pub mod setup;
 

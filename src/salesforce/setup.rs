@@ -21,6 +21,15 @@ pub enum SetupError {
     Transport(#[from] reqwest::Error),
 }
 
+/// A setup step that failed, with the wizard field it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct StepError {
+    pub field: &'static str,
+    #[source]
+    pub error: SetupError,
+}
+
 /// REST errors come as `[{"message", "errorCode"}]`.
 fn describe(body: &Value) -> String {
     body.as_array()
@@ -31,16 +40,32 @@ fn describe(body: &Value) -> String {
         .unwrap_or_else(|| body.to_string())
 }
 
-async fn call(request: reqwest::RequestBuilder, token: &AccessToken) -> Result<Value, SetupError> {
+pub(super) async fn call(request: reqwest::RequestBuilder, token: &AccessToken) -> Result<Value, SetupError> {
+    call_optional(request, token)
+        .await?
+        .ok_or_else(|| SetupError::Refused("NOT_FOUND: the resource does not exist".into()))
+}
+
+/// Like `call`, with `None` for a resource that does not exist (404).
+pub(super) async fn call_optional(
+    request: reqwest::RequestBuilder,
+    token: &AccessToken,
+) -> Result<Option<Value>, SetupError> {
     let response = request.bearer_auth(token.token.expose_secret()).send().await?;
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     match status {
-        200..=299 => Ok(body),
+        200..=299 => Ok(Some(body)),
+        404 => Ok(None),
         401 | 403 => Err(SetupError::MissingScope),
         _ if body.is_null() => Err(SetupError::Refused(format!("HTTP {status}"))),
         _ => Err(SetupError::Refused(describe(&body))),
     }
+}
+
+/// `https://<instance>/services/data/<version>/<path>`.
+pub(super) fn rest_url(token: &AccessToken, path: &str) -> String {
+    format!("{}/services/data/{API_VERSION}/{path}", token.instance_url.trim_end_matches('/'))
 }
 
 /// Runs a SOQL query (REST, or Tooling with `tooling`); returns the records.
@@ -50,8 +75,7 @@ pub async fn query(
     soql: &str,
     tooling: bool,
 ) -> Result<Vec<Value>, SetupError> {
-    let path = if tooling { "tooling/query" } else { "query" };
-    let url = format!("{}/services/data/{API_VERSION}/{path}", token.instance_url.trim_end_matches('/'));
+    let url = rest_url(token, if tooling { "tooling/query" } else { "query" });
     let body = call(http.get(url).query(&[("q", soql)]), token).await?;
     Ok(body["records"].as_array().cloned().unwrap_or_default())
 }
@@ -82,21 +106,50 @@ pub async fn find_or_create(
             created: false,
         });
     }
-    let url =
-        format!("{}/services/data/{API_VERSION}/tooling/sobjects/{sobject}", token.instance_url.trim_end_matches('/'));
-    let body = json!({ "FullName": developer_name, "Metadata": metadata });
+    create(http, token, sobject, developer_name, metadata).await
+}
+
+/// Creates a Tooling record: `FullName` and its `Metadata`.
+pub(super) async fn create(
+    http: &reqwest::Client,
+    token: &AccessToken,
+    sobject: &'static str,
+    full_name: &str,
+    metadata: Value,
+) -> Result<Record, SetupError> {
+    let url = rest_url(token, &format!("tooling/sobjects/{sobject}"));
+    let body = json!({ "FullName": full_name, "Metadata": metadata });
     let created = call(http.post(url).json(&body), token).await?;
     Ok(Record {
         sobject,
         id: created["id"].as_str().unwrap_or_default().to_owned(),
-        developer_name: developer_name.to_owned(),
+        developer_name: full_name.to_owned(),
         created: true,
     })
 }
 
-/// The vendor and channel definition records of a BYOC for Messaging channel (routing and
-/// consent owned by Salesforce).
+/// Everything a BYOC for Messaging channel needs in the org: the platform event with its
+/// fields and the messaging platform's access to it, then the vendor and channel definition
+/// records (routing and consent owned by Salesforce), each found or created.
 pub async fn ensure_channel_records(
+    http: &reqwest::Client,
+    token: &AccessToken,
+    definition: &str,
+    platform_event: &str,
+    event_type_field: &str,
+    payload_field: &str,
+) -> Result<Vec<Record>, StepError> {
+    let mut records = super::platform_event::ensure(http, token, platform_event, event_type_field, payload_field)
+        .await
+        .map_err(|error| StepError { field: "platform_event", error })?;
+    let definitions = definition_records(http, token, definition, platform_event, event_type_field, payload_field)
+        .await
+        .map_err(|error| StepError { field: "authorization_context", error })?;
+    records.extend(definitions);
+    Ok(records)
+}
+
+async fn definition_records(
     http: &reqwest::Client,
     token: &AccessToken,
     definition: &str,

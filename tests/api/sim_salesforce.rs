@@ -665,3 +665,75 @@ async fn soql_and_tooling_serve_the_setup_objects() {
     assert!(found["records"][0]["Id"].as_str().unwrap().starts_with("11v"));
     assert_eq!(org.sim.tooling_records().len(), 2);
 }
+
+#[tokio::test]
+async fn platform_events_fields_and_object_permissions_are_made_through_the_apis() {
+    let org = Org::start().await;
+    let token = org.token().await;
+    let call = |method: reqwest::Method, path: &str| {
+        org.http.request(method, org.url(&format!("/services/data/v62.0{path}"))).bearer_auth(&token)
+    };
+    let describe = call(reqwest::Method::GET, "/sobjects/Order_Event__e/describe").send().await.unwrap();
+    assert_eq!(describe.status(), 404);
+    assert_eq!(describe.json::<Value>().await.unwrap()[0]["errorCode"], "NOT_FOUND");
+
+    // A channel definition may only name an event that exists, with its fields.
+    let ccd = json!({ "FullName": "Partner1_Orders", "Metadata": { "developerName": "Partner1_Orders", "masterLabel": "Orders",
+        "customPlatformEvent": "Order_Event__e", "customEventTypeField": "Order_Event__e.EventType__c",
+        "customEventPayloadField": "Order_Event__e.Payload__c", "routingOwner": "Salesforce", "consentOwner": "Salesforce" } });
+    let res =
+        call(reqwest::Method::POST, "/tooling/sobjects/ConversationChannelDefinition").json(&ccd).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()[0]["errorCode"], "FIELD_INTEGRITY_EXCEPTION");
+
+    let event = json!({ "FullName": "Order_Event__e", "Metadata": { "label": "Order Event", "pluralLabel": "Order Events",
+        "eventType": "HighVolume", "publishBehavior": "PublishAfterCommit", "deploymentStatus": "Deployed" } });
+    let res = call(reqwest::Method::POST, "/tooling/sobjects/CustomObject").json(&event).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    assert!(res.json::<Value>().await.unwrap()["id"].as_str().unwrap().starts_with("01I"));
+    let field = |name: &str| json!({ "FullName": format!("Order_Event__e.{name}"), "Metadata": { "label": name, "type": "Text", "length": 250 } });
+    for name in ["EventType__c", "Payload__c"] {
+        let res = call(reqwest::Method::POST, "/tooling/sobjects/CustomField").json(&field(name)).send().await.unwrap();
+        assert_eq!(res.status(), 201, "{name}");
+    }
+    let res =
+        call(reqwest::Method::POST, "/tooling/sobjects/CustomField").json(&field("Payload__c")).send().await.unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()[0]["errorCode"], "DUPLICATE_DEVELOPER_NAME");
+    let described: Value =
+        call(reqwest::Method::GET, "/sobjects/Order_Event__e/describe").send().await.unwrap().json().await.unwrap();
+    let names: Vec<&str> = described["fields"].as_array().unwrap().iter().filter_map(|f| f["name"].as_str()).collect();
+    assert!(names.contains(&"EventType__c") && names.contains(&"Payload__c"), "{names:?}");
+    let res =
+        call(reqwest::Method::POST, "/tooling/sobjects/ConversationChannelDefinition").json(&ccd).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+
+    // The messaging platform's permission set gets Read and Create on the event.
+    let sets: Value = call(reqwest::Method::GET, "/query")
+        .query(&[("q", "SELECT Id FROM PermissionSet WHERE Name = 'sfdc_scrt2'")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let set = sets["records"][0]["Id"].as_str().unwrap().to_owned();
+    let grant = json!({ "ParentId": set, "SobjectType": "Order_Event__e", "PermissionsRead": true, "PermissionsCreate": false });
+    let res = call(reqwest::Method::POST, "/sobjects/ObjectPermissions").json(&grant).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let res = call(reqwest::Method::PATCH, &format!("/sobjects/ObjectPermissions/{id}"))
+        .json(&json!({ "PermissionsCreate": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let soql = format!(
+        "SELECT Id, PermissionsRead, PermissionsCreate FROM ObjectPermissions WHERE ParentId = '{set}' AND SobjectType = 'Order_Event__e'"
+    );
+    let rows: Value =
+        call(reqwest::Method::GET, "/query").query(&[("q", soql)]).send().await.unwrap().json().await.unwrap();
+    assert_eq!(rows["records"][0]["PermissionsCreate"], true);
+    let unknown = json!({ "ParentId": set, "SobjectType": "Nothing__e", "PermissionsRead": true });
+    let res = call(reqwest::Method::POST, "/sobjects/ObjectPermissions").json(&unknown).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+}

@@ -127,7 +127,11 @@ pub struct Setup {
 
 /// The bridge with no app yet, beside both simulators.
 pub async fn fresh(db: TestDb, settings: &[(&str, &str)]) -> Setup {
-    let vendors = Vendors::start(SalesforceConfig::default()).await;
+    fresh_with_org(db, settings, SalesforceConfig::default()).await
+}
+
+pub async fn fresh_with_org(db: TestDb, settings: &[(&str, &str)], org: SalesforceConfig) -> Setup {
+    let vendors = Vendors::start(org).await;
     let app = TestApp::spawn_with(db.settings_with(settings), byoc_bridge::worker::Handlers::default()).await;
     Setup { vendors, app, _db: db }
 }
@@ -186,7 +190,8 @@ impl Setup {
 }
 
 async fn the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_green(db: TestDb) {
-    let setup = fresh(db, &[]).await;
+    let org = SalesforceConfig { platform_event_deployed: false, ..SalesforceConfig::default() };
+    let setup = fresh_with_org(db, &[], org).await;
     let mut admin = setup.bootstrap().await;
 
     // 1. The connection: key pair, certificate, live check, setup records.
@@ -194,8 +199,27 @@ async fn the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_
     assert_eq!(page.status, 200, "{}", page.html);
     assert!(page.html.contains("ConversationVendorInfo Partner1_WhatsApp_Vendor"), "{}", page.html);
     assert!(page.html.contains("ConversationChannelDefinition Partner1_WhatsApp"), "{}", page.html);
+    // The org had no platform event: the wizard made it, its fields, and sfdc_scrt2's access.
+    assert!(page.html.contains("CustomObject WhatsApp_Event__e ("), "{}", page.html);
+    let event = setup.vendors.sf.custom_objects()["WhatsApp_Event__e"].clone();
+    assert_eq!(event, ["EventType__c", "Payload__c"]);
+    let grants = setup.vendors.sf.object_permissions();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(
+        (&grants[0]["SobjectType"], &grants[0]["PermissionsRead"], &grants[0]["PermissionsCreate"]),
+        (&serde_json::json!("WhatsApp_Event__e"), &serde_json::json!(true), &serde_json::json!(true))
+    );
     let records = setup.vendors.sf.tooling_records();
-    assert_eq!(records.len(), 2);
+    let created: Vec<&str> = records.iter().map(|r| r.sobject.as_str()).collect();
+    assert_eq!(
+        created,
+        ["CustomObject", "CustomField", "CustomField", "ConversationVendorInfo", "ConversationChannelDefinition"]
+    );
+    let event_record = &records[0].metadata;
+    assert_eq!(
+        (&event_record["eventType"], &event_record["deploymentStatus"]),
+        (&serde_json::json!("HighVolume"), &serde_json::json!("Deployed"))
+    );
     let ccd = records.iter().find(|r| r.sobject == "ConversationChannelDefinition").unwrap();
     assert_eq!(ccd.metadata["routingOwner"], "Salesforce");
     assert_eq!(ccd.metadata["customEventPayloadField"], "WhatsApp_Event__e.Payload__c");
@@ -204,7 +228,9 @@ async fn the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_
     let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
     let again = admin.submit("/setup/connection", "/setup/connection", &form).await;
     assert!(again.html.contains("found"), "{}", again.html);
-    assert_eq!(setup.vendors.sf.tooling_records().len(), 2);
+    assert!(!again.html.contains("created"), "{}", again.html);
+    assert_eq!(setup.vendors.sf.tooling_records().len(), 5);
+    assert_eq!(setup.vendors.sf.object_permissions().len(), 1);
     assert!(!again.html.contains("BEGIN"), "no key material on the page");
 
     // 2. The application: the channel is picked from the org's channels.

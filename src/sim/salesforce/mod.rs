@@ -8,6 +8,7 @@ mod interaction;
 mod oauth;
 mod page;
 mod rest;
+pub mod schema;
 mod signin;
 
 use std::collections::HashMap;
@@ -143,6 +144,10 @@ pub(crate) struct State {
     /// Files agents sent, by the token in their URL: (MIME type, bytes).
     pub files: HashMap<String, (String, Vec<u8>)>,
     pub tooling: Vec<ToolingRecord>,
+    /// Custom objects and platform events with their custom fields (`Payload__c`, …).
+    pub custom_objects: HashMap<String, Vec<String>>,
+    /// `ObjectPermissions` rows of the org's permission sets.
+    pub object_permissions: Vec<Value>,
     pub apps: HashMap<String, ConnectedApp>,
     pub users: Vec<User>,
     pub channels: Vec<Channel>,
@@ -176,6 +181,9 @@ pub struct SalesforceConfig {
     /// Whether the org lets this channel use `POST /conversationHistory` (Salesforce
     /// reserves it for BYOC for CCaaS; a BYOC for Messaging org answers 10057).
     pub history_api: bool,
+    /// Whether the org already has the platform event and its two fields (an admin made
+    /// them); otherwise the setup wizard creates them.
+    pub platform_event_deployed: bool,
 }
 
 impl Default for SalesforceConfig {
@@ -190,6 +198,7 @@ impl Default for SalesforceConfig {
             pubsub: PubSubSimConfig::default(),
             session_status_on_event: true,
             history_api: false,
+            platform_event_deployed: true,
         }
     }
 }
@@ -221,6 +230,10 @@ impl SalesforceSim {
         };
         // Both topics exist from the start: the org's custom event and the CDC channel.
         let c = &sim.config;
+        if c.platform_event_deployed {
+            let fields = vec![c.event_type_field.clone(), c.payload_field.clone()];
+            sim.state().custom_objects.insert(c.platform_event.clone(), fields);
+        }
         if let Err(e) = sim.pubsub.register_platform_event(&c.platform_event, &c.event_type_field, &c.payload_field) {
             tracing::error!(error = %e, "simulator: cannot register the platform event topic");
         }
@@ -336,6 +349,16 @@ impl SalesforceSim {
         self.state().tooling.clone()
     }
 
+    /// The org's custom objects and platform events, with their custom fields.
+    pub fn custom_objects(&self) -> HashMap<String, Vec<String>> {
+        self.state().custom_objects.clone()
+    }
+
+    /// `ObjectPermissions` rows (`ParentId`, `SobjectType`, `PermissionsRead`, `PermissionsCreate`).
+    pub fn object_permissions(&self) -> Vec<Value> {
+        self.state().object_permissions.clone()
+    }
+
     pub fn request_log(&self) -> Vec<LoggedRequest> {
         self.state().log.clone()
     }
@@ -353,6 +376,7 @@ impl SalesforceSim {
             .configure(oauth::configure)
             .configure(signin::configure)
             .configure(rest::configure)
+            .configure(schema::configure)
             .configure(interaction::configure)
             .route("/__sim/state", web::get().to(inspect))
             .route("/__sim/files/{token}", web::get().to(file))

@@ -14,13 +14,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/services/data/{version}/tooling/sobjects/{sobject}", web::post().to(tooling_create));
 }
 
-fn rest_error(status: u16, code: &str, message: &str) -> HttpResponse {
+pub(crate) fn rest_error(status: u16, code: &str, message: &str) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
     HttpResponse::build(status).json(json!([{ "message": message, "errorCode": code, "fields": [] }]))
 }
 
 /// A valid bearer token with the `api` scope.
-fn authorize(sim: &SalesforceSim, req: &HttpRequest) -> Result<(), HttpResponse> {
+pub(crate) fn authorize(sim: &SalesforceSim, req: &HttpRequest) -> Result<(), HttpResponse> {
     let token = super::bearer(req);
     let state = sim.state();
     match state.tokens.get(token) {
@@ -165,6 +165,8 @@ async fn query(sim: web::Data<SalesforceSim>, req: HttpRequest, soql: web::Query
                                            "PermissionsCustomizeApplication": u.profile == "System Administrator" } })
             })
             .collect(),
+        "PermissionSet" => super::schema::permission_sets(),
+        "ObjectPermissions" => sim.state().object_permissions.clone(),
         other => return rest_error(400, "INVALID_TYPE", &format!("sObject type '{other}' is not supported.")),
     };
     let records: Vec<Value> = rows
@@ -185,7 +187,16 @@ async fn tooling_create(
         return r;
     }
     let (_, sobject) = sobject.into_inner();
+    let full_name = body.get("FullName").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let metadata = body.get("Metadata").cloned().unwrap_or(Value::Null);
     let (prefix, required): (&str, &[&str]) = match sobject.as_str() {
+        "CustomObject" | "CustomField" => {
+            if let Err(refused) = super::schema::create_custom(&sim, &sobject, &full_name, &metadata) {
+                return refused;
+            }
+            let prefix = if sobject == "CustomObject" { "01I" } else { "00N" };
+            return created(&sim, prefix, sobject, full_name, metadata);
+        }
         "ConversationVendorInfo" => ("0m8", &["developerName", "masterLabel", "vendorType"]),
         "ConversationChannelDefinition" => (
             "11v",
@@ -193,8 +204,6 @@ async fn tooling_create(
         ),
         other => return rest_error(404, "NOT_FOUND", &format!("The requested resource does not exist: {other}")),
     };
-    let full_name = body.get("FullName").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let metadata = body.get("Metadata").cloned().unwrap_or(Value::Null);
     let missing: Vec<&str> = required
         .iter()
         .copied()
@@ -216,15 +225,31 @@ async fn tooling_create(
                 );
             }
         }
+        // The event and both fields must exist: `Event__e` and `Event__e.Field__c`.
+        let text = |f: &str| metadata.get(f).and_then(Value::as_str).unwrap_or_default();
+        let event = text("customPlatformEvent");
+        let field_of = |f: &str| text(f).strip_prefix(&format!("{event}.")).unwrap_or_default().to_owned();
+        let fields = [field_of("customEventTypeField"), field_of("customEventPayloadField")];
+        if !super::schema::has_fields(&sim, event, &[fields[0].as_str(), fields[1].as_str()]) {
+            return rest_error(
+                400,
+                "FIELD_INTEGRITY_EXCEPTION",
+                &format!("customPlatformEvent: {event} is not a platform event with the fields named"),
+            );
+        }
     }
-    let mut state = sim.state();
-    if state.tooling.iter().any(|r| r.sobject == sobject && r.full_name == full_name) {
+    if sim.state().tooling.iter().any(|r| r.sobject == sobject && r.full_name == full_name) {
         return rest_error(
             400,
             "DUPLICATE_VALUE",
             &format!("duplicate value found: DeveloperName duplicates value on record with id: {full_name}"),
         );
     }
+    created(&sim, prefix, sobject, full_name, metadata)
+}
+
+fn created(sim: &SalesforceSim, prefix: &str, sobject: String, full_name: String, metadata: Value) -> HttpResponse {
+    let mut state = sim.state();
     let id = salesforce_id(prefix, state.tooling.len() + 1);
     state.tooling.push(ToolingRecord { id: id.clone(), sobject, full_name, metadata });
     HttpResponse::Created().json(json!({ "id": id, "success": true, "errors": [], "warnings": [], "infos": [] }))

@@ -17,7 +17,7 @@ use crate::error::AppError;
 use crate::provisioning::{self as prov, AppSpec, CTX_PRIVATE_KEY};
 use crate::salesforce::auth::{AuthError, Credentials, explain, fetch_token};
 use crate::salesforce::certificate;
-use crate::salesforce::setup::{SetupError, ensure_channel_records};
+use crate::salesforce::setup::{SetupError, StepError, ensure_channel_records};
 use crate::web::AppState;
 
 const DEFAULT_DEFINITION: &str = "BYOC_WhatsApp";
@@ -215,23 +215,23 @@ pub async fn save(
                 let list: Vec<String> = records
                     .iter()
                     .map(|r| {
-                        format!(
-                            "{} {} ({}, {})",
-                            r.sobject,
-                            r.developer_name,
-                            r.id,
-                            if r.created { "created" } else { "found" }
-                        )
+                        let outcome = if r.created { "created" } else { "found" };
+                        match r.id.as_str() {
+                            "" => format!("{} {} ({outcome})", r.sobject, r.developer_name),
+                            id => format!("{} {} ({id}, {outcome})", r.sobject, r.developer_name),
+                        }
                     })
                     .collect();
                 notice = Some(format!("Connected. {}.", list.join("; ")));
             }
-            Err(e @ SetupError::MissingScope) => return refuse(sections, format!("Nothing was saved: {e}.")),
-            Err(e) => {
-                sections.iter_mut().for_each(|s| {
-                    s.mark("authorization_context", &e.to_string());
-                });
+            Err(StepError { error: e @ SetupError::MissingScope, .. }) => {
                 return refuse(sections, format!("Nothing was saved: {e}."));
+            }
+            Err(StepError { field, error }) => {
+                sections.iter_mut().for_each(|s| {
+                    s.mark(field, &error.to_string());
+                });
+                return refuse(sections, format!("Nothing was saved: {error}."));
             }
         }
     }
