@@ -30,6 +30,13 @@ pub struct InfobipAccount {
     pub api_key: SecretString,
 }
 
+impl InfobipAccount {
+    /// A stored account with its API key decrypted.
+    pub fn open(cipher: &Cipher, row: rows::InfobipAccountRow) -> Result<Self, crate::crypto::CryptoError> {
+        Ok(Self { api_key: cipher.decrypt(CTX_API_KEY, &row.api_key_enc)?, id: row.id, base_url: row.base_url })
+    }
+}
+
 /// An active app, ready to use.
 #[derive(Debug, Clone)]
 pub struct ActiveApp {
@@ -183,10 +190,8 @@ fn build(conn: &mut crate::db::DbConn, cipher: &Cipher, row: &rows::AppRow) -> a
     };
     let accounts = rows::accounts(conn, &row.id)?
         .into_iter()
-        .map(|a| {
-            Ok(InfobipAccount { api_key: cipher.decrypt(CTX_API_KEY, &a.api_key_enc)?, id: a.id, base_url: a.base_url })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|a| InfobipAccount::open(cipher, a))
+        .collect::<Result<Vec<_>, _>>()?;
     let senders = rows::senders(conn, &row.id)?.into_iter().map(|s| (s.number, s.infobip_account_id)).collect();
     Ok(ActiveApp {
         id: row.id.clone(),

@@ -8,10 +8,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::client::describe_error;
 use super::templates::Template;
+use crate::directory::InfobipAccount;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ListError {
@@ -32,21 +34,14 @@ pub struct TemplateCatalog {
     lists: Arc<Mutex<Lists>>,
 }
 
-/// Where and as whom to ask Infobip: one of the app's accounts.
-pub struct AccountAccess<'a> {
-    pub account_id: &'a str,
-    pub base_url: &'a str,
-    pub api_key: &'a str,
-}
-
 impl TemplateCatalog {
     pub fn new(http: reqwest::Client, keep_for: Duration) -> Self {
         Self { http, keep_for, lists: Arc::default() }
     }
 
     /// The sender's `APPROVED` templates, from the cache while it is fresh.
-    pub async fn approved(&self, account: &AccountAccess<'_>, sender: &str) -> Result<Arc<Vec<Template>>, ListError> {
-        let key = (account.account_id.to_owned(), sender.to_owned());
+    pub async fn approved(&self, account: &InfobipAccount, sender: &str) -> Result<Arc<Vec<Template>>, ListError> {
+        let key = (account.id.clone(), sender.to_owned());
         if let Some((fetched, list)) = self.lists().get(&key) {
             if fetched.elapsed() < self.keep_for {
                 return Ok(list.clone());
@@ -65,11 +60,11 @@ impl TemplateCatalog {
         self.lists.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn fetch(&self, account: &AccountAccess<'_>, sender: &str) -> Result<Vec<Template>, ListError> {
+    async fn fetch(&self, account: &InfobipAccount, sender: &str) -> Result<Vec<Template>, ListError> {
         let response = self
             .http
             .get(format!("{}/whatsapp/2/senders/{sender}/templates", account.base_url.trim_end_matches('/')))
-            .header("Authorization", format!("App {}", account.api_key))
+            .header("Authorization", format!("App {}", account.api_key.expose_secret()))
             .send()
             .await
             .map_err(|e| ListError::Unreachable(e.to_string()))?;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -16,11 +15,10 @@ use super::{check_csrf, frame_ancestors, render};
 use crate::db::apps::{self as rows, AppRow};
 use crate::db::conversations::{self, NewMessage};
 use crate::db::web::Session;
+use crate::directory::InfobipAccount;
 use crate::error::AppError;
-use crate::infobip::catalog::AccountAccess;
 use crate::infobip::client::InfobipClient;
 use crate::infobip::templates::{Button, Header, Inputs, Preview, Template as WaTemplate, preview, template_data};
-use crate::provisioning::CTX_API_KEY;
 use crate::web::AppState;
 
 /// WhatsApp's customer-service window.
@@ -164,8 +162,8 @@ fn inputs_for(t: &WaTemplate, given: &Inputs, problems: &[(String, String)]) -> 
     (inputs, fixed)
 }
 
-/// The sender's approved templates, or why they cannot be listed, in plain words.
-async fn templates(state: &AppState, app: &AppRow, sender: &str) -> Result<Arc<Vec<WaTemplate>>, String> {
+/// The Infobip account a sender of the app belongs to, or why there is none, in plain words.
+async fn sender_account(state: &AppState, app: &AppRow, sender: &str) -> Result<InfobipAccount, String> {
     let (app_id, number) = (app.id.clone(), sender.to_owned());
     let account = state
         .db
@@ -176,9 +174,13 @@ async fn templates(state: &AppState, app: &AppRow, sender: &str) -> Result<Arc<V
         .await
         .map_err(|e| e.to_string())?
         .ok_or("This number is not a sender of the app.")?;
-    let key = state.cipher.decrypt(CTX_API_KEY, &account.api_key_enc).map_err(|e| e.to_string())?;
-    let access = AccountAccess { account_id: &account.id, base_url: &account.base_url, api_key: key.expose_secret() };
-    state.templates.approved(&access, sender).await.map_err(|e| e.to_string())
+    InfobipAccount::open(&state.cipher, account).map_err(|e| e.to_string())
+}
+
+/// The sender's approved templates, or why they cannot be listed, in plain words.
+async fn templates(state: &AppState, app: &AppRow, sender: &str) -> Result<Arc<Vec<WaTemplate>>, String> {
+    let account = sender_account(state, app, sender).await?;
+    state.templates.approved(&account, sender).await.map_err(|e| e.to_string())
 }
 
 struct Outcome {
@@ -368,8 +370,14 @@ pub async fn send(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
     let to = crate::handover::whatsapp_id("to", &field("to"));
     outcome.recipient = Some(field("to"));
     let sender = field("sender");
-    let chosen = match templates(&state, &app, &sender).await {
-        Ok(all) => all.iter().find(|t| t.key() == field("template")).cloned(),
+    let listed = async {
+        let account = sender_account(&state, &app, &sender).await?;
+        let all = state.templates.approved(&account, &sender).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((account, all))
+    }
+    .await;
+    let (account, chosen) = match listed {
+        Ok((account, all)) => (account, all.iter().find(|t| t.key() == field("template")).cloned()),
         Err(why) => {
             outcome.problem = Some(why);
             return show(&state, &session, &app, &query, outcome, StatusCode::BAD_GATEWAY).await;
@@ -405,16 +413,14 @@ pub async fn send(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
         "panel": { "sentBy": session.user_name, "userId": session.user_id, "messagingSessionId": field("id") }
     });
     // Recorded before the call: a form sent twice (a double click, a reload) is sent once.
-    let (app_id, number, record, id_for_row) = (app.id.clone(), sender.clone(), stored.to_string(), send_id.clone());
+    let (app_id, record, id_for_row) = (app.id.clone(), stored.to_string(), send_id.clone());
     let (recipient, from) = (to.clone(), sender.clone());
     let inserted = state
         .db
         .write(move |c| {
             let now = crate::db::now();
             let conversation = conversations::upsert(c, &app_id, &recipient, &from, now)?;
-            let account =
-                rows::senders(c, &app_id)?.into_iter().find(|s| s.number == number).map(|s| s.infobip_account_id);
-            let id = conversations::insert_message(
+            conversations::insert_message(
                 c,
                 &NewMessage {
                     app_id: &app_id,
@@ -428,21 +434,14 @@ pub async fn send(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
                     sf_entry_id: None,
                 },
                 now,
-            )?;
-            let account = match account {
-                Some(a) => rows::accounts(c, &app_id)?.into_iter().find(|x| x.id == a),
-                None => None,
-            };
-            Ok((id, account))
+            )
         })
         .await?;
-    let (Some(message_row), Some(account)) = inserted else {
+    let Some(message_row) = inserted else {
         outcome.notice = Some("This form was already sent.".into());
         outcome.given = Inputs::new();
         return show(&state, &session, &app, &query, outcome, StatusCode::OK).await;
     };
-    let key = state.cipher.decrypt(CTX_API_KEY, &account.api_key_enc).map_err(|e| AppError::Internal(e.into()))?;
-    let account = crate::directory::InfobipAccount { id: account.id, base_url: account.base_url, api_key: key };
     state.limiter.acquire(&sender).await;
     let result =
         InfobipClient::new(state.http.clone()).send(&account, "template", &json!({ "messages": [message] })).await;
