@@ -39,12 +39,12 @@ pub struct BadRequest {
     pub problem: String,
 }
 
-fn bad(field: &'static str, problem: impl Into<String>) -> BadRequest {
+pub(crate) fn bad(field: &'static str, problem: impl Into<String>) -> BadRequest {
     BadRequest { field, problem: problem.into() }
 }
 
 /// A string field; chatbots often send numbers unquoted, so those are taken as text too.
-fn string_field(body: &Value, field: &'static str) -> Result<Option<String>, BadRequest> {
+pub(crate) fn string_field(body: &Value, field: &'static str) -> Result<Option<String>, BadRequest> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),

@@ -152,7 +152,7 @@ impl Template {
 pub type Inputs = BTreeMap<String, String>;
 
 /// A value WhatsApp accepts in a placeholder: no line breaks or tabs, no long runs of spaces.
-fn single_line(value: &str) -> Result<(), String> {
+pub fn single_line(value: &str) -> Result<(), String> {
     if value.contains(['\n', '\r', '\t']) || value.contains("     ") {
         Err("must be one line, without tabs or more than 4 spaces in a row".into())
     } else {

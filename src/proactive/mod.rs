@@ -15,7 +15,8 @@ use crate::db::handovers::{self, Proactive};
 use crate::db::jobs::{self, NewJob};
 use crate::db::{DbConn, DbError, conversations};
 use crate::directory::ActiveApp;
-use crate::handover::{BadRequest, business_number, routing_attributes, whatsapp_id};
+use crate::handover::{BadRequest, bad, business_number, routing_attributes, string_field, whatsapp_id};
+use crate::infobip::templates::{MAX_PAYLOAD, single_line};
 
 pub const START_JOB: &str = "start_proactive";
 
@@ -31,10 +32,6 @@ pub struct ProactiveRequest {
     pub template: Option<Value>,
 }
 
-fn bad(field: &'static str, problem: impl Into<String>) -> BadRequest {
-    BadRequest { field, problem: problem.into() }
-}
-
 /// A template value WhatsApp accepts: not empty, no line breaks or tabs, no long runs of spaces.
 fn placeholder(field: &'static str, value: &Value) -> Result<String, BadRequest> {
     let text = match value {
@@ -45,9 +42,7 @@ fn placeholder(field: &'static str, value: &Value) -> Result<String, BadRequest>
     if text.trim().is_empty() {
         return Err(bad(field, "values must not be empty"));
     }
-    if text.contains(['\n', '\t']) || text.contains("     ") {
-        return Err(bad(field, "values must not contain line breaks, tabs or more than 4 spaces in a row"));
-    }
+    single_line(&text).map_err(|problem| bad(field, format!("values {problem}")))?;
     Ok(text)
 }
 
@@ -83,8 +78,11 @@ fn template(value: &Value) -> Result<Value, BadRequest> {
         let list = buttons.as_array().ok_or_else(|| bad("template.buttons", "must be a list"))?;
         for b in list {
             let parameter = b.get("parameter").and_then(Value::as_str).unwrap_or_default();
-            if b.get("type").and_then(Value::as_str) == Some("QUICK_REPLY") && parameter.chars().count() > 128 {
-                return Err(bad("template.buttons", "a quick reply payload has at most 128 characters"));
+            if b.get("type").and_then(Value::as_str) == Some("QUICK_REPLY") && parameter.chars().count() > MAX_PAYLOAD {
+                return Err(bad(
+                    "template.buttons",
+                    format!("a quick reply payload has at most {MAX_PAYLOAD} characters"),
+                ));
             }
         }
         data["buttons"] = buttons.clone();
@@ -98,20 +96,10 @@ impl ProactiveRequest {
         if !body.is_object() {
             return Err(bad("body", "must be a JSON object"));
         }
-        let to = match body.get("to") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            None | Some(Value::Null) => return Err(bad("to", "is required")),
-            Some(_) => return Err(bad("to", "must be a string")),
-        };
-        let given_sender = match body.get("businessNumber") {
-            Some(Value::String(s)) => Some(s.clone()),
-            None | Some(Value::Null) => None,
-            Some(_) => return Err(bad("businessNumber", "must be a string")),
-        };
+        let to = string_field(&body, "to")?.ok_or_else(|| bad("to", "is required"))?;
         Ok(Self {
             end_user: whatsapp_id("to", &to)?,
-            business_number: business_number(app, given_sender)?,
+            business_number: business_number(app, string_field(&body, "businessNumber")?)?,
             routing_attributes: routing_attributes(&body)?,
             template: body.get("template").filter(|t| !t.is_null()).map(template).transpose()?,
         })
