@@ -8,14 +8,14 @@
 //! stored per message, so a retry continues where the last attempt stopped, and the job
 //! hands its lease back every few seconds (`JobFailure::Resume`) on long transcripts.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::TRANSCRIPT_KIND_PREFIX;
 use super::transcript::{self, Turn};
-use super::{TRANSCRIPT_KIND_PREFIX, view};
 use crate::db::conversations::{self, Conversation, Message, NewMessage};
 use crate::db::handovers::{self, Handover, transcript_message_id};
 use crate::db::jobs::Job;
@@ -111,26 +111,16 @@ impl Importer {
             handover = self.store(handover, &turns, method).await?;
             tracing::info!(app.id = %app.id, handover.id = %handover.id, messages = turns.len(), method, "transcript fetched");
         }
+        // Read once per run (and again after a switch of method); each step below records
+        // its own progress, so a retry reads what is still pending.
+        let mut pending = self.pending(&handover).await?;
         let mut progressed = false;
-        loop {
-            let pending: Vec<Message> = {
-                let h = handover.clone();
-                self.db
-                    .run(move |c| handovers::transcript(c, &h))
-                    .await
-                    .map_err(db_failure)?
-                    .into_iter()
-                    .filter(|m| m.status != "delivered" && m.status != "skipped")
-                    .collect()
-            };
-            if pending.is_empty() {
-                return self.finish(&handover).await;
-            }
+        while !pending.is_empty() {
             if progressed && started.elapsed() >= self.slice {
                 return Err(JobFailure::Resume { progress: format!("{} transcript messages to go", pending.len()) });
             }
             if handover.method.as_deref() == Some("history") {
-                match self.post_history(app, &conversation, &pending).await {
+                match self.post_history(app, &conversation, pending.make_contiguous()).await {
                     Err(CallError::Refused { code: Some(code), .. })
                         if HISTORY_REFUSED_CODES.contains(&code) && app.transcript.import == "auto" =>
                     {
@@ -139,13 +129,17 @@ impl Importer {
                             refused.insert(app.id.clone());
                         }
                         handover = self.switch_to_entries(handover).await?;
+                        pending = self.pending(&handover).await?;
                     }
                     Err(e) => return Err(e.into()),
-                    Ok(()) => progressed = true,
+                    Ok(()) => {
+                        pending.drain(..pending.len().min(HISTORY_BATCH));
+                        progressed = true;
+                    }
                 }
             } else {
                 // Later entries land in the conversation the first one opened.
-                let first = pending.into_iter().next().ok_or_else(|| JobFailure::retry("transcript changed"))?;
+                let first = pending.pop_front().ok_or_else(|| JobFailure::retry("transcript changed"))?;
                 self.deliverer.deliver(app, first, &conversation, None).await?;
                 progressed = true;
                 if conversation.sf_conversation_id.is_none() {
@@ -159,6 +153,14 @@ impl Importer {
                 }
             }
         }
+        self.finish(&handover).await
+    }
+
+    /// The transcript messages not yet in Salesforce, in order.
+    async fn pending(&self, handover: &Handover) -> Result<VecDeque<Message>, JobFailure> {
+        let h = handover.clone();
+        let transcript = self.db.run(move |c| handovers::transcript(c, &h)).await.map_err(db_failure)?;
+        Ok(transcript.into_iter().filter(|m| m.status != "delivered" && m.status != "skipped").collect())
     }
 
     /// Every message of the Infobip conversation, page by page.
@@ -365,7 +367,7 @@ impl Importer {
 
     async fn finish(&self, handover: &Handover) -> Result<(), JobFailure> {
         let h = handover.clone();
-        let summary = self
+        let imported = self
             .db
             .write(move |c| {
                 let delivered = handovers::transcript(c, &h)?
@@ -374,12 +376,11 @@ impl Importer {
                     .count();
                 let delivered = i32::try_from(delivered).unwrap_or(i32::MAX);
                 handovers::set_progress(c, &h.id, "imported", h.method.as_deref(), h.transcript_messages, delivered)?;
-                let row = handovers::find(c, &h.id)?.ok_or(DbError::Query(diesel::result::Error::NotFound))?;
-                view(c, &row)
+                Ok(delivered)
             })
             .await
             .map_err(db_failure)?;
-        tracing::info!(handover.id = %handover.id, imported = %summary["importedMessages"], "transcript imported");
+        tracing::info!(handover.id = %handover.id, imported, "transcript imported");
         Ok(())
     }
 }
