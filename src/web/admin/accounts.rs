@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::wizard::{Admin, Field, Section, StepView, place_error, show, signed_in_admin};
+use super::wizard::{Field, Section, StepView, place_error, show, signed_in_admin};
 use crate::db::apps::{self as rows, AppRow, InfobipAccountRow, SenderRow};
 use crate::error::AppError;
 use crate::infobip::account::{KeyProblem, check_key, whatsapp_numbers};
@@ -55,10 +55,6 @@ fn account_sections(accounts: &[InfobipAccountRow], form: &AccountForm) -> Vec<S
     sections
 }
 
-fn need_app(admin: &Admin) -> Option<&AppRow> {
-    admin.app.as_ref()
-}
-
 #[derive(Debug, Default, Deserialize)]
 pub struct AccountForm {
     csrf: String,
@@ -72,7 +68,7 @@ pub struct AccountForm {
 #[get("/setup/infobip")]
 pub async fn show_accounts(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
-    let Some(app) = need_app(&admin) else { return Ok(super::to_step_one()) };
+    let Some(app) = admin.app.as_ref() else { return Ok(super::to_step_one()) };
     let (accounts, _) = load(&state, app).await?;
     let form = AccountForm { name: "main".into(), base_url: DEFAULT_BASE_URL.into(), ..AccountForm::default() };
     let view =
@@ -88,7 +84,7 @@ pub async fn save_account(
 ) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
-    let Some(app) = need_app(&admin).cloned() else { return Ok(super::to_step_one()) };
+    let Some(app) = admin.app.clone() else { return Ok(super::to_step_one()) };
     let form = form.into_inner();
     let (accounts, _) = load(&state, &app).await?;
     let mut sections = account_sections(&accounts, &form);
@@ -98,7 +94,7 @@ pub async fn save_account(
     };
     let base_url = form.base_url.trim().to_owned();
     if let Err(e) = prov::validate::service_url("base_url", &base_url) {
-        let problem = place_error(&mut sections, &e).unwrap_or_default();
+        let problem = place_error(&mut sections, &e);
         return refuse(sections, &problem);
     }
     if form.api_key.trim().is_empty() {
@@ -129,7 +125,7 @@ pub async fn save_account(
     match saved {
         Ok(outcome) => {
             state.directory.invalidate();
-            let app = need_app(&admin).cloned().ok_or_else(|| AppError::NotFound("app".into()))?;
+            let app = admin.app.clone().ok_or_else(|| AppError::NotFound("app".into()))?;
             let (accounts, _) = load(&state, &app).await?;
             let blank = AccountForm { base_url: DEFAULT_BASE_URL.into(), ..AccountForm::default() };
             let notice = Some(format!("Account {}: {outcome}. The key works.", form.name.trim()));
@@ -140,7 +136,7 @@ pub async fn save_account(
             )
         }
         Err(e) => {
-            let problem = place_error(&mut sections, &e).unwrap_or_default();
+            let problem = place_error(&mut sections, &e);
             refuse(sections, &problem)
         }
     }
@@ -154,7 +150,7 @@ pub async fn remove_account(
 ) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
-    let Some(app) = need_app(&admin).cloned() else { return Ok(super::to_step_one()) };
+    let Some(app) = admin.app.clone() else { return Ok(super::to_step_one()) };
     let (cipher, actor, name) = (state.cipher.clone(), admin.actor(), form.name.clone());
     state
         .db
@@ -214,7 +210,7 @@ fn sender_sections(
 #[get("/setup/senders")]
 pub async fn show_senders(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
-    let Some(app) = need_app(&admin) else { return Ok(super::to_step_one()) };
+    let Some(app) = admin.app.as_ref() else { return Ok(super::to_step_one()) };
     let (accounts, senders) = load(&state, app).await?;
     let listed = numbers(&state, &accounts).await;
     let view = StepView {
@@ -237,7 +233,7 @@ pub async fn save_senders(
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let csrf = pairs.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.clone()).unwrap_or_default();
     super::check_csrf(&admin.session, &csrf)?;
-    let Some(app) = need_app(&admin).cloned() else { return Ok(super::to_step_one()) };
+    let Some(app) = admin.app.clone() else { return Ok(super::to_step_one()) };
     let wanted: Vec<(String, String)> = pairs
         .iter()
         .filter(|(k, _)| k == "sender")

@@ -176,7 +176,7 @@ pub async fn save(
             show(&admin, view, StatusCode::OK)
         }
         Err(e) => {
-            let problem = place_error(&mut sections, &e);
+            let problem = Some(place_error(&mut sections, &e));
             show(&admin, StepView { current: "application", notice: None, problem, sections }, StatusCode::BAD_REQUEST)
         }
     }

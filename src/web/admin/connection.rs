@@ -176,7 +176,7 @@ pub async fn save(
     };
     // Validate the values first (the same rules as the command line), without saving.
     if let Err(e) = prov::validate_spec(&spec) {
-        let problem = place_error(&mut sections, &e).unwrap_or_default();
+        let problem = place_error(&mut sections, &e);
         return refuse(sections, problem);
     }
     let private_key = match admin.app.as_ref().and_then(|a| a.private_key_enc.clone()) {
@@ -262,7 +262,7 @@ pub async fn save(
             show(&admin, view, StatusCode::OK)
         }
         Err(e) => {
-            let problem = place_error(&mut sections, &e).unwrap_or_default();
+            let problem = place_error(&mut sections, &e);
             refuse(sections, problem)
         }
     }

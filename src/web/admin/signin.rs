@@ -12,14 +12,20 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use super::{SESSION_HOURS, hash, open_session, render, session_cookie};
+use crate::db::apps::AppRow;
 use crate::db::web::{self as rows, Grant};
-use crate::db::{Db, apps};
+use crate::db::{Db, DbConn, DbError, apps};
 use crate::error::AppError;
 use crate::salesforce::auth::AccessToken;
 use crate::web::AppState;
 
 const BOOTSTRAP_HOURS: i64 = 24;
 const SIGNIN_MINUTES: i64 = 10;
+
+/// Apps an admin can sign in to with Salesforce: their org and connected app are known.
+fn connected_apps(conn: &mut DbConn) -> Result<Vec<AppRow>, DbError> {
+    Ok(apps::list(conn)?.into_iter().filter(|a| a.org_id.is_some() && a.consumer_key.is_some()).collect())
+}
 
 /// Issues a one-time setup link while no app can be signed in to with Salesforce yet
 /// (none has an org, login host and consumer key). Replaces an unused earlier link.
@@ -35,8 +41,7 @@ pub async fn issue_bootstrap(db: &Db, base_url: &str) -> anyhow::Result<Option<S
     };
     let issued = db
         .write(move |c| {
-            let configured = apps::list(c)?.iter().any(|a| a.org_id.is_some() && a.consumer_key.is_some());
-            if configured {
+            if !connected_apps(c)?.is_empty() {
                 return Ok(false);
             }
             rows::delete_grants(c, "bootstrap")?;
@@ -77,10 +82,7 @@ pub async fn sign_in_page_to(
     message: &str,
     next: &str,
 ) -> Result<HttpResponse, AppError> {
-    let connected: Vec<_> = state
-        .db
-        .run(|c| Ok(apps::list(c)?.into_iter().filter(|a| a.org_id.is_some() && a.consumer_key.is_some()).collect()))
-        .await?;
+    let connected = state.db.run(connected_apps).await?;
     // The sign-in page shows inside the connected orgs' consoles too.
     let ancestors = super::frame_ancestors_of(connected.iter());
     let apps = connected.into_iter().map(|a| (a.name.clone(), a.name)).collect();
@@ -138,8 +140,7 @@ pub async fn start_sign_in(
     let app = state
         .db
         .run(move |c| {
-            let candidates: Vec<_> =
-                apps::list(c)?.into_iter().filter(|a| a.org_id.is_some() && a.consumer_key.is_some()).collect();
+            let candidates = connected_apps(c)?;
             Ok(match wanted {
                 Some(w) => candidates.into_iter().find(|a| a.name == w || a.id == w),
                 None => candidates.into_iter().next(),

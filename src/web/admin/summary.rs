@@ -200,7 +200,7 @@ pub async fn activate(
         Err(e) => {
             let app = admin.app.clone().ok_or_else(|| AppError::NotFound("app".into()))?;
             let mut sections = sections(&state, &app).await?;
-            let problem = place_error(&mut sections, &e);
+            let problem = Some(place_error(&mut sections, &e));
             show(&admin, StepView { current: "summary", notice: None, problem, sections }, StatusCode::BAD_REQUEST)
         }
     }

@@ -9,7 +9,7 @@ use super::{frame_ancestors, render};
 use crate::db::apps::AppRow;
 use crate::db::web::Session;
 use crate::error::AppError;
-use crate::provisioning::{Ctx, ProvisionError};
+use crate::provisioning::ProvisionError;
 use crate::web::AppState;
 
 pub const STEPS: &[(&str, &str)] = &[
@@ -25,7 +25,7 @@ pub const STEPS: &[(&str, &str)] = &[
 pub struct Field {
     pub name: &'static str,
     pub label: &'static str,
-    /// `text`, `url`, `password`, `textarea`, `select` or `checkbox`.
+    /// `text`, `url`, `password`, `textarea`, `file`, `select` or `checkbox`.
     pub kind: &'static str,
     pub value: String,
     pub required: bool,
@@ -110,10 +110,6 @@ impl Admin {
     pub fn actor(&self) -> String {
         format!("web:{}", self.session.user_name)
     }
-
-    pub fn ctx<'a>(&'a self, cipher: &'a crate::crypto::Cipher, actor: &'a str) -> Ctx<'a> {
-        Ctx { cipher, actor }
-    }
 }
 
 /// The signed-in admin, or the sign-in page to answer with.
@@ -177,14 +173,14 @@ pub fn show(admin: &Admin, view: StepView, status: StatusCode) -> Result<HttpRes
 }
 
 /// A provisioning refusal shown on its field, else as the page's problem.
-pub fn place_error(sections: &mut [Section], error: &ProvisionError) -> Option<String> {
+pub fn place_error(sections: &mut [Section], error: &ProvisionError) -> String {
     if let ProvisionError::Invalid { field, problem } = error {
         let message = format!("{problem}.");
         if sections.iter_mut().any(|s| s.mark(field, &message)) {
-            return Some("Nothing was saved: fix the marked field.".into());
+            return "Nothing was saved: fix the marked field.".into();
         }
     }
-    Some(format!("Nothing was saved: {error}"))
+    format!("Nothing was saved: {error}")
 }
 
 /// The entry point the Salesforce iframe loads (`/?id=<record id>`).
