@@ -352,17 +352,18 @@ pub struct Specs {
 }
 
 impl Specs {
-    /// Finds the specs: `BYOC_SPECS_DIR`, else `../shared/specs` beside the working
-    /// directory or beside the source tree.
+    /// Finds the specs: `BYOC_SPECS_DIR`, else `shared/specs` in the working directory's
+    /// or the source tree's parent directories (the repository sits beside `shared/`).
     pub fn discover() -> Option<PathBuf> {
         if let Ok(dir) = std::env::var("BYOC_SPECS_DIR") {
             return Some(PathBuf::from(dir));
         }
-        let candidates = [
-            std::env::current_dir().ok().map(|d| d.join("../shared/specs")),
-            Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/specs"))),
-        ];
-        candidates.into_iter().flatten().find(|d| d.join("infobip/whatsapp.json").is_file())
+        let starts = [std::env::current_dir().ok(), Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")))];
+        starts
+            .into_iter()
+            .flatten()
+            .flat_map(|start| start.ancestors().map(|a| a.join("shared/specs")).collect::<Vec<_>>())
+            .find(|d| d.join("infobip/whatsapp.json").is_file())
     }
 
     pub fn load(dir: &Path) -> Result<Self, ContractError> {

@@ -60,7 +60,7 @@ impl Browser {
                 }
             }
         };
-        let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts").join(test);
+        let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts").join(test);
         std::fs::create_dir_all(&artifacts).unwrap();
         Some(Self { client, driver, artifacts, shots: 0 })
     }
