@@ -16,7 +16,6 @@ pub mod outbound;
 pub mod proactive;
 pub mod provisioning;
 pub mod salesforce;
-pub mod sim;
 pub mod startup;
 pub mod telemetry;
 pub mod web;

@@ -2,7 +2,9 @@
 
 mod app;
 mod jobs;
+#[cfg(feature = "sim")]
 mod sandbox;
+#[cfg(feature = "sim")]
 mod sim;
 
 use std::process::ExitCode;
@@ -36,10 +38,24 @@ enum Command {
     /// Exit 0 if the local service answers `GET /healthz` (for container health checks).
     Healthcheck,
     /// Try the bridge: it starts between simulated Infobip and Salesforce, with one app.
+    #[cfg(feature = "sim")]
     Sandbox(sandbox::SandboxArgs),
     /// Run a vendor simulator (Salesforce or Infobip) as its own process.
+    #[cfg(feature = "sim")]
     #[command(subcommand)]
     Sim(sim::SimCommand),
+}
+
+impl Command {
+    /// The long-running commands, which log at the configured level.
+    fn is_service(&self) -> bool {
+        match self {
+            Command::Serve => true,
+            #[cfg(feature = "sim")]
+            Command::Sandbox(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// Parses arguments, loads configuration and runs the command. Exit code 2 for bad
@@ -53,7 +69,7 @@ pub fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
     // Command-line tools log only warnings, so their own output stays readable.
     let mut telemetry = settings.telemetry.clone();
-    if !matches!(command, Command::Serve | Command::Sandbox(_)) && std::env::var_os("RUST_LOG").is_none() {
+    if !command.is_service() && std::env::var_os("RUST_LOG").is_none() {
         telemetry.log_filter = "warn".into();
     }
     crate::telemetry::init(&telemetry, std::io::stderr);
@@ -107,7 +123,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck => healthcheck(&settings),
+        #[cfg(feature = "sim")]
         Command::Sim(cmd) => sim::run(cmd).await,
+        #[cfg(feature = "sim")]
         Command::Sandbox(args) => sandbox::run(args, settings).await,
         Command::App(cmd) => app::run(*cmd, &Services::open(&settings).await?).await,
         Command::Jobs(cmd) => jobs::run(cmd, &Services::open(&settings).await?).await,

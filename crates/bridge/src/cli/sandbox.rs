@@ -7,13 +7,14 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::infobip::signature::{Encoding, HmacAlgorithm};
 use crate::provisioning::{self as prov, AppSpec, Ctx};
-use crate::sim::infobip::webhooks::{WebhookAuth, WebhookSender};
-use crate::sim::infobip::{BRIDGE_SCOPES, InfobipConfig, InfobipSim};
-use crate::sim::salesforce::{ConnectedApp, SalesforceConfig, SalesforceSim};
+use byoc_sim::infobip::webhooks::{Encoding, HmacAlgorithm, WebhookAuth, WebhookSender};
+use byoc_sim::infobip::{InfobipConfig, InfobipSim};
+
+use crate::infobip::account::NEEDED_SCOPES;
 use crate::startup::{Application, Services};
 use crate::worker::Handlers;
+use byoc_sim::salesforce::{ConnectedApp, SalesforceConfig, SalesforceSim};
 
 const CONSUMER_KEY: &str = "3MVG9-sandbox";
 const USERNAME: &str = "integration@sandbox.example";
@@ -63,7 +64,7 @@ pub async fn run(args: SandboxArgs, mut settings: Settings) -> anyhow::Result<()
     let cancel = CancellationToken::new();
     let pubsub = sf.start_pubsub("127.0.0.1", 0, cancel.clone()).await?;
     let ib = InfobipSim::new(InfobipConfig::default());
-    ib.add_api_key(API_KEY, BRIDGE_SCOPES);
+    ib.add_api_key(API_KEY, NEEDED_SCOPES);
     ib.add_sender(SENDER);
     let ib_running = ib.start("127.0.0.1", args.infobip_port)?;
 

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::sim::infobip::{BRIDGE_SCOPES, InfobipConfig, InfobipSim};
-use crate::sim::salesforce::{ConnectedApp, SalesforceConfig, SalesforceSim};
+use byoc_sim::infobip::{InfobipConfig, InfobipSim};
+
+use crate::infobip::account::NEEDED_SCOPES;
+use byoc_sim::salesforce::{ConnectedApp, SalesforceConfig, SalesforceSim};
 
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
@@ -110,7 +112,7 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<()> {
                 sends_per_second_per_sender: a.rate_limit,
                 ..InfobipConfig::default()
             });
-            sim.add_api_key(&a.api_key, BRIDGE_SCOPES);
+            sim.add_api_key(&a.api_key, NEEDED_SCOPES);
             for sender in &a.senders {
                 sim.add_sender(sender);
             }

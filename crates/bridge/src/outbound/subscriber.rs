@@ -24,10 +24,10 @@ use crate::db::{Db, cursors};
 use crate::directory::{ActiveApp, Directory};
 use crate::metrics::Metrics;
 use crate::salesforce::auth::{AccessToken, TokenCache};
-use crate::salesforce::pubsub::avro;
-use crate::salesforce::pubsub::proto::pub_sub_client::PubSubClient;
-use crate::salesforce::pubsub::proto::{ConsumerEvent, FetchRequest, ReplayPreset, SchemaRequest, TopicRequest};
-use crate::salesforce::pubsub::{error_codes, metadata};
+use pubsub_wire::avro;
+use pubsub_wire::proto::pub_sub_client::PubSubClient;
+use pubsub_wire::proto::{ConsumerEvent, FetchRequest, ReplayPreset, SchemaRequest, TopicRequest};
+use pubsub_wire::{error_codes, metadata};
 
 /// Salesforce's public Pub/Sub endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://api.pubsub.salesforce.com:7443";

@@ -6,7 +6,6 @@ pub mod auth;
 pub mod certificate;
 pub mod interactions;
 pub mod platform_event;
-pub mod pubsub;
 pub mod setup;
 
 /// The three-character suffix that turns a 15-character (case-sensitive) Salesforce id into

@@ -1,11 +1,12 @@
 //! The whole bridge against both simulators, with one provisioned, active app.
 
-use byoc_bridge::infobip::signature::{Encoding, HmacAlgorithm, format_signature};
+use byoc_bridge::infobip::account::NEEDED_SCOPES as BRIDGE_SCOPES;
 use byoc_bridge::provisioning::{self as prov, AppSpec, Ctx};
-use byoc_bridge::sim::infobip::{BRIDGE_SCOPES, InfobipSim};
-use byoc_bridge::sim::salesforce::{ConnectedApp, SalesforceConfig, SalesforceSim};
-use byoc_bridge::sim::server::Running;
 use byoc_bridge::worker::StepReport;
+use byoc_sim::infobip::InfobipSim;
+use byoc_sim::infobip::webhooks::{Encoding, HmacAlgorithm, format_signature};
+use byoc_sim::salesforce::{ConnectedApp, SalesforceConfig, SalesforceSim};
+use byoc_sim::server::Running;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
@@ -74,7 +75,7 @@ impl Bridge {
 
     /// The end user writes first; returns the Salesforce conversation that opened.
     pub async fn open_conversation(&self, user: &str) -> String {
-        use byoc_bridge::sim::infobip::webhooks::{inbound_envelope, inbound_result};
+        use byoc_sim::infobip::webhooks::{inbound_envelope, inbound_result};
         let first = inbound_result(
             user,
             SENDER,

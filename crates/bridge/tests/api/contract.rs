@@ -1,7 +1,7 @@
 //! The vendor specification files themselves load and validate their own examples, so the
 //! simulators' contract checks stand on solid ground.
 
-use byoc_bridge::sim::contract::Specs;
+use byoc_sim::contract::Specs;
 use serde_json::json;
 
 pub fn specs() -> std::sync::Arc<Specs> {

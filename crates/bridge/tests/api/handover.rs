@@ -2,10 +2,10 @@
 //! next message; and proactive conversations started through the bridge's API.
 
 use byoc_bridge::provisioning as prov;
-use byoc_bridge::sim::faults::Fault;
-use byoc_bridge::sim::infobip::MediaFile;
-use byoc_bridge::sim::infobip::webhooks::{inbound_envelope, inbound_result};
-use byoc_bridge::sim::salesforce::{Entry, SalesforceConfig};
+use byoc_sim::faults::Fault;
+use byoc_sim::infobip::MediaFile;
+use byoc_sim::infobip::webhooks::{inbound_envelope, inbound_result};
+use byoc_sim::salesforce::{Entry, SalesforceConfig};
 use serde_json::{Value, json};
 
 use crate::bridge::{Bridge, SENDER};

@@ -2,8 +2,8 @@
 
 use byoc_bridge::db::conversations;
 use byoc_bridge::db::jobs;
-use byoc_bridge::sim::infobip::MediaFile;
-use byoc_bridge::sim::infobip::webhooks::{inbound_envelope, inbound_result};
+use byoc_sim::infobip::MediaFile;
+use byoc_sim::infobip::webhooks::{inbound_envelope, inbound_result};
 use serde_json::{Value, json};
 
 use crate::bridge::{Bridge, SENDER};
@@ -21,7 +21,7 @@ fn text(from: &str, id: &str, body: &str) -> Value {
 }
 
 /// What Salesforce shows for an entry: its text, or the attachment's type and size.
-fn shown(entry: &byoc_bridge::sim::salesforce::Entry) -> String {
+fn shown(entry: &byoc_sim::salesforce::Entry) -> String {
     if let Some(a) = &entry.attachment {
         return format!("[file {} {}] {}", a.mime_type, a.size, entry.payload["text"].as_str().unwrap_or_default());
     }
@@ -193,7 +193,7 @@ async fn a_permanent_refusal_becomes_a_dead_letter_that_can_be_retried(db: TestD
 }
 
 async fn a_thousand_messages_arrive_once_and_in_order_despite_faults_and_token_expiry(db: TestDb) {
-    use byoc_bridge::sim::faults::FaultRates;
+    use byoc_sim::faults::FaultRates;
     let bridge = Bridge::start_with(
         db,
         &[("BYOC__SALESFORCE__REQUEST_TIMEOUT_MS", "300"), ("BYOC__WORKER__MAX_ATTEMPTS", "100")],

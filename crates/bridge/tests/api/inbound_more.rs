@@ -3,10 +3,10 @@
 
 use byoc_bridge::db::conversations::{self, NewMessage};
 use byoc_bridge::db::schema::messages;
-use byoc_bridge::infobip::signature::{Encoding, HmacAlgorithm, format_signature};
 use byoc_bridge::provisioning::{self as prov, AppSpec, Ctx};
-use byoc_bridge::sim::infobip::webhooks::{delivery_report, inbound_envelope, inbound_result, seen_report};
-use byoc_bridge::sim::salesforce::agent::Choice;
+use byoc_sim::infobip::webhooks::{Encoding, HmacAlgorithm, format_signature};
+use byoc_sim::infobip::webhooks::{delivery_report, inbound_envelope, inbound_result, seen_report};
+use byoc_sim::salesforce::agent::Choice;
 use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};

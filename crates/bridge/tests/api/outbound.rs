@@ -1,6 +1,6 @@
 //! Outbound: agent entries from the Pub/Sub API to WhatsApp through Infobip.
 
-use byoc_bridge::sim::infobip::webhooks::{inbound_envelope, inbound_result};
+use byoc_sim::infobip::webhooks::{inbound_envelope, inbound_result};
 use serde_json::json;
 
 use crate::bridge::{Bridge, SENDER};
@@ -98,7 +98,7 @@ async fn replies_outside_the_24_hour_window_are_reported_to_the_agent(db: TestDb
 }
 
 async fn files_and_choices_become_media_and_interactive_messages(db: TestDb) {
-    use byoc_bridge::sim::salesforce::agent::Choice;
+    use byoc_sim::salesforce::agent::Choice;
     let bridge = Bridge::start(db).await;
     let user = "447700900800";
     let conversation = bridge.open_conversation(user).await;
@@ -237,9 +237,9 @@ async fn a_thousand_replies_arrive_once_and_in_order_through_breaks_and_a_restar
 }
 
 async fn an_expired_replay_position_resumes_from_the_earliest_event_and_counts_the_gap(db: TestDb) {
-    use byoc_bridge::sim::salesforce::SalesforceConfig;
+    use byoc_sim::salesforce::SalesforceConfig;
     let org = SalesforceConfig {
-        pubsub: byoc_bridge::sim::pubsub::PubSubSimConfig {
+        pubsub: byoc_sim::pubsub::PubSubSimConfig {
             retention: std::time::Duration::from_millis(2000),
             ..Default::default()
         },
@@ -287,7 +287,7 @@ async fn a_reply_infobip_refuses_is_reported_to_the_agent(db: TestDb) {
 }
 
 async fn a_reply_that_stays_unsendable_is_reported_when_retries_run_out(db: TestDb) {
-    use byoc_bridge::sim::faults::Fault;
+    use byoc_sim::faults::Fault;
     let bridge = Bridge::start_with(db, &[("BYOC__WORKER__MAX_ATTEMPTS", "3")]).await;
     let user = "447700901200";
     let conversation = bridge.open_conversation(user).await;
@@ -307,7 +307,7 @@ async fn a_reply_that_stays_unsendable_is_reported_when_retries_run_out(db: Test
 }
 
 async fn a_message_with_several_files_that_fails_part_way_sends_each_file_once(db: TestDb) {
-    use byoc_bridge::sim::faults::Fault;
+    use byoc_sim::faults::Fault;
     let bridge = Bridge::start(db).await;
     let user = "447700901300";
     let conversation = bridge.open_conversation(user).await;
@@ -360,7 +360,7 @@ async fn a_session_end_told_twice_sends_one_closing_message(db: TestDb) {
 }
 
 async fn a_session_end_known_only_from_change_data_capture_sends_the_closing_message(db: TestDb) {
-    use byoc_bridge::sim::salesforce::SalesforceConfig;
+    use byoc_sim::salesforce::SalesforceConfig;
     let org = SalesforceConfig { session_status_on_event: false, ..SalesforceConfig::default() };
     let bridge = Bridge::start_full(db, &[], org).await;
     let user = "447700901500";

@@ -2,8 +2,8 @@
 //! in with Salesforce, chooses a sender and a template, fills it and sends it; what is
 //! wrong is shown on its field and nothing is sent.
 
-use byoc_bridge::sim::infobip::webhooks::{delivery_report, inbound_envelope, inbound_result};
-use byoc_bridge::sim::salesforce::ConnectedApp;
+use byoc_sim::infobip::webhooks::{delivery_report, inbound_envelope, inbound_result};
+use byoc_sim::salesforce::ConnectedApp;
 use serde_json::{Value, json};
 
 use crate::bridge::{Bridge, CONSUMER_KEY, SENDER};
@@ -230,7 +230,7 @@ async fn wrong_values_and_infobip_errors_send_nothing_wrong(db: TestDb) {
     assert!(bridge.ib.sent().is_empty());
 
     // Infobip failing: the agent reads why, and the send is recorded as failed.
-    bridge.ib.faults.script("/whatsapp/1/message", byoc_bridge::sim::faults::Fault::ServerError);
+    bridge.ib.faults.script("/whatsapp/1/message", byoc_sim::faults::Fault::ServerError);
     let failed =
         send(&mut agent, &page, &[("header_text", "42"), ("body_1", "Ann"), ("body_2", "2"), ("button_1", "A")]).await;
     assert_eq!(failed.status, 502);
@@ -250,7 +250,7 @@ async fn a_template_list_infobip_refuses_is_explained_and_not_kept(db: TestDb) {
     let bridge = Bridge::start(db).await;
     let (mut agent, session) = agent_at_session(&bridge).await;
     let without_manage: Vec<&str> =
-        byoc_bridge::sim::infobip::BRIDGE_SCOPES.iter().copied().filter(|s| *s != "whatsapp:manage").collect();
+        byoc_bridge::infobip::account::NEEDED_SCOPES.iter().copied().filter(|s| *s != "whatsapp:manage").collect();
     bridge.ib.add_api_key(crate::bridge::API_KEY, &without_manage);
     let page = agent.get(&format!("/templates?id={session}&sender={SENDER}")).await;
     assert!(page.html.contains("lacks the whatsapp:manage scope"), "{}", page.html);
@@ -271,7 +271,7 @@ async fn a_template_list_infobip_refuses_is_explained_and_not_kept(db: TestDb) {
     assert!(bridge.ib.sent().is_empty());
 
     // Once the key has the scope, the next view lists the templates: the refusal was not kept.
-    bridge.ib.add_api_key(crate::bridge::API_KEY, byoc_bridge::sim::infobip::BRIDGE_SCOPES);
+    bridge.ib.add_api_key(crate::bridge::API_KEY, byoc_bridge::infobip::account::NEEDED_SCOPES);
     let page = agent.get(&format!("/templates?id={session}&sender={SENDER}")).await;
     assert!(page.html.contains("order_update"), "{}", page.html);
     assert!(!page.html.contains("lacks the whatsapp:manage scope"));

@@ -286,9 +286,9 @@ fn replica(test_db: &TestDb, env: &[(&str, String)]) -> Replica {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_bridge_processes_on_one_postgres_send_each_reply_once_and_fail_over() {
     use crate::bridge::{SENDER, Vendors};
-    use byoc_bridge::sim::infobip::webhooks::{inbound_envelope, inbound_result};
+    use byoc_sim::infobip::webhooks::{inbound_envelope, inbound_result};
     let Some(test_db) = TestDb::postgres("process::two_bridge_processes").await else { return };
-    let vendors = Vendors::start(byoc_bridge::sim::salesforce::SalesforceConfig::default()).await;
+    let vendors = Vendors::start(byoc_sim::salesforce::SalesforceConfig::default()).await;
     let master_key = byoc_bridge::crypto::MasterKey::generate().unwrap().to_base64();
     use secrecy::ExposeSecret;
     let key_env = ("BYOC__SECURITY__MASTER_KEY", master_key.expose_secret().to_owned());
@@ -311,11 +311,11 @@ async fn two_bridge_processes_on_one_postgres_send_each_reply_once_and_fail_over
         serde_json::json!({ "type": "TEXT", "text": "hi" }),
     )])
     .to_string();
-    let signature = byoc_bridge::infobip::signature::format_signature(
-        byoc_bridge::infobip::signature::HmacAlgorithm::HmacSha256,
+    let signature = byoc_sim::infobip::webhooks::format_signature(
+        byoc_sim::infobip::webhooks::HmacAlgorithm::HmacSha256,
         secret.as_bytes(),
         body.as_bytes(),
-        byoc_bridge::infobip::signature::Encoding::Hex,
+        byoc_sim::infobip::webhooks::Encoding::Hex,
         false,
     );
     let client = reqwest::Client::new();

@@ -3,11 +3,13 @@
 use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use byoc_bridge::infobip::signature::{Encoding, HmacAlgorithm, verify};
-use byoc_bridge::sim::faults::Fault;
-use byoc_bridge::sim::infobip::webhooks::{WebhookAuth, WebhookSender, inbound_envelope, inbound_result};
-use byoc_bridge::sim::infobip::{BRIDGE_SCOPES, InfobipSim, MediaFile};
-use byoc_bridge::sim::server::Running;
+use byoc_bridge::infobip::account::NEEDED_SCOPES as BRIDGE_SCOPES;
+use byoc_bridge::infobip::signature::{self, verify};
+use byoc_sim::faults::Fault;
+use byoc_sim::infobip::webhooks::{Encoding, HmacAlgorithm};
+use byoc_sim::infobip::webhooks::{WebhookAuth, WebhookSender, inbound_envelope, inbound_result};
+use byoc_sim::infobip::{InfobipSim, MediaFile};
+use byoc_sim::server::Running;
 use serde_json::{Value, json};
 
 pub const KEY: &str = "test-api-key";
@@ -265,7 +267,7 @@ async fn receiver(secret: &'static str, failures: usize) -> (Running, Arc<Mutex<
     let received: Arc<Mutex<Vec<(bool, Value)>>> = Arc::default();
     let log = received.clone();
     let counter = Arc::new(Mutex::new(0usize));
-    let (listener, port) = byoc_bridge::sim::server::bind("127.0.0.1", 0).unwrap();
+    let (listener, port) = byoc_sim::server::bind("127.0.0.1", 0).unwrap();
     let server = HttpServer::new(move || {
         let log = log.clone();
         let counter = counter.clone();
@@ -274,7 +276,7 @@ async fn receiver(secret: &'static str, failures: usize) -> (Running, Arc<Mutex<
             let counter = counter.clone();
             async move {
                 let signature = req.headers().get("X-Test-Signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
-                let valid = verify(HmacAlgorithm::HmacSha512, &[secret.as_bytes()], &body, signature);
+                let valid = verify(signature::HmacAlgorithm::HmacSha512, &[secret.as_bytes()], &body, signature);
                 log.lock().unwrap().push((valid, serde_json::from_slice(&body).unwrap_or(Value::Null)));
                 let mut n = counter.lock().unwrap();
                 *n += 1;
@@ -361,9 +363,9 @@ async fn webhook_sender_delivers_every_documented_inbound_type_and_report() {
         json!({ "type": "TEXT", "text": "hi" }),
     )]);
     specs.whatsapp.validate_webhook("receive-inbound-whatsapp-messages", &built).unwrap();
-    let dlr = byoc_bridge::sim::infobip::webhooks::delivery_report("m-1", "447700900001", true);
+    let dlr = byoc_sim::infobip::webhooks::delivery_report("m-1", "447700900001", true);
     specs.whatsapp.validate_webhook("receive-whatsapp-delivery-reports", &dlr).unwrap();
-    let seen = byoc_bridge::sim::infobip::webhooks::seen_report("m-1", "447700900001", SENDER);
+    let seen = byoc_sim::infobip::webhooks::seen_report("m-1", "447700900001", SENDER);
     specs.whatsapp.validate_webhook("receive-whatsapp-seen-reports", &seen).unwrap();
     let received = received.lock().unwrap().clone();
     assert_eq!(received.len(), sent);

@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use byoc_bridge::salesforce::pubsub::avro::{self, EventRecord};
-use byoc_bridge::salesforce::pubsub::error_codes;
-use byoc_bridge::salesforce::pubsub::proto::pub_sub_client::PubSubClient;
-use byoc_bridge::salesforce::pubsub::proto::{
+use byoc_sim::pubsub::avro::EventRecord;
+use byoc_sim::pubsub::{PubSubSim, PubSubSimConfig, static_credentials};
+use pubsub_wire::avro;
+use pubsub_wire::error_codes;
+use pubsub_wire::proto::pub_sub_client::PubSubClient;
+use pubsub_wire::proto::{
     FetchRequest, FetchResponse, ProducerEvent, PublishRequest, ReplayPreset, SchemaRequest, TopicRequest,
 };
-use byoc_bridge::sim::pubsub::{PubSubSim, PubSubSimConfig, static_credentials};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
@@ -31,7 +32,7 @@ struct Harness {
     sim: PubSubSim,
     client: PubSubClient<Channel>,
     cancel: CancellationToken,
-    server: JoinHandle<Result<(), byoc_bridge::sim::pubsub::SimError>>,
+    server: JoinHandle<Result<(), byoc_sim::pubsub::SimError>>,
 }
 
 async fn start(retention: Duration, keepalive_interval: Duration) -> Harness {
@@ -141,7 +142,13 @@ async fn schema_from_get_topic_and_get_schema_decodes_a_received_event() {
     let event = received.event.as_ref().unwrap();
     assert_eq!(event.schema_id, topic.schema_id);
     let decoded = avro::decode_with_schema_json(&schema.schema_json, &event.payload).unwrap();
-    assert_eq!(EventRecord::from_value(decoded).unwrap(), record(7));
+    // Read back with the bridge's decoder: what one side writes, the other reads.
+    let read = avro::EventRecord::from_value(decoded).unwrap();
+    let sent = record(7);
+    assert_eq!(
+        (read.created_date, &read.created_by_id, &read.fields),
+        (sent.created_date, &sent.created_by_id, &sent.fields)
+    );
     assert_eq!(batch.latest_replay_id, received.replay_id);
     assert_eq!(batch.pending_num_requested, 9);
 }

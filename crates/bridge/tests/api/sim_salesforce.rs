@@ -1,9 +1,9 @@
 //! Contract tests of the Salesforce simulator: it accepts what Salesforce accepts, answers
 //! in the documented shapes, and refuses the rest with Salesforce's own errors.
 
-use byoc_bridge::sim::faults::Fault;
-use byoc_bridge::sim::salesforce::{ConnectedApp, SalesforceConfig, SalesforceSim};
-use byoc_bridge::sim::server::Running;
+use byoc_sim::faults::Fault;
+use byoc_sim::salesforce::{ConnectedApp, SalesforceConfig, SalesforceSim};
+use byoc_sim::server::Running;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use byoc_bridge::salesforce::pubsub::avro;
-use byoc_bridge::salesforce::pubsub::proto::pub_sub_client::PubSubClient;
-use byoc_bridge::salesforce::pubsub::proto::{FetchRequest, ReplayPreset, SchemaRequest, TopicRequest};
-use byoc_bridge::sim::salesforce::agent::{CDC_TOPIC, Choice};
+use byoc_sim::salesforce::agent::{CDC_TOPIC, Choice};
+use pubsub_wire::avro;
+use pubsub_wire::proto::pub_sub_client::PubSubClient;
+use pubsub_wire::proto::{FetchRequest, ReplayPreset, SchemaRequest, TopicRequest};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;

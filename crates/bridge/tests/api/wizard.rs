@@ -1,8 +1,8 @@
 //! The setup wizard over HTTP, against the simulators: sign-in, CSRF, framing, every step,
 //! and each live check's refusal shown on its field with nothing saved.
 
-use byoc_bridge::sim::infobip::BRIDGE_SCOPES;
-use byoc_bridge::sim::salesforce::{ConnectedApp, SalesforceConfig};
+use byoc_bridge::infobip::account::NEEDED_SCOPES as BRIDGE_SCOPES;
+use byoc_sim::salesforce::{ConnectedApp, SalesforceConfig};
 use reqwest::redirect::Policy;
 
 use crate::bridge::{API_KEY, CHANNEL, CONSUMER_KEY, SENDER, USERNAME, Vendors};

@@ -2,7 +2,7 @@
 //! app with every health check green, a screenshot of each step, and the page framed only
 //! by the org's console.
 
-use byoc_bridge::sim::salesforce::ConnectedApp;
+use byoc_sim::salesforce::ConnectedApp;
 
 use crate::bridge::{API_KEY, CHANNEL, CONSUMER_KEY, CONTEXT, SENDER, USERNAME};
 use crate::browser::Browser;

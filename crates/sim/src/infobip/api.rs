@@ -61,7 +61,7 @@ fn authorize(sim: &InfobipSim, req: &HttpRequest, method: &str, spec_path: &str)
     Ok(())
 }
 
-fn spec_for<'a>(specs: &'a crate::sim::contract::Specs, path: &str) -> &'a crate::sim::contract::OpenApi {
+fn spec_for<'a>(specs: &'a crate::contract::Specs, path: &str) -> &'a crate::contract::OpenApi {
     if path.starts_with("/ccaas") {
         &specs.conversations
     } else if path.starts_with("/numbers") {
@@ -73,7 +73,7 @@ fn spec_for<'a>(specs: &'a crate::sim::contract::Specs, path: &str) -> &'a crate
     }
 }
 
-fn validation_errors(violations: &[crate::sim::contract::Violation]) -> Map<String, Value> {
+fn validation_errors(violations: &[crate::contract::Violation]) -> Map<String, Value> {
     let mut map = Map::new();
     for v in violations {
         let entry = map.entry(v.path.clone()).or_insert_with(|| Value::Array(Vec::new()));

@@ -7,9 +7,24 @@ use serde_json::{Value, json};
 
 use super::{Acknowledgement, Attachment, Conversation, Entry, LoggedRequest, SalesforceSim, SfError, salesforce_id};
 
-use crate::salesforce::interactions::{
-    MAX_ATTACHMENT_BYTES as MAX_ATTACHMENT, SUPPORTED_ATTACHMENT_TYPES as SUPPORTED_MIME,
-};
+/// One file per request, at most 25 MB (error 10008), of these types (reference
+/// `salesforce.md`, from the "File attachment" interaction type's documentation).
+const MAX_ATTACHMENT: usize = 25 * 1024 * 1024;
+const SUPPORTED_MIME: &[&str] = &[
+    "image/jpeg",
+    "image/gif",
+    "image/bmp",
+    "image/png",
+    "application/pdf",
+    "video/3gpp2",
+    "audio/3gpp2",
+    "video/3gpp",
+    "audio/3gpp",
+    "video/mpeg",
+    "audio/mpeg",
+    "video/mp4",
+    "audio/mp4",
+];
 
 const END_USER_MESSAGE_TYPES: &[&str] = &["StaticContentMessage", "ChoicesResponseMessage", "FormResponseMessage"];
 

@@ -5,7 +5,72 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::infobip::signature::{Encoding, HmacAlgorithm, format_signature};
+use hmac::{Hmac, Mac};
+
+/// The algorithms Infobip offers for subscription security (`HMAC_SHA_1` … `HMAC_SHA_512`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HmacAlgorithm {
+    HmacSha1,
+    HmacSha224,
+    HmacSha256,
+    HmacSha384,
+    HmacSha512,
+}
+
+impl HmacAlgorithm {
+    /// The `algo=` prefix some senders put before the signature (`sha256=…`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::HmacSha1 => "sha1",
+            Self::HmacSha224 => "sha224",
+            Self::HmacSha256 => "sha256",
+            Self::HmacSha384 => "sha384",
+            Self::HmacSha512 => "sha512",
+        }
+    }
+
+    /// The raw MAC of `body` under `secret` (RFC 2104).
+    pub fn sign(self, secret: &[u8], body: &[u8]) -> Vec<u8> {
+        fn mac<M: Mac + hmac::digest::KeyInit>(secret: &[u8], body: &[u8]) -> Vec<u8> {
+            // HMAC takes keys of any length, so this never fails.
+            let Ok(mut m) = <M as hmac::digest::KeyInit>::new_from_slice(secret) else { return Vec::new() };
+            m.update(body);
+            m.finalize().into_bytes().to_vec()
+        }
+        match self {
+            Self::HmacSha1 => mac::<Hmac<sha1::Sha1>>(secret, body),
+            Self::HmacSha224 => mac::<Hmac<sha2::Sha224>>(secret, body),
+            Self::HmacSha256 => mac::<Hmac<sha2::Sha256>>(secret, body),
+            Self::HmacSha384 => mac::<Hmac<sha2::Sha384>>(secret, body),
+            Self::HmacSha512 => mac::<Hmac<sha2::Sha512>>(secret, body),
+        }
+    }
+}
+
+/// How the signature is written into its header. Infobip does not document it, so the
+/// simulator can play each spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Hex,
+    Base64,
+}
+
+/// The header value a sender signing `body` writes.
+pub fn format_signature(
+    algorithm: HmacAlgorithm,
+    secret: &[u8],
+    body: &[u8],
+    encoding: Encoding,
+    with_prefix: bool,
+) -> String {
+    use base64::Engine;
+    let mac = algorithm.sign(secret, body);
+    let encoded = match encoding {
+        Encoding::Hex => hex::encode(mac),
+        Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(mac),
+    };
+    if with_prefix { format!("{}={encoded}", algorithm.prefix()) } else { encoded }
+}
 
 /// How the webhook sender authenticates its posts.
 #[derive(Debug, Clone)]
@@ -126,4 +191,17 @@ pub fn delivery_report(message_id: &str, to: &str, delivered: bool) -> Value {
 pub fn seen_report(message_id: &str, from: &str, to: &str) -> Value {
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string();
     json!({ "results": [{ "messageId": message_id, "from": from, "to": to, "sentAt": now, "seenAt": now }] })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_follow_rfc_4231() {
+        // RFC 4231 test case 2.
+        let mac = HmacAlgorithm::HmacSha256.sign(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(hex::encode(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert!(format_signature(HmacAlgorithm::HmacSha256, b"k", b"x", Encoding::Hex, true).starts_with("sha256="));
+    }
 }

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{Entry, SalesforceSim};
-use crate::salesforce::pubsub::avro::EventRecord;
-use crate::salesforce::pubsub::proto::ProducerEvent;
+use crate::pubsub::avro::{self, EventRecord};
+use pubsub_wire::proto::ProducerEvent;
 
 pub const CDC_TOPIC: &str = "/data/MessagingSessionChangeEvent";
 
@@ -254,8 +254,7 @@ impl SalesforceSim {
     fn publish_session_change(&self, session: &str, status: &str, at: i64) -> Result<(), AgentError> {
         use apache_avro::types::Value as A;
         let err = |e: String| AgentError::Publish(e);
-        let schema = crate::salesforce::pubsub::avro::parse_schema(&messaging_session_change_schema())
-            .map_err(|e| err(e.to_string()))?;
+        let schema = avro::parse_schema(&messaging_session_change_schema()).map_err(|e| err(e.to_string()))?;
         let strings = |items: &[&str]| A::Array(items.iter().map(|s| A::String((*s).to_owned())).collect());
         let header = A::Record(vec![
             ("entityName".into(), A::String("MessagingSession".into())),
@@ -276,7 +275,7 @@ impl SalesforceSim {
             ("Status".into(), A::Union(1, Box::new(A::String(status.to_owned())))),
             ("EndTime".into(), A::Union(1, Box::new(A::Long(at)))),
         ]);
-        let payload = crate::salesforce::pubsub::avro::encode_datum(&schema, record).map_err(|e| err(e.to_string()))?;
+        let payload = avro::encode_datum(&schema, record).map_err(|e| err(e.to_string()))?;
         let schema_id = self.pubsub.schema_id(CDC_TOPIC).unwrap_or_default();
         self.pubsub
             .publish_raw(

@@ -6,8 +6,8 @@ use tonic::Code;
 use tonic::metadata::MetadataMap;
 
 use super::status::status_with_code;
-use crate::salesforce::org_id_15;
-use crate::salesforce::pubsub::{error_codes, metadata};
+use super::wire::{error_codes, metadata};
+use crate::ids::id_15 as org_id_15;
 
 /// The credentials a call presented; an entry that is missing or not ASCII is empty.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

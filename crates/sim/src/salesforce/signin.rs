@@ -127,10 +127,7 @@ fn finish_login(
     let Some(user) = user else {
         return error_page("Please check your username and password.");
     };
-    let code = match crate::crypto::random_token() {
-        Ok(code) => code,
-        Err(_) => return error_page("error=server_error"),
-    };
+    let code = crate::ids::random_token();
     sim.state().codes.insert(
         code.clone(),
         PendingCode {

@@ -412,7 +412,7 @@ fn pubsub_validator(
     let state = state.clone();
     let base_url = base_url.clone();
     let org15 = config.org_id.clone();
-    let org18 = format!("{org15}{}", crate::salesforce::id_checksum(&org15));
+    let org18 = crate::ids::id_18(&org15);
     Arc::new(move |meta: &AuthMetadata| {
         let live = state
             .lock()
@@ -453,5 +453,5 @@ pub(crate) fn bearer(req: &actix_web::HttpRequest) -> &str {
 pub(crate) fn salesforce_id(prefix: &str, n: usize) -> String {
     let id15 = format!("{prefix}{:0>12}", format!("{n:X}"));
     let id15: String = id15.chars().take(15).collect();
-    format!("{id15}{}", crate::salesforce::id_checksum(&id15))
+    crate::ids::id_18(&id15)
 }

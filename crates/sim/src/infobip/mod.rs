@@ -18,9 +18,6 @@ use super::contract::Specs;
 use super::faults::{FaultBodies, Faults};
 use super::server::Running;
 
-/// The scopes an API key needs for everything the bridge does.
-pub const BRIDGE_SCOPES: &[&str] = crate::infobip::account::NEEDED_SCOPES;
-
 /// One message the simulator accepted for sending.
 #[derive(Debug, Clone, Serialize)]
 pub struct SentMessage {
@@ -122,7 +119,7 @@ impl InfobipSim {
         self.base_url.lock().map(|u| u.clone()).unwrap_or_default()
     }
 
-    /// An API key with these scopes (`BRIDGE_SCOPES` for a key that can do everything).
+    /// An API key with these scopes (the operations' `x-scopes` decide what each may call).
     pub fn add_api_key(&self, key: &str, scopes: &[&str]) {
         self.state().keys.insert(key.to_owned(), scopes.iter().map(|s| (*s).to_owned()).collect());
     }

@@ -4,7 +4,7 @@
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
-use crate::salesforce::pubsub::{error_codes, metadata};
+use super::wire::{error_codes, metadata};
 
 /// A status carrying `error-code: <error_code>`.
 pub(super) fn status_with_code(code: Code, message: &str, error_code: &'static str, rpc_id: &str) -> Status {

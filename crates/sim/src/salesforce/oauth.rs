@@ -138,7 +138,7 @@ fn jwt_bearer(sim: &SalesforceSim, assertion: &str) -> Result<Value, HttpRespons
 
 /// Issues an access token for `user` with `scopes`, in Salesforce's response shape.
 pub(crate) fn issue_token(sim: &SalesforceSim, user: &super::User, scopes: &[String]) -> Option<Value> {
-    let access_token = format!("{}!{}", user.org_id, crate::crypto::random_token().ok()?);
+    let access_token = format!("{}!{}", user.org_id, crate::ids::random_token());
     let issued_at = chrono::Utc::now().timestamp_millis().to_string();
     let base = sim.base_url();
     {
@@ -153,7 +153,7 @@ pub(crate) fn issue_token(sim: &SalesforceSim, user: &super::User, scopes: &[Str
         );
         state.tokens_issued += 1;
     }
-    let org18 = format!("{}{}", user.org_id, crate::salesforce::id_checksum(&user.org_id));
+    let org18 = crate::ids::id_18(&user.org_id);
     Some(json!({
         "access_token": access_token,
         "scope": scopes.join(" "),
@@ -161,7 +161,7 @@ pub(crate) fn issue_token(sim: &SalesforceSim, user: &super::User, scopes: &[Str
         "id": format!("{base}/id/{org18}/{}", user.id),
         "token_type": "Bearer",
         "issued_at": issued_at,
-        "signature": STANDARD.encode(crate::crypto::random_token().ok()?),
+        "signature": STANDARD.encode(crate::ids::random_token()),
     }))
 }
 

@@ -10,8 +10,8 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::status::{new_rpc_id, plain_status};
 use super::{Shared, SimError, auth, subscribe};
-use crate::salesforce::pubsub::proto::pub_sub_server::PubSub;
-use crate::salesforce::pubsub::proto::{
+use pubsub_wire::proto::pub_sub_server::PubSub;
+use pubsub_wire::proto::{
     FetchRequest, FetchResponse, ManagedFetchRequest, ManagedFetchResponse, PublishRequest, PublishResponse,
     PublishResult, SchemaInfo, SchemaRequest, TopicInfo, TopicRequest,
 };

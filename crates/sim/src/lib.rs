@@ -4,6 +4,7 @@
 
 pub mod contract;
 pub mod faults;
+pub mod ids;
 pub mod infobip;
 pub mod pubsub;
 pub mod salesforce;

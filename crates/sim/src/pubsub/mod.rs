@@ -10,10 +10,12 @@
 //! keep-alives) and `Publish`; `PublishStream` and `ManagedSubscribe` answer `UNIMPLEMENTED`.
 
 mod auth;
+pub mod avro;
 mod bus;
 mod service;
 mod status;
 mod subscribe;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,9 +34,9 @@ pub use self::auth::{AuthFailure, AuthMetadata, AuthValidator, accept_any, stati
 use self::bus::Bus;
 pub use self::service::PubSubService;
 pub use self::subscribe::MAX_OUTSTANDING;
-use crate::salesforce::pubsub::avro::{self, AvroError, EventRecord};
-use crate::salesforce::pubsub::proto::pub_sub_server::PubSubServer;
-use crate::salesforce::pubsub::proto::{ConsumerEvent, ProducerEvent};
+use avro::{AvroError, EventRecord};
+use pubsub_wire::proto::pub_sub_server::PubSubServer;
+use pubsub_wire::proto::{ConsumerEvent, ProducerEvent};
 
 /// Behaviour knobs of the simulator.
 #[derive(Debug, Clone)]

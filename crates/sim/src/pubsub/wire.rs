@@ -1,29 +1,22 @@
-//! Salesforce Pub/Sub API: the generated gRPC types (shared by the bridge's subscriber and the
-//! simulator in [`crate::sim`]) and the Avro helpers for platform-event payloads.
+//! The names Salesforce's Pub/Sub API uses on the wire, as its documentation gives them
+//! (reference `pubsub-wire.md`): stated here, not borrowed from any client, so a client that
+//! spells one differently is refused.
 
-pub mod avro;
-
-/// Types, client and server generated from `proto/pubsub_api.proto` (package `eventbus.v1`).
-#[allow(clippy::all, clippy::pedantic, missing_docs)]
-pub mod proto {
-    tonic::include_proto!("eventbus.v1");
-}
-
-/// Names of the metadata entries every Pub/Sub call carries (lowercase on the wire).
+/// Metadata entries every call carries (lowercase on the wire).
 pub mod metadata {
     /// OAuth access token.
     pub const ACCESS_TOKEN: &str = "accesstoken";
-    /// The org's My Domain URL, e.g. `https://example.my.salesforce.com`.
+    /// The org's My Domain URL.
     pub const INSTANCE_URL: &str = "instanceurl";
-    /// The org id.
+    /// The org id (15 or 18 characters).
     pub const TENANT_ID: &str = "tenantid";
     /// Trailer holding Salesforce's own error code on a failed call.
     pub const ERROR_CODE: &str = "error-code";
 }
 
-/// Salesforce error codes carried in the `error-code` trailer.
+/// Salesforce error codes carried in the `error-code` trailer ("Handle Errors" page).
 pub mod error_codes {
-    /// A `CUSTOM` replay id that is unknown or no longer retained (clients retry with `EARLIEST`).
+    /// A `CUSTOM` replay id that is unknown or no longer retained.
     pub const REPLAY_ID_CORRUPTED: &str = "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted";
     /// A replay id that could not be read at all.
     pub const REPLAY_ID_VALIDATION_FAILED: &str =

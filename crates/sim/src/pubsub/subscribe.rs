@@ -11,8 +11,8 @@ use tonic::{Code, Status, Streaming};
 use super::Shared;
 use super::bus::{StartError, decode_replay_id, encode_replay_id};
 use super::status::{plain_status, status_with_code, unavailable};
-use crate::salesforce::pubsub::error_codes;
-use crate::salesforce::pubsub::proto::{FetchRequest, FetchResponse};
+use super::wire::error_codes;
+use pubsub_wire::proto::{FetchRequest, FetchResponse};
 
 /// Most events a client may have requested and not yet received (Pub/Sub flow control).
 pub const MAX_OUTSTANDING: i32 = 100;

@@ -8,8 +8,8 @@ use apache_avro::Schema;
 use tokio::time::Instant;
 
 use super::SimError;
-use crate::salesforce::pubsub::avro;
-use crate::salesforce::pubsub::proto::{ConsumerEvent, ProducerEvent, ReplayPreset};
+use super::avro;
+use pubsub_wire::proto::{ConsumerEvent, ProducerEvent, ReplayPreset};
 
 /// Replay ids are 8-byte big-endian sequence numbers, per topic, starting at 1. Clients must
 /// treat them as opaque; only the simulator reads them back.
