@@ -189,3 +189,9 @@ pub fn test_private_key() -> String {
         .trim()
         .to_owned()
 }
+
+/// The vendors' contracts, loaded once per process.
+pub fn specs() -> std::sync::Arc<byoc_sim::contract::Specs> {
+    byoc_sim::contract::Specs::shared()
+        .expect("vendor specs: set BYOC_SPECS_DIR or keep shared/specs beside the repository")
+}

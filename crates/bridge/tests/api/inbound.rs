@@ -36,7 +36,7 @@ fn shown(entry: &byoc_sim::salesforce::Entry) -> String {
 
 async fn every_documented_message_type_arrives_as_the_right_interaction(db: TestDb) {
     let bridge = Bridge::start(db).await;
-    let specs = crate::contract::specs();
+    let specs = crate::helpers::specs();
     let mut expected = Vec::new();
     for (i, (name, mut example)) in specs.infobip_examples("whatsapp-inbound.").unwrap().into_iter().enumerate() {
         let result = &mut example["results"][0];

@@ -5,7 +5,6 @@ mod bridge;
 mod browser;
 mod helpers;
 
-mod contract;
 mod handover;
 
 mod http;
@@ -21,8 +20,5 @@ mod provisioning;
 mod retention;
 mod secrets;
 mod sim_infobip;
-mod sim_pubsub;
-mod sim_salesforce;
-mod sim_salesforce_agent;
 mod wizard;
 mod wizard_browser;

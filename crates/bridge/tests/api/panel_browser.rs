@@ -55,7 +55,7 @@ async fn an_agent_sends_a_template_from_the_panel_in_a_browser() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].to, USER);
     let request = serde_json::json!({ "messages": [sent[0].body.clone()] });
-    crate::contract::specs()
+    crate::helpers::specs()
         .whatsapp
         .validate_request("post", "/whatsapp/1/message/template", "application/json", &request)
         .unwrap();

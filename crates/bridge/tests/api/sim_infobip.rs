@@ -52,7 +52,7 @@ fn text(to: &str) -> Value {
 #[tokio::test]
 async fn text_send_is_accepted_and_answered_per_contract() {
     let account = Account::start().await;
-    let specs = crate::contract::specs();
+    let specs = crate::helpers::specs();
     let (status, body) = account.post("/whatsapp/1/message/text", &text("447700900001"), Some(KEY)).await;
     assert_eq!(status, 200, "{body}");
     specs.whatsapp.validate_response("post", "/whatsapp/1/message/text", 200, &body).unwrap();
@@ -64,7 +64,7 @@ async fn text_send_is_accepted_and_answered_per_contract() {
 #[tokio::test]
 async fn refusals_use_infobip_envelopes_and_send_nothing() {
     let account = Account::start().await;
-    let specs = crate::contract::specs();
+    let specs = crate::helpers::specs();
     let path = "/whatsapp/1/message/text";
     let (status, body) = account.post(path, &text("4477"), None).await;
     assert_eq!((status, body["requestError"]["serviceException"]["messageId"].as_str()), (401, Some("UNAUTHORIZED")));
@@ -99,7 +99,7 @@ async fn refusals_use_infobip_envelopes_and_send_nothing() {
 #[tokio::test]
 async fn the_vendors_own_send_examples_are_accepted() {
     let account = Account::start().await;
-    let specs = crate::contract::specs();
+    let specs = crate::helpers::specs();
     let mut accepted = 0;
     for kind in [
         "text",
@@ -192,7 +192,7 @@ async fn per_sender_rate_limit_answers_429() {
 #[tokio::test]
 async fn numbers_balance_and_conversation_pages() {
     let account = Account::start().await;
-    let specs = crate::contract::specs();
+    let specs = crate::helpers::specs();
     let numbers: Value = account.get("/numbers/1/numbers").send().await.unwrap().json().await.unwrap();
     specs.numbers.validate_response("get", "/numbers/1/numbers", 200, &numbers).unwrap();
     assert_eq!(numbers["numbers"][0]["number"], SENDER);
@@ -322,7 +322,7 @@ async fn webhook_sender_signs_and_retries_until_accepted() {
 
 #[tokio::test]
 async fn webhook_sender_delivers_every_documented_inbound_type_and_report() {
-    let specs = crate::contract::specs();
+    let specs = crate::helpers::specs();
     let (running, received) = receiver("s", 0).await;
     let sender = WebhookSender::new(
         &format!("{}/hook", running.base_url),

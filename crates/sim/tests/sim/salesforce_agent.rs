@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tonic::Request;
 
-use crate::sim_salesforce::{Org, text_interaction};
+use crate::salesforce::{Org, text_interaction};
 
 struct Console {
     org: Org,
