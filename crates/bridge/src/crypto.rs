@@ -160,6 +160,21 @@ impl Cipher {
     }
 }
 
+/// Compares without an early exit, so timing does not reveal where the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// How tokens are kept: SHA-256, hex. API tokens, session cookies and one-time links are
+/// looked up by their hash, so the database never holds a usable one.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
 /// A random token for webhook secrets and API tokens: 32 bytes, URL-safe base64.
 pub fn random_token() -> Result<String, CryptoError> {
     let mut bytes = [0u8; 32];

@@ -11,8 +11,10 @@ use secrecy::SecretString;
 
 use crate::crypto::Cipher;
 use crate::db::{Db, DbError, apps as rows};
+use crate::infobip::Account;
 use crate::infobip::signature::HmacAlgorithm;
 use crate::provisioning::{CTX_API_KEY, CTX_PRIVATE_KEY, CTX_WEBHOOK_BASIC_PASSWORD, CTX_WEBHOOK_SECRET};
+use crate::salesforce::Connection;
 
 const MAX_AGE: Duration = Duration::from_secs(5);
 
@@ -23,18 +25,9 @@ pub enum WebhookAuth {
     Basic { username: String, password: SecretString },
 }
 
-#[derive(Debug, Clone)]
-pub struct InfobipAccount {
-    pub id: String,
-    pub base_url: String,
-    pub api_key: SecretString,
-}
-
-impl InfobipAccount {
-    /// A stored account with its API key decrypted.
-    pub fn open(cipher: &Cipher, row: rows::InfobipAccountRow) -> Result<Self, crate::crypto::CryptoError> {
-        Ok(Self { api_key: cipher.decrypt(CTX_API_KEY, &row.api_key_enc)?, id: row.id, base_url: row.base_url })
-    }
+/// A stored Infobip account with its API key decrypted.
+pub fn open_account(cipher: &Cipher, row: rows::InfobipAccountRow) -> Result<Account, crate::crypto::CryptoError> {
+    Ok(Account { api_key: cipher.decrypt(CTX_API_KEY, &row.api_key_enc)?, id: row.id, base_url: row.base_url })
 }
 
 /// An active app, ready to use.
@@ -42,33 +35,25 @@ impl InfobipAccount {
 pub struct ActiveApp {
     pub id: String,
     pub name: String,
-    pub org_id: String,
-    pub login_url: String,
-    pub consumer_key: String,
-    pub username: String,
-    pub private_key: SecretString,
-    pub scrt_url: String,
-    pub channel_address_identifier: String,
-    pub authorization_context: String,
+    /// How its org is reached.
+    pub salesforce: Connection,
     /// The platform event carrying agent entries, and its two fields.
     pub platform_event: String,
     pub event_type_field: String,
     pub payload_field: String,
-    /// Pub/Sub API endpoint override (default: Salesforce's public one).
-    pub pubsub_endpoint: Option<String>,
     pub welcome_message: String,
     pub closing_message: String,
     pub webhook: WebhookAuth,
     /// SHA-256 (hex) of the token for the app's own API, when one was issued.
     pub api_token_hash: Option<String>,
     pub transcript: TranscriptSettings,
-    pub accounts: Vec<InfobipAccount>,
+    pub accounts: Vec<Account>,
     /// Sender number → account id.
     pub senders: HashMap<String, String>,
 }
 
 impl ActiveApp {
-    pub fn account_for_sender(&self, sender: &str) -> Option<&InfobipAccount> {
+    pub fn account_for_sender(&self, sender: &str) -> Option<&Account> {
         let id = self.senders.get(sender)?;
         self.accounts.iter().find(|a| &a.id == id)
     }
@@ -156,7 +141,7 @@ impl Directory {
 
 fn load_snapshot(conn: &mut crate::db::DbConn, cipher: &Cipher) -> Result<Snapshot, DbError> {
     let mut apps = Vec::new();
-    for row in rows::list(conn)?.into_iter().filter(|a| a.status == "active") {
+    for row in rows::list(conn)?.into_iter().filter(|a| a.status == crate::db::AppStatus::Active) {
         match build(conn, cipher, &row) {
             Ok(app) => apps.push(Arc::new(app)),
             // An app whose secrets cannot be read is left out, loudly, rather than failing all.
@@ -188,26 +173,27 @@ fn build(conn: &mut crate::db::DbConn, cipher: &Cipher, row: &rows::AppRow) -> a
             secrets,
         }
     };
-    let accounts = rows::accounts(conn, &row.id)?
-        .into_iter()
-        .map(|a| InfobipAccount::open(cipher, a))
-        .collect::<Result<Vec<_>, _>>()?;
+    let accounts =
+        rows::accounts(conn, &row.id)?.into_iter().map(|a| open_account(cipher, a)).collect::<Result<Vec<_>, _>>()?;
     let senders = rows::senders(conn, &row.id)?.into_iter().map(|s| (s.number, s.infobip_account_id)).collect();
     Ok(ActiveApp {
         id: row.id.clone(),
         name: row.name.clone(),
-        org_id: need(&row.org_id, "org_id")?,
-        login_url: row.login_url.clone(),
-        consumer_key: need(&row.consumer_key, "consumer_key")?,
-        username: need(&row.integration_username, "integration_username")?,
-        private_key: cipher.decrypt(CTX_PRIVATE_KEY, &need(&row.private_key_enc, "private_key")?)?,
-        scrt_url: need(&row.scrt_url, "scrt_url")?,
-        channel_address_identifier: need(&row.channel_address_identifier, "channel_address_identifier")?,
-        authorization_context: need(&row.authorization_context, "authorization_context")?,
+        salesforce: Connection {
+            app_id: row.id.clone(),
+            org_id: need(&row.org_id, "org_id")?,
+            login_url: row.login_url.clone(),
+            consumer_key: need(&row.consumer_key, "consumer_key")?,
+            username: need(&row.integration_username, "integration_username")?,
+            private_key: cipher.decrypt(CTX_PRIVATE_KEY, &need(&row.private_key_enc, "private_key")?)?,
+            scrt_url: need(&row.scrt_url, "scrt_url")?,
+            channel_address_identifier: need(&row.channel_address_identifier, "channel_address_identifier")?,
+            authorization_context: need(&row.authorization_context, "authorization_context")?,
+            pubsub_endpoint: row.pubsub_endpoint.clone(),
+        },
         platform_event: need(&row.platform_event, "platform_event")?,
         event_type_field: row.event_type_field.clone(),
         payload_field: row.payload_field.clone(),
-        pubsub_endpoint: row.pubsub_endpoint.clone(),
         welcome_message: row.welcome_message.clone(),
         closing_message: row.closing_message.clone(),
         webhook,

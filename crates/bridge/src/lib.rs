@@ -11,6 +11,7 @@ pub mod error;
 pub mod handover;
 pub mod inbound;
 pub mod infobip;
+pub mod jobs;
 pub mod metrics;
 pub mod outbound;
 pub mod proactive;

@@ -17,9 +17,10 @@ use crate::config::Settings;
 use crate::crypto::{Cipher, MasterKey};
 use crate::db::{Db, migrations};
 use crate::directory::Directory;
+use crate::jobs::JobContext;
 use crate::metrics::Metrics;
 use crate::web::AppState;
-use crate::worker::{Handlers, Runner};
+use crate::worker::Runner;
 
 /// Storage and keys, shared by the server and the command-line tools.
 pub struct Services {
@@ -68,11 +69,11 @@ impl Application {
     /// [`Application::run_until_stopped`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let services = Services::open(&settings).await?;
-        Self::build_with(settings, services, Handlers::default()).await
+        Self::build_with(settings, services).await
     }
 
-    /// Like `build`, with given storage and extra job handlers (tests register their own).
-    pub async fn build_with(settings: Settings, services: Services, extra: Handlers) -> anyhow::Result<Self> {
+    /// Like `build`, with storage already opened.
+    pub async fn build_with(settings: Settings, services: Services) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let metrics = Arc::new(Metrics::new());
         let address = format!("{}:{}", settings.server.host, settings.server.port);
@@ -85,11 +86,32 @@ impl Application {
             services.cipher.derive_key("media-links"),
         );
         let limiter = crate::infobip::rate::SenderLimiter::new(settings.infobip.sends_per_second_per_sender);
-        let (mut handlers, subscriber) =
-            components(&settings, &services.db, &directory, &metrics, &wake, &media, &limiter)?;
-        handlers.extend(extra);
+        let salesforce = crate::salesforce::Client::new(&settings.salesforce)?;
+        let infobip = crate::infobip::Client::new(Duration::from_millis(settings.infobip.request_timeout_ms))
+            .context("building the Infobip HTTP client")?;
+        let jobs = JobContext {
+            db: services.db.clone(),
+            directory: directory.clone(),
+            salesforce: salesforce.clone(),
+            infobip: infobip.clone(),
+            metrics: metrics.clone(),
+            media: media.clone(),
+            limiter: limiter.clone(),
+            settings: settings.clone(),
+            history_refused: Arc::default(),
+        };
         let runner =
-            Runner::new(services.db.clone(), handlers, metrics.clone(), settings.worker.clone()).with_waker(wake);
+            Runner::new(services.db.clone(), crate::jobs::registry(jobs), metrics.clone(), settings.worker.clone())
+                .with_waker(wake.clone());
+        let subscriber = crate::outbound::subscriber::Subscriber {
+            db: services.db.clone(),
+            directory: directory.clone(),
+            salesforce: salesforce.clone(),
+            metrics: metrics.clone(),
+            wake,
+            owner: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
+            lease: Duration::from_secs(settings.salesforce.subscription_lease_secs),
+        };
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             db: services.db.clone(),
@@ -97,14 +119,14 @@ impl Application {
             metrics: metrics.clone(),
             directory,
             media,
-            media_http: http_client(settings.salesforce.request_timeout_ms)?,
             base_url: settings.public_base_url(port),
-            http: http_client(settings.salesforce.request_timeout_ms)?,
-            limiter,
+            salesforce,
             templates: crate::infobip::catalog::TemplateCatalog::new(
-                http_client(settings.infobip.request_timeout_ms)?,
+                infobip.clone(),
                 Duration::from_secs(settings.infobip.template_cache_secs),
             ),
+            infobip,
+            limiter,
             wake: runner.waker(),
             started_at: Instant::now(),
         });
@@ -223,122 +245,6 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
-}
-
-/// One HTTP client per outside system: pooled connections, a timeout, a User-Agent.
-fn http_client(timeout_ms: u64) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .user_agent(concat!("byoc-bridge/", env!("CARGO_PKG_VERSION")))
-        .timeout(std::time::Duration::from_millis(timeout_ms))
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .build()
-        .context("building the HTTP client")
-}
-
-/// The job kinds this service runs, and the Pub/Sub subscriber feeding them.
-fn components(
-    settings: &Settings,
-    db: &crate::db::Db,
-    directory: &Directory,
-    metrics: &Arc<Metrics>,
-    wake: &Arc<tokio::sync::Notify>,
-    media: &crate::outbound::media::MediaLinks,
-    limiter: &crate::infobip::rate::SenderLimiter,
-) -> anyhow::Result<(Handlers, crate::outbound::subscriber::Subscriber)> {
-    let salesforce = http_client(settings.salesforce.request_timeout_ms)?;
-    let tokens = crate::salesforce::auth::TokenCache::new(
-        salesforce.clone(),
-        std::time::Duration::from_secs(settings.salesforce.token_max_age_secs),
-    );
-    let interactions = crate::salesforce::interactions::InteractionClient::new(salesforce);
-    let acknowledger = crate::inbound::receipts::Acknowledger {
-        db: db.clone(),
-        directory: directory.clone(),
-        tokens: tokens.clone(),
-        interactions: interactions.clone(),
-    };
-    let body_retention = std::time::Duration::from_secs(settings.retention.message_body_hours * 3600);
-    let infobip = crate::infobip::client::InfobipClient::new(http_client(settings.infobip.request_timeout_ms)?);
-    let limiter = limiter.clone();
-    let relayer = crate::outbound::relay::Relayer {
-        db: db.clone(),
-        directory: directory.clone(),
-        infobip: infobip.clone(),
-        tokens: tokens.clone(),
-        interactions: interactions.clone(),
-        metrics: metrics.clone(),
-        body_retention,
-        max_attempts: settings.worker.max_attempts,
-        media: media.clone(),
-        limiter: limiter.clone(),
-    };
-    let subscriber = crate::outbound::subscriber::Subscriber {
-        db: db.clone(),
-        directory: directory.clone(),
-        tokens: tokens.clone(),
-        metrics: metrics.clone(),
-        wake: wake.clone(),
-        owner: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
-        lease: std::time::Duration::from_secs(settings.salesforce.subscription_lease_secs),
-        extra_ca: match settings.salesforce.extra_ca_file.as_deref().filter(|f| !f.is_empty()) {
-            Some(file) => {
-                Some(std::fs::read(file).with_context(|| format!("reading salesforce.extra_ca_file {file}"))?)
-            }
-            None => None,
-        },
-    };
-    let deliverer = crate::inbound::deliver::Deliverer {
-        db: db.clone(),
-        directory: directory.clone(),
-        tokens: tokens.clone(),
-        interactions: interactions.clone(),
-        http: http_client(settings.infobip.request_timeout_ms)?,
-        body_retention,
-        metrics: metrics.clone(),
-    };
-    let importer = crate::handover::import::Importer {
-        db: db.clone(),
-        directory: directory.clone(),
-        tokens: tokens.clone(),
-        interactions: interactions.clone(),
-        infobip: infobip.clone(),
-        deliverer: deliverer.clone(),
-        page_size: settings.infobip.conversation_page_size,
-        slice: std::time::Duration::from_millis(settings.worker.slice_ms),
-        history_refused: Arc::default(),
-    };
-    let starter = crate::proactive::Starter {
-        db: db.clone(),
-        directory: directory.clone(),
-        tokens,
-        interactions,
-        infobip,
-        limiter,
-        body_retention,
-    };
-    let mut handlers = Handlers::default();
-    handlers.register(crate::inbound::DELIVER_JOB, move |job| {
-        let deliverer = deliverer.clone();
-        async move { deliverer.run(job).await }
-    });
-    handlers.register(crate::inbound::receipts::ACKNOWLEDGE_JOB, move |job| {
-        let acknowledger = acknowledger.clone();
-        async move { acknowledger.run(job).await }
-    });
-    handlers.register(crate::handover::IMPORT_JOB, move |job| {
-        let importer = importer.clone();
-        async move { importer.run(job).await }
-    });
-    handlers.register(crate::proactive::START_JOB, move |job| {
-        let starter = starter.clone();
-        async move { starter.run(job).await }
-    });
-    handlers.register(crate::outbound::RELAY_JOB, move |job| {
-        let relayer = relayer.clone();
-        async move { relayer.run(job).await }
-    });
-    Ok((handlers, subscriber))
 }
 
 /// The machine's name, to make lease owners recognisable in the database.

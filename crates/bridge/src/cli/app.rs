@@ -361,7 +361,7 @@ fn describe(app: &rows::AppRow, accounts: &[rows::InfobipAccountRow], senders: &
     for (k, v) in [
         ("id", app.id.clone()),
         ("name", app.name.clone()),
-        ("status", app.status.clone()),
+        ("status", app.status.to_string()),
         ("org_id", opt(&app.org_id)),
         ("login_url", app.login_url.clone()),
         ("consumer_key", opt(&app.consumer_key)),

@@ -13,7 +13,6 @@ use byoc_sim::infobip::{InfobipConfig, InfobipSim};
 
 use crate::infobip::account::NEEDED_SCOPES;
 use crate::startup::{Application, Services};
-use crate::worker::Handlers;
 use byoc_sim::salesforce::{ConnectedApp, SalesforceConfig, SalesforceSim};
 
 const CONSUMER_KEY: &str = "3MVG9-sandbox";
@@ -100,7 +99,7 @@ pub async fn run(args: SandboxArgs, mut settings: Settings) -> anyhow::Result<()
         })
         .await?;
 
-    let app = Application::build_with(settings, services, Handlers::default()).await?;
+    let app = Application::build_with(settings, services).await?;
     ib.set_webhook(WebhookSender::new(
         &format!("{}/api/infobip/inbound/messages", app.base_url()),
         WebhookAuth::Hmac {

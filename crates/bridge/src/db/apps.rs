@@ -5,14 +5,14 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{apps, infobip_accounts, senders};
-use super::{DbConn, DbError};
+use super::{AppStatus, DbConn, DbError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = apps, treat_none_as_null = true)]
 pub struct AppRow {
     pub id: String,
     pub name: String,
-    pub status: String,
+    pub status: AppStatus,
     pub org_id: Option<String>,
     pub login_url: String,
     pub instance_url: Option<String>,

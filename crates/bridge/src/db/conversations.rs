@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{conversations, messages};
-use super::{DbConn, DbError};
+use super::{DbConn, DbError, Direction, MessageStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = conversations)]
@@ -27,13 +27,13 @@ pub struct Message {
     pub id: i64,
     pub app_id: String,
     pub conversation_id: i64,
-    pub direction: String,
+    pub direction: Direction,
     pub provider_message_id: String,
     pub sf_entry_id: Option<String>,
     pub kind: String,
     pub body: Option<String>,
     pub body_purge_after: Option<NaiveDateTime>,
-    pub status: String,
+    pub status: MessageStatus,
     pub error: Option<String>,
     pub created_at: NaiveDateTime,
     pub delivered_at: Option<NaiveDateTime>,
@@ -113,11 +113,11 @@ pub fn set_salesforce_ids(
 pub struct NewMessage<'a> {
     pub app_id: &'a str,
     pub conversation_id: i64,
-    pub direction: &'a str,
+    pub direction: Direction,
     pub provider_message_id: &'a str,
     pub kind: &'a str,
     pub body: Option<&'a str>,
-    pub status: &'a str,
+    pub status: MessageStatus,
     pub received_at: Option<NaiveDateTime>,
     /// The Salesforce entry an outbound message carries (unique per app, like the provider id).
     pub sf_entry_id: Option<&'a str>,
@@ -148,7 +148,7 @@ pub fn insert_message(conn: &mut DbConn, m: &NewMessage<'_>, now: NaiveDateTime)
     Ok(id)
 }
 
-pub fn set_status(conn: &mut DbConn, id: i64, status: &str) -> Result<(), DbError> {
+pub fn set_status(conn: &mut DbConn, id: i64, status: MessageStatus) -> Result<(), DbError> {
     diesel::update(messages::table.find(id))
         .set((messages::status.eq(status), messages::updated_at.eq(super::now())))
         .execute(conn)?;
@@ -171,7 +171,7 @@ pub fn messages_of(conn: &mut DbConn, conversation_id: i64) -> Result<Vec<Messag
 pub fn outbound_by_provider_id(conn: &mut DbConn, app_id: &str, provider_id: &str) -> Result<Option<Message>, DbError> {
     Ok(messages::table
         .filter(messages::app_id.eq(app_id))
-        .filter(messages::direction.eq("outbound"))
+        .filter(messages::direction.eq(Direction::Outbound))
         .filter(messages::provider_message_id.eq(provider_id))
         .select(Message::as_select())
         .first(conn)
@@ -188,7 +188,7 @@ pub fn mark_delivered(
 ) -> Result<(), DbError> {
     diesel::update(messages::table.find(id))
         .set((
-            messages::status.eq("delivered"),
+            messages::status.eq(MessageStatus::Delivered),
             messages::sf_entry_id.eq(entry_id),
             messages::delivered_at.eq(now),
             messages::body_purge_after.eq(body_purge_after),
@@ -208,7 +208,7 @@ pub fn mark_failed(
 ) -> Result<(), DbError> {
     diesel::update(messages::table.find(id))
         .set((
-            messages::status.eq("failed"),
+            messages::status.eq(MessageStatus::Failed),
             messages::error.eq(error),
             messages::body_purge_after.eq(body_purge_after),
             messages::updated_at.eq(now),
@@ -228,8 +228,11 @@ pub fn mark_receipt(conn: &mut DbConn, id: i64, read: bool, at: NaiveDateTime) -
             .set(messages::read_at.eq(at))
             .execute(conn)?;
     }
-    diesel::update(messages::table.find(id).filter(messages::status.ne("read")))
-        .set((messages::status.eq(if read { "read" } else { "delivered" }), messages::updated_at.eq(super::now())))
+    diesel::update(messages::table.find(id).filter(messages::status.ne(MessageStatus::Read)))
+        .set((
+            messages::status.eq(if read { MessageStatus::Read } else { MessageStatus::Delivered }),
+            messages::updated_at.eq(super::now()),
+        ))
         .execute(conn)?;
     Ok(())
 }
@@ -270,7 +273,7 @@ pub fn mark_sent(
 ) -> Result<(), DbError> {
     diesel::update(messages::table.find(id))
         .set((
-            messages::status.eq("sent"),
+            messages::status.eq(MessageStatus::Sent),
             messages::body_purge_after.eq(body_purge_after),
             messages::updated_at.eq(now),
         ))

@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{handovers, messages, proactive_conversations};
-use super::{DbConn, DbError};
+use super::{DbConn, DbError, HandoverStatus, ImportMethod, ProactiveStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = handovers)]
@@ -17,9 +17,9 @@ pub struct Handover {
     /// JSON object of routing attributes for Salesforce.
     pub routing_attributes: String,
     /// `accepted` → `importing` (transcript fetched and stored) → `imported`, or `failed`.
-    pub status: String,
-    /// `entries` or `history`, once decided.
-    pub method: Option<String>,
+    pub status: HandoverStatus,
+    /// How the transcript goes in, once decided.
+    pub method: Option<ImportMethod>,
     pub transcript_messages: i32,
     pub imported_messages: i32,
     pub error: Option<String>,
@@ -49,8 +49,8 @@ pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<Handover>, DbError> {
 pub fn set_progress(
     conn: &mut DbConn,
     id: &str,
-    status: &str,
-    method: Option<&str>,
+    status: HandoverStatus,
+    method: Option<ImportMethod>,
     transcript_messages: i32,
     imported_messages: i32,
 ) -> Result<(), DbError> {
@@ -69,7 +69,11 @@ pub fn set_progress(
 
 pub fn set_failed(conn: &mut DbConn, id: &str, error: &str) -> Result<(), DbError> {
     diesel::update(handovers::table.find(id))
-        .set((handovers::status.eq("failed"), handovers::error.eq(error), handovers::updated_at.eq(super::now())))
+        .set((
+            handovers::status.eq(HandoverStatus::Failed),
+            handovers::error.eq(error),
+            handovers::updated_at.eq(super::now()),
+        ))
         .execute(conn)?;
     Ok(())
 }
@@ -100,7 +104,7 @@ pub struct Proactive {
     /// JSON of the template to open with, if any.
     pub template: Option<String>,
     /// `pending` → `established` → `template_sent`, or `failed`.
-    pub status: String,
+    pub status: ProactiveStatus,
     pub template_message_id: Option<String>,
     pub error: Option<String>,
     pub created_at: NaiveDateTime,
@@ -132,7 +136,7 @@ pub fn replace_proactive(conn: &mut DbConn, row: &Proactive) -> Result<(), DbErr
 pub fn set_proactive_status(
     conn: &mut DbConn,
     id: &str,
-    status: &str,
+    status: ProactiveStatus,
     template_message_id: Option<&str>,
     error: Option<&str>,
 ) -> Result<(), DbError> {

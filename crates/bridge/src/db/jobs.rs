@@ -14,11 +14,7 @@ use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
 use super::schema::jobs;
-use super::{DbConn, DbError};
-
-pub const QUEUED: &str = "queued";
-pub const RUNNING: &str = "running";
-pub const DEAD: &str = "dead";
+use super::{DbConn, DbError, JobState};
 
 /// Serialises claimers across replicas on PostgreSQL (`pg_advisory_xact_lock` key).
 /// Claiming is one short statement per batch, so the lock is held for milliseconds.
@@ -32,7 +28,7 @@ pub struct Job {
     pub app_id: Option<String>,
     pub ordering_key: Option<String>,
     pub payload: String,
-    pub state: String,
+    pub state: JobState,
     pub attempts: i32,
     pub run_at: NaiveDateTime,
     pub lease_owner: Option<String>,
@@ -50,7 +46,7 @@ pub struct NewJob {
     pub app_id: Option<String>,
     pub ordering_key: Option<String>,
     pub payload: String,
-    pub state: String,
+    pub state: JobState,
     pub attempts: i32,
     pub run_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
@@ -64,7 +60,7 @@ impl NewJob {
             app_id: None,
             ordering_key: None,
             payload: payload.to_string(),
-            state: QUEUED.to_owned(),
+            state: JobState::Queued,
             attempts: 0,
             run_at: now,
             created_at: now,
@@ -120,9 +116,9 @@ pub fn claim(
                 .bind::<diesel::sql_types::BigInt, _>(CLAIM_LOCK_KEY)
                 .execute(c)?;
         }
-        diesel::update(jobs::table.filter(jobs::state.eq(RUNNING)).filter(jobs::lease_until.lt(now)))
+        diesel::update(jobs::table.filter(jobs::state.eq(JobState::Running)).filter(jobs::lease_until.lt(now)))
             .set((
-                jobs::state.eq(QUEUED),
+                jobs::state.eq(JobState::Queued),
                 jobs::lease_owner.eq(None::<String>),
                 jobs::lease_until.eq(None::<NaiveDateTime>),
             ))
@@ -135,11 +131,11 @@ pub fn claim(
             .filter(
                 earlier
                     .field(jobs::state)
-                    .eq(RUNNING)
-                    .or(earlier.field(jobs::state).eq(QUEUED).and(earlier.field(jobs::run_at).gt(now))),
+                    .eq(JobState::Running)
+                    .or(earlier.field(jobs::state).eq(JobState::Queued).and(earlier.field(jobs::run_at).gt(now))),
             );
         let ids: Vec<i64> = crate::dispatch!(&mut *conn, |c| jobs::table
-            .filter(jobs::state.eq(QUEUED))
+            .filter(jobs::state.eq(JobState::Queued))
             .filter(jobs::run_at.le(now))
             .filter(not(exists(blocking_predecessor)))
             .order(jobs::id)
@@ -152,7 +148,7 @@ pub fn claim(
         let mut claimed: Vec<Job> =
             crate::dispatch!(conn, |c| diesel::update(jobs::table.filter(jobs::id.eq_any(&ids)))
                 .set((
-                    jobs::state.eq(RUNNING),
+                    jobs::state.eq(JobState::Running),
                     jobs::lease_owner.eq(owner),
                     jobs::lease_until.eq(lease_until),
                     jobs::attempts.eq(jobs::attempts + 1),
@@ -169,7 +165,7 @@ pub fn renew_leases(conn: &mut DbConn, owner: &str, ids: &[i64], until: NaiveDat
     Ok(diesel::update(
         jobs::table
             .filter(jobs::id.eq_any(ids))
-            .filter(jobs::state.eq(RUNNING))
+            .filter(jobs::state.eq(JobState::Running))
             .filter(jobs::lease_owner.eq(owner))
             .filter(jobs::lease_until.lt(until)),
     )
@@ -186,7 +182,7 @@ pub fn complete(conn: &mut DbConn, ids: &[i64]) -> Result<usize, DbError> {
 pub fn retry_at(conn: &mut DbConn, id: i64, at: NaiveDateTime, error: &str) -> Result<(), DbError> {
     diesel::update(jobs::table.find(id))
         .set((
-            jobs::state.eq(QUEUED),
+            jobs::state.eq(JobState::Queued),
             jobs::run_at.eq(at),
             jobs::lease_owner.eq(None::<String>),
             jobs::lease_until.eq(None::<NaiveDateTime>),
@@ -209,9 +205,9 @@ pub fn release(conn: &mut DbConn, ids: &[i64]) -> Result<(), DbError> {
     if ids.is_empty() {
         return Ok(());
     }
-    diesel::update(jobs::table.filter(jobs::id.eq_any(ids)).filter(jobs::state.eq(RUNNING)))
+    diesel::update(jobs::table.filter(jobs::id.eq_any(ids)).filter(jobs::state.eq(JobState::Running)))
         .set((
-            jobs::state.eq(QUEUED),
+            jobs::state.eq(JobState::Queued),
             jobs::attempts.eq(jobs::attempts - 1),
             jobs::lease_owner.eq(None::<String>),
             jobs::lease_until.eq(None::<NaiveDateTime>),
@@ -224,7 +220,7 @@ pub fn release(conn: &mut DbConn, ids: &[i64]) -> Result<(), DbError> {
 pub fn bury(conn: &mut DbConn, id: i64, error: &str, now: NaiveDateTime) -> Result<(), DbError> {
     diesel::update(jobs::table.find(id))
         .set((
-            jobs::state.eq(DEAD),
+            jobs::state.eq(JobState::Dead),
             jobs::dead_at.eq(now),
             jobs::lease_owner.eq(None::<String>),
             jobs::lease_until.eq(None::<NaiveDateTime>),
@@ -236,9 +232,13 @@ pub fn bury(conn: &mut DbConn, id: i64, error: &str, now: NaiveDateTime) -> Resu
 
 /// Puts dead letters back in the queue with a fresh attempt budget: one by id, or all.
 pub fn resurrect(conn: &mut DbConn, id: Option<i64>, now: NaiveDateTime) -> Result<usize, DbError> {
-    let changes =
-        (jobs::state.eq(QUEUED), jobs::attempts.eq(0), jobs::run_at.eq(now), jobs::dead_at.eq(None::<NaiveDateTime>));
-    let dead = jobs::table.filter(jobs::state.eq(DEAD));
+    let changes = (
+        jobs::state.eq(JobState::Queued),
+        jobs::attempts.eq(0),
+        jobs::run_at.eq(now),
+        jobs::dead_at.eq(None::<NaiveDateTime>),
+    );
+    let dead = jobs::table.filter(jobs::state.eq(JobState::Dead));
     let n = match id {
         Some(id) => diesel::update(dead.filter(jobs::id.eq(id))).set(changes).execute(conn)?,
         None => diesel::update(dead).set(changes).execute(conn)?,
@@ -247,7 +247,12 @@ pub fn resurrect(conn: &mut DbConn, id: Option<i64>, now: NaiveDateTime) -> Resu
 }
 
 pub fn dead_letters(conn: &mut DbConn, limit: i64) -> Result<Vec<Job>, DbError> {
-    Ok(jobs::table.filter(jobs::state.eq(DEAD)).order(jobs::id).limit(limit).select(Job::as_select()).load(conn)?)
+    Ok(jobs::table
+        .filter(jobs::state.eq(JobState::Dead))
+        .order(jobs::id)
+        .limit(limit)
+        .select(Job::as_select())
+        .load(conn)?)
 }
 
 pub fn find(conn: &mut DbConn, id: i64) -> Result<Option<Job>, DbError> {
@@ -264,12 +269,18 @@ pub struct QueueDepth {
 }
 
 pub fn depth(conn: &mut DbConn, now: NaiveDateTime) -> Result<QueueDepth, DbError> {
-    let count = |conn: &mut DbConn, state: &str| -> Result<i64, DbError> {
+    let count = |conn: &mut DbConn, state: JobState| -> Result<i64, DbError> {
         Ok(jobs::table.filter(jobs::state.eq(state)).count().get_result(conn)?)
     };
-    let due: i64 = jobs::table.filter(jobs::state.eq(QUEUED)).filter(jobs::run_at.le(now)).count().get_result(conn)?;
-    let queued = count(conn, QUEUED)?;
-    Ok(QueueDepth { due, scheduled: queued - due, running: count(conn, RUNNING)?, dead: count(conn, DEAD)? })
+    let due: i64 =
+        jobs::table.filter(jobs::state.eq(JobState::Queued)).filter(jobs::run_at.le(now)).count().get_result(conn)?;
+    let queued = count(conn, JobState::Queued)?;
+    Ok(QueueDepth {
+        due,
+        scheduled: queued - due,
+        running: count(conn, JobState::Running)?,
+        dead: count(conn, JobState::Dead)?,
+    })
 }
 
 /// Error texts are kept short: they are shown to operators, not archived.

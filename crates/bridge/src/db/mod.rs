@@ -15,7 +15,12 @@ pub mod jobs;
 pub mod messages;
 pub mod migrations;
 pub mod schema;
+pub mod states;
 pub mod web;
+
+pub use states::{
+    AppStatus, Direction, GrantKind, HandoverStatus, ImportMethod, JobState, MessageStatus, ProactiveStatus, Role,
+};
 
 use std::path::Path;
 use std::time::Duration;
@@ -73,19 +78,10 @@ pub enum DbError {
     Migration(String),
     #[error("database task was cancelled or panicked")]
     Task(#[from] tokio::task::JoinError),
+    #[error("cannot write a job's payload")]
+    Payload(#[from] serde_json::Error),
     #[error("{0}")]
     Other(#[from] anyhow::Error),
-}
-
-impl DbError {
-    /// A unique or foreign-key constraint refused the write.
-    pub fn is_constraint_violation(&self) -> bool {
-        use diesel::result::DatabaseErrorKind as K;
-        matches!(
-            self,
-            DbError::Query(diesel::result::Error::DatabaseError(K::UniqueViolation | K::ForeignKeyViolation, _))
-        )
-    }
 }
 
 impl DbConn {

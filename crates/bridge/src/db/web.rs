@@ -5,15 +5,14 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{web_grants, web_sessions};
-use super::{DbConn, DbError};
+use super::{DbConn, DbError, GrantKind, Role};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = web_sessions)]
 pub struct Session {
     pub id_hash: String,
     pub app_id: Option<String>,
-    /// `admin` or `agent`.
-    pub role: String,
+    pub role: Role,
     pub user_id: String,
     pub user_name: String,
     pub csrf_token: String,
@@ -25,8 +24,7 @@ pub struct Session {
 #[diesel(table_name = web_grants)]
 pub struct Grant {
     pub id_hash: String,
-    /// `bootstrap` or `signin`.
-    pub kind: String,
+    pub kind: GrantKind,
     pub app_id: Option<String>,
     /// JSON: for a sign-in, the PKCE verifier and where to go afterwards.
     pub data: String,
@@ -65,7 +63,12 @@ pub fn insert_grant(conn: &mut DbConn, grant: &Grant) -> Result<(), DbError> {
 }
 
 /// Takes a live grant of `kind` (it can be used once).
-pub fn take_grant(conn: &mut DbConn, id_hash: &str, kind: &str, now: NaiveDateTime) -> Result<Option<Grant>, DbError> {
+pub fn take_grant(
+    conn: &mut DbConn,
+    id_hash: &str,
+    kind: GrantKind,
+    now: NaiveDateTime,
+) -> Result<Option<Grant>, DbError> {
     let grant = web_grants::table
         .find(id_hash)
         .filter(web_grants::kind.eq(kind))
@@ -78,7 +81,7 @@ pub fn take_grant(conn: &mut DbConn, id_hash: &str, kind: &str, now: NaiveDateTi
 }
 
 /// Removes unused grants of `kind` (a new bootstrap link replaces the old one).
-pub fn delete_grants(conn: &mut DbConn, kind: &str) -> Result<(), DbError> {
+pub fn delete_grants(conn: &mut DbConn, kind: GrantKind) -> Result<(), DbError> {
     diesel::delete(web_grants::table.filter(web_grants::kind.eq(kind))).execute(conn)?;
     Ok(())
 }

@@ -8,25 +8,25 @@
 //! stored per message, so a retry continues where the last attempt stopped, and the job
 //! hands its lease back every few seconds (`JobFailure::Resume`) on long transcripts.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::TRANSCRIPT_KIND_PREFIX;
 use super::transcript::{self, Turn};
 use crate::db::conversations::{self, Conversation, Message, NewMessage};
 use crate::db::handovers::{self, Handover, transcript_message_id};
-use crate::db::jobs::Job;
-use crate::db::{Db, DbError};
-use crate::directory::{ActiveApp, Directory};
-use crate::inbound::deliver::Deliverer;
-use crate::inbound::render::{Rendered, render};
-use crate::infobip::client::{InfobipClient, SendError};
-use crate::salesforce::auth::TokenCache;
-use crate::salesforce::interactions::{CallError, InteractionClient, establish, with_token};
-use crate::worker::JobFailure;
+use crate::db::{DbError, Direction, HandoverStatus, ImportMethod, MessageStatus};
+use crate::directory::ActiveApp;
+use crate::inbound::TRANSCRIPT_KIND_PREFIX;
+use crate::inbound::deliver::{deliver, entry_id};
+use crate::inbound::render::{Rendered, labelled, render};
+use crate::jobs::JobContext;
+use crate::salesforce::requests::{
+    AbstractMessage, EntryPayload, HistoryEntry, HistoryParticipant, HistoryRequest, Participant,
+};
+use crate::worker::{Attempt, BackgroundJob, JobFailure};
 
 /// Salesforce takes at most 25 entries per `conversationHistory` call, none older than 24 h.
 const HISTORY_BATCH: usize = 25;
@@ -39,93 +39,88 @@ pub const OUTRO: &str = "~outro";
 /// Infobip conversations longer than this many pages are cut (a guard against a paging loop).
 const MAX_PAGES: usize = 1000;
 
-#[derive(Clone)]
-pub struct Importer {
-    pub db: Db,
-    pub directory: Directory,
-    pub tokens: TokenCache,
-    pub interactions: InteractionClient,
-    pub infobip: InfobipClient,
-    /// Posts entries exactly as inbound messages are posted (labels, media).
-    pub deliverer: Deliverer,
-    pub page_size: usize,
-    /// How long one run may work before giving its lease back.
-    pub slice: Duration,
-    /// Apps whose org refused the history API: later handovers go straight to entries.
-    pub history_refused: Arc<Mutex<HashSet<String>>>,
+/// Imports the transcript of handover `handover_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportHandover {
+    pub handover_id: String,
 }
 
-fn db_failure(e: DbError) -> JobFailure {
-    JobFailure::retry(format!("database: {e}"))
-}
+impl BackgroundJob for ImportHandover {
+    const KIND: &'static str = "import_handover";
+    type Context = JobContext;
 
-impl Importer {
-    pub async fn run(&self, job: Job) -> Result<(), JobFailure> {
+    async fn run(self, ctx: &JobContext, _attempt: &Attempt) -> Result<(), JobFailure> {
         let started = Instant::now();
-        let payload: Value =
-            serde_json::from_str(&job.payload).map_err(|e| JobFailure::permanent(format!("bad job payload: {e}")))?;
-        let id = payload
-            .get("handover_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| JobFailure::permanent("job has no handover_id"))?
-            .to_owned();
-        let (handover, conversation) = self.load(&id).await?;
-        if handover.status == "imported" {
+        let id = self.handover_id;
+        let (handover, conversation) = load(ctx, &id).await?;
+        if handover.status == HandoverStatus::Imported {
             return Ok(());
         }
-        let snapshot = self.directory.snapshot().await.map_err(db_failure)?;
-        let app = snapshot.by_id_or_name(&handover.app_id).ok_or_else(|| {
-            JobFailure::permanent(format!("app {} is not active; activate it, then retry this job", handover.app_id))
-        })?;
-        let result = self.import(&app, handover, conversation, started).await;
+        let app = ctx.active_app(&handover.app_id).await?;
+        let import = Import {
+            ctx,
+            app: &app,
+            started,
+            page_size: ctx.settings.infobip.conversation_page_size,
+            slice: Duration::from_millis(ctx.settings.worker.slice_ms),
+        };
+        let result = import.import(handover, conversation).await;
         if let Err(JobFailure::Permanent { reason }) = &result {
-            let (id, reason) = (id.clone(), reason.clone());
-            self.db.write(move |c| handovers::set_failed(c, &id, &reason)).await.map_err(db_failure)?;
+            let reason = reason.clone();
+            ctx.db.write(move |c| handovers::set_failed(c, &id, &reason)).await?;
         }
         result
     }
+}
 
-    async fn load(&self, id: &str) -> Result<(Handover, Conversation), JobFailure> {
-        let id = id.to_owned();
-        self.db
-            .run(move |c| {
-                let Some(h) = handovers::find(c, &id)? else { return Ok(None) };
-                Ok(conversations::find(c, h.conversation_id)?.map(|conv| (h, conv)))
-            })
-            .await
-            .map_err(db_failure)?
-            .ok_or_else(|| JobFailure::permanent("the handover no longer exists"))
-    }
+async fn load(ctx: &JobContext, id: &str) -> Result<(Handover, Conversation), JobFailure> {
+    let id = id.to_owned();
+    ctx.db
+        .run(move |c| {
+            let Some(h) = handovers::find(c, &id)? else { return Ok(None) };
+            Ok(conversations::find(c, h.conversation_id)?.map(|conv| (h, conv)))
+        })
+        .await?
+        .ok_or_else(|| JobFailure::permanent("the handover no longer exists"))
+}
 
-    async fn import(
-        &self,
-        app: &ActiveApp,
-        mut handover: Handover,
-        mut conversation: Conversation,
-        started: Instant,
-    ) -> Result<(), JobFailure> {
+/// One run of an import.
+struct Import<'a> {
+    ctx: &'a JobContext,
+    app: &'a ActiveApp,
+    started: Instant,
+    page_size: usize,
+    /// How long one run may work before giving its lease back.
+    slice: Duration,
+}
+
+impl Import<'_> {
+    async fn import(&self, mut handover: Handover, mut conversation: Conversation) -> Result<(), JobFailure> {
+        let app = self.app;
         if handover.method.is_none() {
-            let turns = self.fetch(app, &handover, &conversation).await?;
-            conversation = self.establish(app, &handover, conversation).await?;
-            let method = self.choose_method(app, &turns);
+            let turns = self.fetch(&handover, &conversation).await?;
+            conversation = self.establish(&handover, conversation).await?;
+            let method = self.choose_method(&turns);
             handover = self.store(handover, &turns, method).await?;
-            tracing::info!(app.id = %app.id, handover.id = %handover.id, messages = turns.len(), method, "transcript fetched");
+            tracing::info!(app.id = %app.id, handover.id = %handover.id, messages = turns.len(), method = %method, "transcript fetched");
         }
         // Read once per run (and again after a switch of method); each step below records
         // its own progress, so a retry reads what is still pending.
         let mut pending = self.pending(&handover).await?;
         let mut progressed = false;
         while !pending.is_empty() {
-            if progressed && started.elapsed() >= self.slice {
+            if progressed && self.started.elapsed() >= self.slice {
                 return Err(JobFailure::Resume { progress: format!("{} transcript messages to go", pending.len()) });
             }
-            if handover.method.as_deref() == Some("history") {
-                match self.post_history(app, &conversation, pending.make_contiguous()).await {
-                    Err(CallError::Refused { code: Some(code), .. })
-                        if HISTORY_REFUSED_CODES.contains(&code) && app.transcript.import == "auto" =>
+            if handover.method == Some(ImportMethod::History) {
+                match self.post_history(&conversation, pending.make_contiguous()).await {
+                    Err(HistoryFailure::Salesforce(e))
+                        if e.is_permanent()
+                            && e.code().is_some_and(|c| HISTORY_REFUSED_CODES.contains(&c))
+                            && app.transcript.import == "auto" =>
                     {
-                        tracing::info!(app.id = %app.id, code, "Salesforce refuses the conversationHistory API for this channel; posting the transcript as entries");
-                        if let Ok(mut refused) = self.history_refused.lock() {
+                        tracing::info!(app.id = %app.id, code = e.code(), "Salesforce refuses the conversationHistory API for this channel; posting the transcript as entries");
+                        if let Ok(mut refused) = self.ctx.history_refused.lock() {
                             refused.insert(app.id.clone());
                         }
                         handover = self.switch_to_entries(handover).await?;
@@ -140,15 +135,15 @@ impl Importer {
             } else {
                 // Later entries land in the conversation the first one opened.
                 let first = pending.pop_front().ok_or_else(|| JobFailure::retry("transcript changed"))?;
-                self.deliverer.deliver(app, first, &conversation, None).await?;
+                deliver(self.ctx, app, first, &conversation, None).await?;
                 progressed = true;
                 if conversation.sf_conversation_id.is_none() {
                     let id = conversation.id;
                     conversation = self
+                        .ctx
                         .db
                         .run(move |c| conversations::find(c, id))
-                        .await
-                        .map_err(db_failure)?
+                        .await?
                         .ok_or_else(|| JobFailure::permanent("the conversation no longer exists"))?;
                 }
             }
@@ -159,35 +154,36 @@ impl Importer {
     /// The transcript messages not yet in Salesforce, in order.
     async fn pending(&self, handover: &Handover) -> Result<VecDeque<Message>, JobFailure> {
         let h = handover.clone();
-        let transcript = self.db.run(move |c| handovers::transcript(c, &h)).await.map_err(db_failure)?;
-        Ok(transcript.into_iter().filter(|m| m.status != "delivered" && m.status != "skipped").collect())
+        let transcript = self.ctx.db.run(move |c| handovers::transcript(c, &h)).await?;
+        Ok(transcript
+            .into_iter()
+            .filter(|m| m.status != MessageStatus::Delivered && m.status != MessageStatus::Skipped)
+            .collect())
     }
 
     /// Every message of the Infobip conversation, page by page.
-    async fn fetch(
-        &self,
-        app: &ActiveApp,
-        handover: &Handover,
-        conversation: &Conversation,
-    ) -> Result<Vec<Turn>, JobFailure> {
-        let account = app
+    async fn fetch(&self, handover: &Handover, conversation: &Conversation) -> Result<Vec<Turn>, JobFailure> {
+        let account = self
+            .app
             .account_for_sender(&conversation.sender_number)
             .ok_or_else(|| JobFailure::permanent("the conversation's sender number is not configured for this app"))?;
         let mut messages: Vec<Value> = Vec::new();
         for page in 0..MAX_PAGES {
             let answer = self
+                .ctx
                 .infobip
                 .conversation_messages(account, &handover.infobip_conversation_id, page, self.page_size)
                 .await
-                .map_err(|e| match e {
-                    SendError::Refused { status: 404, .. } => JobFailure::permanent(format!(
+                .map_err(|e| match e.status() {
+                    Some(404) => JobFailure::permanent(format!(
                         "Infobip has no conversation {:?} (is Conversations enabled for this account?)",
                         handover.infobip_conversation_id
                     )),
-                    SendError::Refused { status: 401 | 403, detail } => JobFailure::permanent(format!(
-                        "Infobip refused to read the conversation: {detail}; the API key needs the conversations:read scope"
+                    Some(401 | 403) => JobFailure::permanent(format!(
+                        "Infobip refused to read the conversation: {}; the API key needs the conversations:read scope",
+                        e.detail()
                     )),
-                    other => other.into(),
+                    _ => e.into(),
                 })?;
             let items = answer.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
             let total = answer.pointer("/pagination/totalItems").and_then(Value::as_u64).unwrap_or(0) as usize;
@@ -197,48 +193,47 @@ impl Importer {
                 break;
             }
         }
-        Ok(transcript::turns(&messages, &app.transcript.labels))
+        Ok(transcript::turns(&messages, &self.app.transcript.labels))
     }
 
     /// Opens (or finds) the user's Salesforce conversation with the handover's routing attributes.
-    async fn establish(
-        &self,
-        app: &ActiveApp,
-        handover: &Handover,
-        conversation: Conversation,
-    ) -> Result<Conversation, JobFailure> {
-        let routing: Value = serde_json::from_str(&handover.routing_attributes).unwrap_or(Value::Null);
-        let established = establish(&self.tokens, &self.interactions, app, &conversation.end_user_id, &routing).await?;
+    async fn establish(&self, handover: &Handover, conversation: Conversation) -> Result<Conversation, JobFailure> {
+        let routing: BTreeMap<String, String> = serde_json::from_str(&handover.routing_attributes).unwrap_or_default();
+        let established =
+            self.ctx.salesforce.establish(&self.app.salesforce, &conversation.end_user_id, &routing).await?;
         let session = established.messaging_session_id;
         let sf_conversation = established.conversation_identifier;
         let Some(sf_conversation) = sf_conversation else { return Ok(conversation) };
         let id = conversation.id;
-        self.db
+        self.ctx
+            .db
             .write(move |c| {
                 conversations::set_salesforce_ids(c, id, &sf_conversation, session.as_deref())?;
                 conversations::find(c, id)
             })
-            .await
-            .map_err(db_failure)?
+            .await?
             .ok_or_else(|| JobFailure::permanent("the conversation no longer exists"))
     }
 
-    fn choose_method(&self, app: &ActiveApp, turns: &[Turn]) -> &'static str {
-        let refused = self.history_refused.lock().map(|r| r.contains(&app.id)).unwrap_or(false);
+    fn choose_method(&self, turns: &[Turn]) -> ImportMethod {
+        let app = self.app;
+        let refused = self.ctx.history_refused.lock().map(|r| r.contains(&app.id)).unwrap_or(false);
         let oldest_allowed = chrono::Utc::now() - HISTORY_MAX_AGE;
         let recent = turns.iter().all(|t| t.created_at.is_some_and(|at| at > oldest_allowed));
         match app.transcript.import.as_str() {
-            "history" => "history",
-            "auto" if !refused && recent && !turns.is_empty() => "history",
-            _ => "entries",
+            "history" => ImportMethod::History,
+            "auto" if !refused && recent && !turns.is_empty() => ImportMethod::History,
+            _ => ImportMethod::Entries,
         }
     }
 
     /// Stores the transcript as messages of the conversation (with an opening and a
     /// closing line for entries) and the chosen method, in one transaction.
-    async fn store(&self, handover: Handover, turns: &[Turn], method: &'static str) -> Result<Handover, JobFailure> {
+    async fn store(&self, handover: Handover, turns: &[Turn], method: ImportMethod) -> Result<Handover, JobFailure> {
         let turns = turns.to_vec();
-        self.db
+        Ok(self
+            .ctx
+            .db
             .write(move |c| {
                 let now = crate::db::now();
                 let count = turns.len();
@@ -251,17 +246,17 @@ impl Importer {
                 rows.push((OUTRO.into(), "TEXT".into(), system("— End of the chatbot conversation —".into())));
                 for (id, kind, body) in rows {
                     let provider_id = transcript_message_id(&handover.id, &id);
-                    let skip = method == "history" && (id == INTRO || id == OUTRO);
+                    let skip = method == ImportMethod::History && (id == INTRO || id == OUTRO);
                     conversations::insert_message(
                         c,
                         &NewMessage {
                             app_id: &handover.app_id,
                             conversation_id: handover.conversation_id,
-                            direction: "inbound",
+                            direction: Direction::Inbound,
                             provider_message_id: &provider_id,
                             kind: &format!("{TRANSCRIPT_KIND_PREFIX}{kind}"),
                             body: Some(&body.to_string()),
-                            status: if skip { "skipped" } else { "received" },
+                            status: if skip { MessageStatus::Skipped } else { MessageStatus::Received },
                             received_at: Some(now),
                             sf_entry_id: None,
                         },
@@ -269,47 +264,43 @@ impl Importer {
                     )?;
                 }
                 let count = i32::try_from(count).unwrap_or(i32::MAX);
-                handovers::set_progress(c, &handover.id, "importing", Some(method), count, 0)?;
+                handovers::set_progress(c, &handover.id, HandoverStatus::Importing, Some(method), count, 0)?;
                 handovers::find(c, &handover.id)?.ok_or(DbError::Query(diesel::result::Error::NotFound))
             })
-            .await
-            .map_err(db_failure)
+            .await?)
     }
 
     async fn switch_to_entries(&self, handover: Handover) -> Result<Handover, JobFailure> {
-        self.db
+        Ok(self
+            .ctx
+            .db
             .write(move |c| {
                 for m in handovers::transcript(c, &handover)? {
-                    if m.status == "skipped" {
-                        conversations::set_status(c, m.id, "received")?;
+                    if m.status == MessageStatus::Skipped {
+                        conversations::set_status(c, m.id, MessageStatus::Received)?;
                     }
                 }
                 handovers::set_progress(
                     c,
                     &handover.id,
-                    "importing",
-                    Some("entries"),
+                    HandoverStatus::Importing,
+                    Some(ImportMethod::Entries),
                     handover.transcript_messages,
                     handover.imported_messages,
                 )?;
                 handovers::find(c, &handover.id)?.ok_or(DbError::Query(diesel::result::Error::NotFound))
             })
-            .await
-            .map_err(db_failure)
+            .await?)
     }
 
     /// Posts the next (at most 25) pending turns through `conversationHistory`.
-    async fn post_history(
-        &self,
-        app: &ActiveApp,
-        conversation: &Conversation,
-        pending: &[Message],
-    ) -> Result<(), CallError> {
+    async fn post_history(&self, conversation: &Conversation, pending: &[Message]) -> Result<(), HistoryFailure> {
+        let app = self.app;
         let batch: Vec<&Message> = pending.iter().take(HISTORY_BATCH).collect();
-        let end_user = json!({ "appType": "custom", "subject": conversation.end_user_id, "role": "EndUser" });
-        let bot = json!({ "appType": "chatbot", "subject": "infobip-chatbot", "role": "Chatbot" });
-        let system = json!({ "appType": "custom", "subject": "infobip-system", "role": "System" });
-        let mut participants: Vec<(Value, i64)> = Vec::new();
+        let end_user = Participant::end_user(&conversation.end_user_id);
+        let bot = Participant::chatbot("infobip-chatbot");
+        let system = Participant::system("infobip-system");
+        let mut participants: Vec<HistoryParticipant> = Vec::new();
         let mut entries = Vec::new();
         for m in &batch {
             let body: Value = m.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
@@ -324,33 +315,33 @@ impl Importer {
                 // Agent turns have no participant of their own (at most 3): labelled system lines.
                 _ => (system.clone(), history_text(m, &body, body.get("speaker").and_then(Value::as_str))),
             };
-            if !participants.iter().any(|(p, _)| *p == sender) {
-                participants.push((sender.clone(), at));
+            if !participants.iter().any(|p| p.participant == sender) {
+                participants.push(HistoryParticipant { participant: sender.clone(), joined_time: at });
             }
-            let id = self.deliverer.entry_id(app, m);
-            entries.push(json!({
-                "clientTimestamp": at,
-                "sender": sender,
-                "entryPayload": { "id": id, "entryType": "Message", "abstractMessage": {
-                    "messageType": "StaticContentMessage", "id": id,
-                    "staticContent": { "formatType": "Text", "text": text } } }
-            }));
+            let id = entry_id(app, m);
+            entries.push(HistoryEntry {
+                client_timestamp: at,
+                sender,
+                entry_payload: EntryPayload::Message { abstract_message: AbstractMessage::text(&id, &text), id },
+            });
         }
-        let body = json!({
-            "channelAddressIdentifier": app.channel_address_identifier,
-            "conversationParticipants": participants.iter().map(|(p, joined)| json!({ "participant": p, "joinedTime": joined })).collect::<Vec<_>>(),
-            "conversationEntries": entries,
-        });
-        let answer = with_token(&self.tokens, app, |token| {
-            let body = &body;
-            async move { self.interactions.post_json(app, &token, "/conversationHistory", body).await }
-        })
-        .await?;
-        let session = answer.get("messagingSessionId").and_then(Value::as_str).map(str::to_owned);
-        let sf_conversation = answer.get("conversationIdentifier").and_then(Value::as_str).map(str::to_owned);
-        let delivered: Vec<(i64, String)> = batch.iter().map(|m| (m.id, self.deliverer.entry_id(app, m))).collect();
+        let request = HistoryRequest {
+            channel_address_identifier: app.salesforce.channel_address_identifier.clone(),
+            conversation_participants: participants,
+            conversation_entries: entries,
+        };
+        let answer = self
+            .ctx
+            .salesforce
+            .conversation_history(&app.salesforce, &request)
+            .await
+            .map_err(HistoryFailure::Salesforce)?;
+        let session = answer.messaging_session_id;
+        let sf_conversation = answer.conversation_identifier;
+        let delivered: Vec<(i64, String)> = batch.iter().map(|m| (m.id, entry_id(app, m))).collect();
         let conversation_id = conversation.id;
-        self.db
+        self.ctx
+            .db
             .write(move |c| {
                 let now = crate::db::now();
                 if let Some(id) = &sf_conversation {
@@ -362,26 +353,49 @@ impl Importer {
                 Ok(())
             })
             .await
-            .map_err(|e| CallError::Retry { detail: format!("database: {e}"), retry_after: None })
+            .map_err(|e| HistoryFailure::Job(e.into()))
     }
 
     async fn finish(&self, handover: &Handover) -> Result<(), JobFailure> {
         let h = handover.clone();
         let imported = self
+            .ctx
             .db
             .write(move |c| {
                 let delivered = handovers::transcript(c, &h)?
                     .iter()
-                    .filter(|m| m.status == "delivered" && !is_frame(&m.provider_message_id))
+                    .filter(|m| m.status == MessageStatus::Delivered && !is_frame(&m.provider_message_id))
                     .count();
                 let delivered = i32::try_from(delivered).unwrap_or(i32::MAX);
-                handovers::set_progress(c, &h.id, "imported", h.method.as_deref(), h.transcript_messages, delivered)?;
+                handovers::set_progress(
+                    c,
+                    &h.id,
+                    HandoverStatus::Imported,
+                    h.method,
+                    h.transcript_messages,
+                    delivered,
+                )?;
                 Ok(delivered)
             })
-            .await
-            .map_err(db_failure)?;
+            .await?;
         tracing::info!(handover.id = %handover.id, imported, "transcript imported");
         Ok(())
+    }
+}
+
+/// Why a `conversationHistory` batch did not go in: Salesforce's answer, which may mean
+/// switching to entries, or anything else.
+enum HistoryFailure {
+    Salesforce(crate::salesforce::Error),
+    Job(JobFailure),
+}
+
+impl From<HistoryFailure> for JobFailure {
+    fn from(failure: HistoryFailure) -> Self {
+        match failure {
+            HistoryFailure::Salesforce(e) => e.into(),
+            HistoryFailure::Job(f) => f,
+        }
     }
 }
 
@@ -401,5 +415,5 @@ fn history_text(message: &Message, body: &Value, label: Option<&str>) -> String 
             None => format!("{label} (file not included in the imported history)"),
         },
     };
-    transcript::labelled(label, &text)
+    labelled(label, &text)
 }

@@ -11,14 +11,10 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::db::handovers::{self, Handover};
-use crate::db::jobs::{self, NewJob};
-use crate::db::{DbConn, DbError, conversations};
+use crate::db::jobs;
+use crate::db::{DbConn, DbError, HandoverStatus, MessageStatus, conversations};
 use crate::directory::ActiveApp;
-
-pub const IMPORT_JOB: &str = "import_handover";
-
-/// Message kinds of transcript turns start with this (then the WhatsApp type).
-pub const TRANSCRIPT_KIND_PREFIX: &str = "transcript:";
+use crate::worker::BackgroundJob;
 
 /// A validated handover call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +146,7 @@ pub fn accept(conn: &mut DbConn, app_id: &str, request: &HandoverRequest) -> Res
         infobip_conversation_id: request.conversation_id.clone(),
         conversation_id: conversation,
         routing_attributes: json!(request.routing_attributes).to_string(),
-        status: "accepted".into(),
+        status: HandoverStatus::Accepted,
         method: None,
         transcript_messages: 0,
         imported_messages: 0,
@@ -162,11 +158,10 @@ pub fn accept(conn: &mut DbConn, app_id: &str, request: &HandoverRequest) -> Res
     if created {
         // Ordered with the conversation's messages: whatever the user writes from now on
         // is delivered after the transcript.
+        let import = import::ImportHandover { handover_id: row.id.clone() };
         jobs::enqueue(
             conn,
-            &[NewJob::new(IMPORT_JOB, &json!({ "handover_id": row.id }))
-                .for_app(app_id)
-                .ordered_by(crate::inbound::ordering_key(conversation))],
+            &[import.to_job()?.for_app(app_id).ordered_by(crate::inbound::ordering_key(conversation))],
         )?;
     }
     Ok((row, created))
@@ -177,8 +172,8 @@ pub fn view(conn: &mut DbConn, handover: &Handover) -> Result<Value, DbError> {
     let conversation = conversations::find(conn, handover.conversation_id)?;
     let transcript = handovers::transcript(conn, handover)?;
     let turns = || transcript.iter().filter(|m| !import::is_frame(&m.provider_message_id));
-    let imported = turns().filter(|m| m.status == "delivered").count();
-    let failed = turns().filter(|m| m.status == "failed").count();
+    let imported = turns().filter(|m| m.status == MessageStatus::Delivered).count();
+    let failed = turns().filter(|m| m.status == MessageStatus::Failed).count();
     Ok(json!({
         "handoverId": handover.id,
         "conversationId": handover.infobip_conversation_id,

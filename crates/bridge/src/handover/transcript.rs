@@ -129,15 +129,6 @@ fn readable(content_type: &str, content: &Value) -> String {
     format!("({} message)", content_type.to_ascii_lowercase().replace('_', " "))
 }
 
-/// The text the agent sees for a text turn: the speaker's label first.
-pub fn labelled(speaker: Option<&str>, text: &str) -> String {
-    match speaker {
-        Some(s) if text.is_empty() => s.to_owned(),
-        Some(s) => format!("{s}: {text}"),
-        None => text.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,7 +173,7 @@ mod tests {
             &quiet,
         );
         assert!(t[0].body["speaker"].is_null());
-        assert_eq!(labelled(Some("Bot"), "Hi"), "Bot: Hi");
-        assert_eq!(labelled(None, "Hi"), "Hi");
+        assert_eq!(crate::inbound::render::labelled(Some("Bot"), "Hi"), "Bot: Hi");
+        assert_eq!(crate::inbound::render::labelled(None, "Hi"), "Hi");
     }
 }

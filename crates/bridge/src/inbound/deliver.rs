@@ -1,63 +1,37 @@
 //! The `deliver_inbound` job: one stored WhatsApp message becomes one interaction in the
 //! end user's Salesforce conversation.
 
-use std::sync::Arc;
-use std::time::Duration;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use futures_util::StreamExt;
-use secrecy::ExposeSecret;
-use serde_json::{Value, json};
-
-use super::render::{Rendered, render};
+use super::render::{Rendered, labelled, render};
+use crate::db::MessageStatus;
 use crate::db::conversations::{self, Conversation, Message};
-use crate::db::jobs::Job;
-use crate::db::{Db, DbError};
-use crate::directory::{ActiveApp, Directory};
-use crate::handover::transcript::labelled;
-use crate::metrics::Metrics;
-use crate::salesforce::auth::TokenCache;
-use crate::salesforce::interactions::{
-    Attachment, CallError, InteractionClient, MAX_ATTACHMENT_BYTES, SUPPORTED_ATTACHMENT_TYPES, with_token,
-};
-use crate::worker::JobFailure;
+use crate::directory::ActiveApp;
+use crate::infobip::media::Media;
+use crate::jobs::JobContext;
+use crate::salesforce::interactions::{Attachment, MAX_ATTACHMENT_BYTES, SUPPORTED_ATTACHMENT_TYPES};
+use crate::salesforce::requests::{AbstractMessage, ChoicesResponse, EntryPayload, Interaction, SelectedOption};
+use crate::worker::{Attempt, BackgroundJob, JobFailure};
 
 /// Namespace of the entry ids derived from WhatsApp message ids: a retried delivery sends
 /// the same entry id again.
 const ENTRY_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6279_6f63_2d69_6e62_6f75_6e64_2d65_6e74);
 
-#[derive(Clone)]
-pub struct Deliverer {
-    pub db: Db,
-    pub directory: Directory,
-    pub tokens: TokenCache,
-    pub interactions: InteractionClient,
-    /// For media downloads from Infobip.
-    pub http: reqwest::Client,
-    pub body_retention: Duration,
-    pub metrics: Arc<Metrics>,
+/// Delivers the stored inbound message `message_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverInbound {
+    pub message_id: i64,
 }
 
-fn db_failure(e: DbError) -> JobFailure {
-    JobFailure::retry(format!("database: {e}"))
-}
+impl BackgroundJob for DeliverInbound {
+    const KIND: &'static str = "deliver_inbound";
+    type Context = JobContext;
 
-/// The interaction's `json` part, and the file when there is one.
-struct Outgoing {
-    entry_id: String,
-    json: Value,
-    attachment: Option<Attachment>,
-}
-
-impl Deliverer {
-    pub async fn run(&self, job: Job) -> Result<(), JobFailure> {
-        let payload: Value =
-            serde_json::from_str(&job.payload).map_err(|e| JobFailure::permanent(format!("bad job payload: {e}")))?;
-        let message_id = payload
-            .get("message_id")
-            .and_then(Value::as_i64)
-            .ok_or_else(|| JobFailure::permanent("job has no message_id"))?;
+    async fn run(self, ctx: &JobContext, _attempt: &Attempt) -> Result<(), JobFailure> {
+        let message_id = self.message_id;
         let (message, conversation, reply_target) =
-            self.db
+            ctx.db
                 .run(move |c| {
                     let Some(message) = conversations::message(c, message_id)? else { return Ok(None) };
                     let Some(conversation) = conversations::find(c, message.conversation_id)? else { return Ok(None) };
@@ -74,226 +48,162 @@ impl Deliverer {
                     };
                     Ok(Some((message, conversation, reply_target)))
                 })
-                .await
-                .map_err(db_failure)?
+                .await?
                 .ok_or_else(|| JobFailure::permanent(format!("message {message_id} no longer exists")))?;
-        if message.status == "delivered" {
+        if message.status == MessageStatus::Delivered {
             return Ok(());
         }
-        let snapshot = self.directory.snapshot().await.map_err(db_failure)?;
-        let app = snapshot.by_id_or_name(&message.app_id).ok_or_else(|| {
-            JobFailure::permanent(format!("app {} is not active; activate it, then retry this job", message.app_id))
-        })?;
-        self.deliver(&app, message, &conversation, reply_target.as_deref()).await
-    }
-
-    /// Turns one stored message into an interaction, posts it, and records the outcome.
-    pub async fn deliver(
-        &self,
-        app: &ActiveApp,
-        message: Message,
-        conversation: &Conversation,
-        reply_target: Option<&str>,
-    ) -> Result<(), JobFailure> {
-        let outgoing = self.prepare(app, &message, conversation, reply_target).await?;
-        match self.post(app, &outgoing).await {
-            Ok(response) => {
-                let now = crate::db::now();
-                let purge = now + chrono::Duration::from_std(self.body_retention).unwrap_or(chrono::Duration::zero());
-                let entry_id = outgoing.entry_id.clone();
-                let session = response.work_item_ids.first().cloned();
-                let sf_conversation = response.conversation_identifier.clone();
-                let changed = sf_conversation.is_some()
-                    && (conversation.sf_conversation_id != sf_conversation
-                        || conversation.messaging_session_id != session);
-                let conversation_id = conversation.id;
-                self.db
-                    .write(move |c| {
-                        if changed {
-                            if let Some(id) = &sf_conversation {
-                                conversations::set_salesforce_ids(c, conversation_id, id, session.as_deref())?;
-                            }
-                        }
-                        conversations::mark_delivered(c, message.id, &entry_id, now, purge)
-                    })
-                    .await
-                    .map_err(db_failure)?;
-                let latency = (now - message.created_at).num_milliseconds().max(0) as f64 / 1000.0;
-                self.metrics.inbound_delivery_seconds.observe(latency);
-                self.metrics.inbound("delivered");
-                Ok(())
-            }
-            Err(CallError::Refused { detail, .. }) => {
-                let now = crate::db::now();
-                let purge = now + chrono::Duration::from_std(self.body_retention).unwrap_or(chrono::Duration::zero());
-                let reason = format!("Salesforce refused the message: {detail}");
-                let error = reason.clone();
-                self.db
-                    .write(move |c| conversations::mark_failed(c, message.id, &error, now, purge))
-                    .await
-                    .map_err(db_failure)?;
-                self.metrics.inbound("failed");
-                Err(JobFailure::permanent(reason))
-            }
-            Err(CallError::Retry { detail, retry_after }) => {
-                Err(JobFailure::Retry { reason: detail, after: retry_after })
-            }
-            Err(e @ CallError::TokenRefused { .. }) => Err(JobFailure::retry(e.to_string())),
-        }
-    }
-
-    async fn post(
-        &self,
-        app: &ActiveApp,
-        outgoing: &Outgoing,
-    ) -> Result<crate::salesforce::interactions::PostInteractionResponse, CallError> {
-        with_token(&self.tokens, app, |token| async move {
-            let attachment = outgoing.attachment.as_ref().map(|a| Attachment {
-                bytes: a.bytes.clone(),
-                mime_type: a.mime_type.clone(),
-                file_name: a.file_name.clone(),
-            });
-            self.interactions.post_interaction(app, &token, &outgoing.json, attachment).await
-        })
-        .await
-    }
-
-    /// The Salesforce entry id of a stored message: derived from its provider id, so a
-    /// retried delivery repeats it.
-    pub fn entry_id(&self, app: &ActiveApp, message: &Message) -> String {
-        uuid::Uuid::new_v5(&ENTRY_NAMESPACE, format!("{}/{}", app.id, message.provider_message_id).as_bytes())
-            .to_string()
-    }
-
-    async fn prepare(
-        &self,
-        app: &ActiveApp,
-        message: &Message,
-        conversation: &Conversation,
-        reply_target: Option<&str>,
-    ) -> Result<Outgoing, JobFailure> {
-        let raw: Value = message
-            .body
-            .as_deref()
-            .and_then(|b| serde_json::from_str(b).ok())
-            .ok_or_else(|| JobFailure::permanent("the message body is no longer stored"))?;
-        let entry_id = self.entry_id(app, message);
-        let envelope = |interaction: Value| json!({ "to": app.channel_address_identifier, "from": conversation.end_user_id, "interactions": [interaction] });
-        let now = chrono::Utc::now().timestamp_millis();
-        let text_entry = |text: &str| {
-            envelope(json!({
-                "timestamp": now,
-                "interactionType": "EntryInteraction",
-                "payload": { "id": entry_id, "entryType": "Message", "abstractMessage": {
-                    "messageType": "StaticContentMessage", "id": entry_id,
-                    "staticContent": { "formatType": "Text", "text": text } } }
-            }))
-        };
-        let outgoing = |json, attachment| Outgoing { entry_id: entry_id.clone(), json, attachment };
-        // A chatbot transcript's turns carry their speaker, put before what they said.
-        let kind = message.kind.strip_prefix(crate::handover::TRANSCRIPT_KIND_PREFIX).unwrap_or(&message.kind);
-        let speaker = raw.get("speaker").and_then(Value::as_str);
-        match render(kind, &raw, reply_target) {
-            Rendered::Text(text) => Ok(outgoing(text_entry(&labelled(speaker, &text)), None)),
-            Rendered::Choice { in_reply_to, option, title } => Ok(outgoing(
-                envelope(json!({
-                    "timestamp": now,
-                    "interactionType": "EntryInteraction",
-                    "payload": { "id": entry_id, "entryType": "Message", "abstractMessage": {
-                        "messageType": "ChoicesResponseMessage", "id": entry_id, "inReplyToMessageId": in_reply_to,
-                        "choicesResponse": { "formatType": "Selections", "selectedOptions": [{ "optionIdentifier": option, "title": title }] } } }
-                })),
-                None,
-            )),
-            Rendered::Media { url, caption, label } => {
-                let original_caption = caption.clone();
-                let described = move |why: &str| {
-                    let caption = original_caption.as_deref().map(|c| format!(": “{c}”")).unwrap_or_default();
-                    labelled(speaker, &format!("{label}{caption}\n({why})"))
-                };
-                let caption = match speaker {
-                    Some(_) => Some(labelled(speaker, caption.as_deref().unwrap_or_default())),
-                    None => caption,
-                };
-                match self.download(app, &conversation.sender_number, &url).await? {
-                    Download::File { bytes, mime_type } if SUPPORTED_ATTACHMENT_TYPES.contains(&mime_type.as_str()) => {
-                        let mut interaction = json!({
-                            "timestamp": now, "interactionType": "AttachmentInteraction", "id": entry_id,
-                            "attachmentIndex": 0, "contentLength": bytes.len()
-                        });
-                        if let Some(c) = &caption {
-                            interaction["text"] = json!(c);
-                        }
-                        let file_name =
-                            format!("{}.{}", label.to_ascii_lowercase().replace(' ', "-"), extension(&mime_type));
-                        Ok(outgoing(envelope(interaction), Some(Attachment { bytes, mime_type, file_name })))
-                    }
-                    Download::File { mime_type, .. } => Ok(outgoing(
-                        text_entry(&described(&format!(
-                            "sent as {mime_type}, a format Salesforce cannot display; ask the customer to send it another way"
-                        ))),
-                        None,
-                    )),
-                    Download::TooLarge => {
-                        Ok(outgoing(text_entry(&described("larger than the 25 MB Salesforce accepts")), None))
-                    }
-                    Download::Gone => Ok(outgoing(text_entry(&described("no longer available from WhatsApp")), None)),
-                }
-            }
-        }
-    }
-
-    /// Fetches inbound media with the account's API key. Redirects are followed; reqwest
-    /// drops the `Authorization` header when one leads to another host.
-    async fn download(&self, app: &ActiveApp, sender: &str, url: &str) -> Result<Download, JobFailure> {
-        let account = app
-            .account_for_sender(sender)
-            .ok_or_else(|| JobFailure::permanent("the message's sender number is not configured for this app"))?;
-        let response = self
-            .http
-            .get(url)
-            .header("Authorization", format!("App {}", account.api_key.expose_secret()))
-            .send()
-            .await
-            .map_err(|e| JobFailure::retry(format!("media download failed: {e}")))?;
-        let status = response.status().as_u16();
-        if status == 404 || status == 410 {
-            return Ok(Download::Gone);
-        }
-        if status == 429 || status >= 500 {
-            return Err(JobFailure::retry(format!("media download: Infobip answered {status}")));
-        }
-        if !(200..300).contains(&status) {
-            return Err(JobFailure::permanent(format!(
-                "media download refused with {status} (check the Infobip API key's scopes)"
-            )));
-        }
-        if response.content_length().is_some_and(|l| l > MAX_ATTACHMENT_BYTES as u64) {
-            return Ok(Download::TooLarge);
-        }
-        let mime_type = response
-            .headers()
-            .get("Content-Type")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
-            .unwrap_or_default();
-        let mut bytes = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| JobFailure::retry(format!("media download interrupted: {e}")))?;
-            if bytes.len() + chunk.len() > MAX_ATTACHMENT_BYTES {
-                return Ok(Download::TooLarge);
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(Download::File { bytes, mime_type })
+        let app = ctx.active_app(&message.app_id).await?;
+        deliver(ctx, &app, message, &conversation, reply_target.as_deref()).await
     }
 }
 
-enum Download {
-    File { bytes: Vec<u8>, mime_type: String },
-    TooLarge,
-    Gone,
+/// The interaction of one message, and its file when there is one.
+struct Outgoing {
+    entry_id: String,
+    interaction: Interaction,
+    attachment: Option<Attachment>,
+}
+
+/// Turns one stored message into an interaction, posts it, and records the outcome.
+pub async fn deliver(
+    ctx: &JobContext,
+    app: &ActiveApp,
+    message: Message,
+    conversation: &Conversation,
+    reply_target: Option<&str>,
+) -> Result<(), JobFailure> {
+    let outgoing = prepare(ctx, app, &message, conversation, reply_target).await?;
+    let posted = ctx
+        .salesforce
+        .post_interaction(
+            &app.salesforce,
+            &conversation.end_user_id,
+            outgoing.interaction,
+            outgoing.attachment.as_ref(),
+        )
+        .await;
+    let now = crate::db::now();
+    let purge = ctx.purge_after_delivery();
+    match posted {
+        Ok(response) => {
+            let entry_id = outgoing.entry_id;
+            let session = response.work_item_ids.first().cloned();
+            let sf_conversation = response.conversation_identifier.clone();
+            let changed = sf_conversation.is_some()
+                && (conversation.sf_conversation_id != sf_conversation || conversation.messaging_session_id != session);
+            let conversation_id = conversation.id;
+            ctx.db
+                .write(move |c| {
+                    if changed {
+                        if let Some(id) = &sf_conversation {
+                            conversations::set_salesforce_ids(c, conversation_id, id, session.as_deref())?;
+                        }
+                    }
+                    conversations::mark_delivered(c, message.id, &entry_id, now, purge)
+                })
+                .await?;
+            let latency = (now - message.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+            ctx.metrics.inbound_delivery_seconds.observe(latency);
+            ctx.metrics.inbound("delivered");
+            Ok(())
+        }
+        Err(e) if e.is_permanent() => {
+            let reason = format!("Salesforce refused the message: {}", e.detail());
+            let error = reason.clone();
+            ctx.db.write(move |c| conversations::mark_failed(c, message.id, &error, now, purge)).await?;
+            ctx.metrics.inbound("failed");
+            Err(JobFailure::permanent(reason))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The Salesforce entry id of a stored message: derived from its provider id, so a retried
+/// delivery repeats it.
+pub fn entry_id(app: &ActiveApp, message: &Message) -> String {
+    uuid::Uuid::new_v5(&ENTRY_NAMESPACE, format!("{}/{}", app.id, message.provider_message_id).as_bytes()).to_string()
+}
+
+fn text_entry(entry_id: &str, text: &str) -> Interaction {
+    Interaction::EntryInteraction {
+        timestamp: chrono::Utc::now().timestamp_millis(),
+        payload: EntryPayload::Message {
+            id: entry_id.to_owned(),
+            abstract_message: AbstractMessage::text(entry_id, text),
+        },
+    }
+}
+
+async fn prepare(
+    ctx: &JobContext,
+    app: &ActiveApp,
+    message: &Message,
+    conversation: &Conversation,
+    reply_target: Option<&str>,
+) -> Result<Outgoing, JobFailure> {
+    let raw: Value = message
+        .body
+        .as_deref()
+        .and_then(|b| serde_json::from_str(b).ok())
+        .ok_or_else(|| JobFailure::permanent("the message body is no longer stored"))?;
+    let entry_id = entry_id(app, message);
+    let outgoing = |interaction, attachment| Outgoing { entry_id: entry_id.clone(), interaction, attachment };
+    let text = |text: &str| outgoing(text_entry(&entry_id, text), None);
+    // A chatbot transcript's turns carry their speaker, put before what they said.
+    let kind = message.kind.strip_prefix(super::TRANSCRIPT_KIND_PREFIX).unwrap_or(&message.kind);
+    let speaker = raw.get("speaker").and_then(Value::as_str);
+    match render(kind, &raw, reply_target) {
+        Rendered::Text(body) => Ok(text(&labelled(speaker, &body))),
+        Rendered::Choice { in_reply_to, option, title } => Ok(outgoing(
+            Interaction::EntryInteraction {
+                timestamp: chrono::Utc::now().timestamp_millis(),
+                payload: EntryPayload::Message {
+                    id: entry_id.clone(),
+                    abstract_message: AbstractMessage::ChoicesResponseMessage {
+                        id: entry_id.clone(),
+                        in_reply_to_message_id: in_reply_to,
+                        choices_response: ChoicesResponse::Selections {
+                            selected_options: vec![SelectedOption { option_identifier: option, title }],
+                        },
+                    },
+                },
+            },
+            None,
+        )),
+        Rendered::Media { url, caption, label } => {
+            let described = |why: &str| {
+                let quoted = caption.as_deref().map(|c| format!(": “{c}”")).unwrap_or_default();
+                labelled(speaker, &format!("{label}{quoted}\n({why})"))
+            };
+            let account = app
+                .account_for_sender(&conversation.sender_number)
+                .ok_or_else(|| JobFailure::permanent("the message's sender number is not configured for this app"))?;
+            match ctx.infobip.download_media(account, &url, MAX_ATTACHMENT_BYTES).await? {
+                Media::File { bytes, mime_type } if SUPPORTED_ATTACHMENT_TYPES.contains(&mime_type.as_str()) => {
+                    let caption = match speaker {
+                        Some(_) => Some(labelled(speaker, caption.as_deref().unwrap_or_default())),
+                        None => caption.clone(),
+                    };
+                    let interaction = Interaction::AttachmentInteraction {
+                        timestamp: chrono::Utc::now().timestamp_millis(),
+                        id: entry_id.clone(),
+                        attachment_index: 0,
+                        content_length: bytes.len(),
+                        text: caption,
+                    };
+                    let file_name =
+                        format!("{}.{}", label.to_ascii_lowercase().replace(' ', "-"), extension(&mime_type));
+                    Ok(outgoing(interaction, Some(Attachment { bytes, mime_type, file_name })))
+                }
+                Media::File { mime_type, .. } => Ok(text(&described(&format!(
+                    "sent as {mime_type}, a format Salesforce cannot display; ask the customer to send it another way"
+                )))),
+                Media::TooLarge => Ok(text(&described("larger than the 25 MB Salesforce accepts"))),
+                Media::Gone => Ok(text(&described("no longer available from WhatsApp"))),
+            }
+        }
+    }
 }
 
 fn extension(mime: &str) -> &str {

@@ -8,14 +8,16 @@ pub mod deliver;
 pub mod receipts;
 pub mod render;
 
-use serde_json::json;
-
 use crate::db::conversations::{self, NewMessage};
-use crate::db::jobs::{self, NewJob};
-use crate::db::{DbConn, DbError};
+use crate::db::jobs;
+use crate::db::{DbConn, DbError, Direction, MessageStatus};
 use crate::infobip::webhook::InboundMessage;
+use crate::worker::BackgroundJob;
 
-pub const DELIVER_JOB: &str = "deliver_inbound";
+use deliver::DeliverInbound;
+
+/// Message kinds of chatbot transcript turns start with this (then the WhatsApp type).
+pub const TRANSCRIPT_KIND_PREFIX: &str = "transcript:";
 
 /// The ordering key of a conversation's jobs.
 pub fn ordering_key(conversation_id: i64) -> String {
@@ -45,11 +47,11 @@ pub fn store(conn: &mut DbConn, app_id: &str, messages: &[InboundMessage]) -> Re
             &NewMessage {
                 app_id,
                 conversation_id: conversation,
-                direction: "inbound",
+                direction: Direction::Inbound,
                 provider_message_id: &m.message_id,
                 kind: &m.kind,
                 body: Some(&body),
-                status: "received",
+                status: MessageStatus::Received,
                 received_at: m.received_at,
                 sf_entry_id: None,
             },
@@ -60,11 +62,7 @@ pub fn store(conn: &mut DbConn, app_id: &str, messages: &[InboundMessage]) -> Re
             continue;
         };
         conversations::touch_inbound(conn, conversation, m.received_at.unwrap_or(now))?;
-        new_jobs.push(
-            NewJob::new(DELIVER_JOB, &json!({ "message_id": message_id }))
-                .for_app(app_id)
-                .ordered_by(ordering_key(conversation)),
-        );
+        new_jobs.push(DeliverInbound { message_id }.to_job()?.for_app(app_id).ordered_by(ordering_key(conversation)));
         stored.accepted += 1;
     }
     jobs::enqueue(conn, &new_jobs)?;

@@ -4,33 +4,33 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::db::conversations;
-use crate::db::jobs::{self, Job, NewJob};
+use crate::db::jobs;
 use crate::db::{DbConn, DbError};
-use crate::directory::Directory;
 use crate::infobip::webhook::{Report, ReportKind};
-use crate::salesforce::auth::TokenCache;
-use crate::salesforce::interactions::{InteractionClient, with_token};
-use crate::worker::JobFailure;
+use crate::jobs::JobContext;
+use crate::salesforce::requests::{Acknowledgement, AcknowledgementRequest, Participant};
+use crate::worker::{Attempt, BackgroundJob, JobFailure};
 
-pub const ACKNOWLEDGE_JOB: &str = "acknowledge";
 const MAX_PER_CALL: usize = 25;
 
 const ACK_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6279_6f63_2d61_636b_6e6f_776c_6564_6765);
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Ack {
-    entry_id: String,
-    kind: String,
-    at_ms: i64,
+/// One receipt of one of the agent's entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub entry_id: String,
+    /// `Delivered` or `Read`.
+    pub kind: String,
+    pub at_ms: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct AckPayload {
-    conversation_id: i64,
-    acks: Vec<Ack>,
+/// The `acknowledge` job: up to 25 receipts of one conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledge {
+    pub conversation_id: i64,
+    pub acks: Vec<Ack>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -75,62 +75,48 @@ pub fn store(conn: &mut DbConn, app_id: &str, reports: &[Report]) -> Result<Rece
     let mut new_jobs = Vec::new();
     for (conversation_id, acks) in by_conversation {
         for chunk in acks.chunks(MAX_PER_CALL) {
-            let payload = serde_json::to_value(AckPayload { conversation_id, acks: chunk.to_vec() })
-                .map_err(|e| DbError::Other(e.into()))?;
-            new_jobs.push(
-                NewJob::new(ACKNOWLEDGE_JOB, &payload).for_app(app_id).ordered_by(super::ordering_key(conversation_id)),
-            );
+            let job = Acknowledge { conversation_id, acks: chunk.to_vec() };
+            new_jobs.push(job.to_job()?.for_app(app_id).ordered_by(super::ordering_key(conversation_id)));
         }
     }
     jobs::enqueue(conn, &new_jobs)?;
     Ok(stored)
 }
 
-/// The `acknowledge` job.
-#[derive(Clone)]
-pub struct Acknowledger {
-    pub db: crate::db::Db,
-    pub directory: Directory,
-    pub tokens: TokenCache,
-    pub interactions: InteractionClient,
-}
+impl BackgroundJob for Acknowledge {
+    const KIND: &'static str = "acknowledge";
+    type Context = JobContext;
 
-impl Acknowledger {
-    pub async fn run(&self, job: Job) -> Result<(), JobFailure> {
-        let payload: AckPayload =
-            serde_json::from_str(&job.payload).map_err(|e| JobFailure::permanent(format!("bad job payload: {e}")))?;
-        let id = payload.conversation_id;
-        let conversation = self
+    async fn run(self, ctx: &JobContext, _attempt: &Attempt) -> Result<(), JobFailure> {
+        let id = self.conversation_id;
+        let conversation = ctx
             .db
             .run(move |c| conversations::find(c, id))
-            .await
-            .map_err(|e| JobFailure::retry(format!("database: {e}")))?
+            .await?
             .ok_or_else(|| JobFailure::permanent("the conversation no longer exists"))?;
         let Some(sf_conversation) = conversation.sf_conversation_id.clone() else {
             return Err(JobFailure::permanent("the conversation has no Salesforce identifier yet"));
         };
-        let snapshot = self.directory.snapshot().await.map_err(|e| JobFailure::retry(format!("database: {e}")))?;
-        let app = snapshot
-            .by_id_or_name(&conversation.app_id)
-            .ok_or_else(|| JobFailure::permanent("the app is not active"))?;
-        let body = json!({
-            "sender": { "appType": "custom", "subject": conversation.end_user_id, "role": "EndUser" },
-            "conversationIdentifier": sf_conversation,
-            "acknowledgements": payload.acks.iter().map(|a| json!({
-                // The vendor schema types the timestamp as a string (of epoch milliseconds).
-                "acknowledgementTimestamp": a.at_ms.to_string(),
-                "acknowledgementType": a.kind,
-                "acknowledgedConversationEntryIdentifier": a.entry_id,
-                "acknowledgmentCreatedConversationEntryIdentifier":
-                    uuid::Uuid::new_v5(&ACK_NAMESPACE, format!("{}/{}", a.entry_id, a.kind).as_bytes()).to_string(),
-            })).collect::<Vec<_>>()
-        });
-        with_token(&self.tokens, &app, |token| {
-            let body = &body;
-            let app = &app;
-            async move { self.interactions.post_json(app, &token, "/acknowledgement", body).await }
-        })
-        .await?;
+        let app = ctx.active_app(&conversation.app_id).await?;
+        let request = AcknowledgementRequest {
+            sender: Participant::end_user(&conversation.end_user_id),
+            conversation_identifier: sf_conversation,
+            acknowledgements: self
+                .acks
+                .iter()
+                .map(|a| Acknowledgement {
+                    acknowledgement_timestamp: a.at_ms.to_string(),
+                    acknowledgement_type: a.kind.clone(),
+                    acknowledged_conversation_entry_identifier: a.entry_id.clone(),
+                    acknowledgment_created_conversation_entry_identifier: uuid::Uuid::new_v5(
+                        &ACK_NAMESPACE,
+                        format!("{}/{}", a.entry_id, a.kind).as_bytes(),
+                    )
+                    .to_string(),
+                })
+                .collect(),
+        };
+        ctx.salesforce.acknowledge(&app.salesforce, &request).await?;
         Ok(())
     }
 }

@@ -143,6 +143,15 @@ fn order(m: &Value) -> String {
     lines.join("\n")
 }
 
+/// The text the agent sees for a transcript turn: the speaker's label first.
+pub fn labelled(speaker: Option<&str>, text: &str) -> String {
+    match speaker {
+        Some(s) if text.is_empty() => s.to_owned(),
+        Some(s) => format!("{s}: {text}"),
+        None => text.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

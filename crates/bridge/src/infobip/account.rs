@@ -1,7 +1,10 @@
-//! Checking an Infobip API key before it is saved, and listing the account's WhatsApp
-//! numbers (the setup wizard's calls).
+//! The setup's calls: checking an API key before it is saved, and listing the account's
+//! WhatsApp numbers.
 
 use serde_json::Value;
+
+use super::client::{Client, Credentials};
+use super::error::Error;
 
 /// Scopes the bridge uses (each operation accepts the narrower scope or `whatsapp:manage`).
 pub const NEEDED_SCOPES: &[&str] = &[
@@ -13,64 +16,56 @@ pub const NEEDED_SCOPES: &[&str] = &[
     "conversations:read",
 ];
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyProblem {
-    #[error("Infobip does not accept this API key: it is wrong, or was revoked")]
-    Wrong,
-    #[error("the API key lacks the {0} scope; give the key these scopes: {scopes}", scopes = NEEDED_SCOPES.join(", "))]
-    MissingScope(&'static str),
-    #[error("Infobip cannot be reached at this base URL: {0}")]
-    Unreachable(String),
-    #[error("Infobip answered {0}")]
-    Unexpected(u16),
-}
+const NUMBERS_SCOPE: &str = "numbers:manage";
+const BALANCE_SCOPE: &str = "account-management:manage";
 
-async fn get(
-    http: &reqwest::Client,
-    base_url: &str,
-    key: &str,
-    path: &str,
-    scope: &'static str,
-) -> Result<Value, KeyProblem> {
-    let response = http
-        .get(format!("{}{path}", base_url.trim_end_matches('/')))
-        .header("Authorization", format!("App {key}"))
-        .send()
-        .await
-        .map_err(|e| KeyProblem::Unreachable(e.to_string()))?;
-    match response.status().as_u16() {
-        200 => Ok(response.json().await.unwrap_or(Value::Null)),
-        401 => Err(KeyProblem::Wrong),
-        403 => Err(KeyProblem::MissingScope(scope)),
-        other => Err(KeyProblem::Unexpected(other)),
+impl Client {
+    async fn get(&self, to: Credentials<'_>, path: &str, scope: &'static str) -> Result<Value, Error> {
+        self.call(self.request(to, reqwest::Method::GET, path), Some(scope)).await
     }
-}
 
-/// Checks the key against the calls the setup needs: the balance (the documented key check)
-/// and the numbers list.
-pub async fn check_key(http: &reqwest::Client, base_url: &str, key: &str) -> Result<(), KeyProblem> {
-    get(http, base_url, key, "/account/1/balance", "account-management:manage").await?;
-    get(http, base_url, key, "/numbers/1/numbers?limit=1", "numbers:manage").await?;
-    Ok(())
-}
+    /// Checks the key against the calls the setup needs: the balance (the documented key
+    /// check) and the numbers list.
+    pub async fn check_key(&self, to: Credentials<'_>) -> Result<(), Error> {
+        self.get(to, "/account/1/balance", BALANCE_SCOPE).await?;
+        self.get(to, "/numbers/1/numbers?limit=1", NUMBERS_SCOPE).await?;
+        Ok(())
+    }
 
-/// The account's numbers that can send WhatsApp.
-pub async fn whatsapp_numbers(http: &reqwest::Client, base_url: &str, key: &str) -> Result<Vec<String>, KeyProblem> {
-    let mut found = Vec::new();
-    for page in 0..50 {
-        let body =
-            get(http, base_url, key, &format!("/numbers/1/numbers?limit=100&page={page}"), "numbers:manage").await?;
-        let numbers = body["numbers"].as_array().cloned().unwrap_or_default();
-        for n in &numbers {
-            let whatsapp = n["type"] == "WHATSAPP"
-                || n["capabilities"].as_array().is_some_and(|c| c.iter().any(|c| c == "WHATSAPP"));
-            if let (true, Some(number)) = (whatsapp, n["number"].as_str()) {
-                found.push(number.to_owned());
+    /// The account's numbers that can send WhatsApp.
+    pub async fn whatsapp_numbers(&self, to: Credentials<'_>) -> Result<Vec<String>, Error> {
+        let mut found = Vec::new();
+        for page in 0..50 {
+            let body = self.get(to, &format!("/numbers/1/numbers?limit=100&page={page}"), NUMBERS_SCOPE).await?;
+            let numbers = body["numbers"].as_array().cloned().unwrap_or_default();
+            for n in &numbers {
+                let whatsapp = n["type"] == "WHATSAPP"
+                    || n["capabilities"].as_array().is_some_and(|c| c.iter().any(|c| c == "WHATSAPP"));
+                if let (true, Some(number)) = (whatsapp, n["number"].as_str()) {
+                    found.push(number.to_owned());
+                }
+            }
+            if numbers.len() < 100 {
+                break;
             }
         }
-        if numbers.len() < 100 {
-            break;
-        }
+        Ok(found)
     }
-    Ok(found)
+}
+
+/// A key check's failure in an admin's words.
+pub fn explain_key_problem(error: &Error) -> String {
+    if error.is_wrong_key() {
+        return "Infobip does not accept this API key: it is wrong, or was revoked".into();
+    }
+    if let Some(scope) = error.missing_scope() {
+        return format!("the API key lacks the {scope} scope; give the key these scopes: {}", NEEDED_SCOPES.join(", "));
+    }
+    match error {
+        Error::Transport(e) | Error::BadUrl(e) => format!("Infobip cannot be reached at this base URL: {e}"),
+        other => match other.status() {
+            Some(status) => format!("Infobip answered {status}"),
+            None => other.to_string(),
+        },
+    }
 }

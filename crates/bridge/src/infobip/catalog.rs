@@ -8,46 +8,55 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use secrecy::ExposeSecret;
-use serde_json::Value;
-
-use super::client::describe_error;
+use super::client::{Account, Client};
+use super::error::Error;
 use super::templates::Template;
-use crate::directory::InfobipAccount;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ListError {
-    #[error("Infobip cannot be reached: {0}")]
-    Unreachable(String),
-    #[error("The Infobip API key lacks the whatsapp:manage scope, which listing templates needs.")]
-    MissingScope,
-    #[error("Infobip did not list the templates: {0}")]
-    Refused(String),
-}
+const SCOPE: &str = "whatsapp:manage";
 
 type Lists = HashMap<(String, String), (Instant, Arc<Vec<Template>>)>;
 
 #[derive(Clone)]
 pub struct TemplateCatalog {
-    http: reqwest::Client,
+    infobip: Client,
     keep_for: Duration,
     lists: Arc<Mutex<Lists>>,
 }
 
+impl Client {
+    /// A sender's templates that an agent can send (`GET /whatsapp/2/senders/{sender}/templates`).
+    pub async fn approved_templates(&self, account: &Account, sender: &str) -> Result<Vec<Template>, Error> {
+        let path = format!("/whatsapp/2/senders/{sender}/templates");
+        let body = self.call(self.request(account.credentials(), reqwest::Method::GET, &path), Some(SCOPE)).await?;
+        Ok(body["templates"].as_array().into_iter().flatten().filter_map(Template::approved).collect())
+    }
+}
+
+/// A template list's failure in an agent's words.
+pub fn explain_list_problem(error: &Error) -> String {
+    match error {
+        Error::Transport(e) => format!("Infobip cannot be reached: {e}"),
+        e if e.missing_scope().is_some() => {
+            "The Infobip API key lacks the whatsapp:manage scope, which listing templates needs.".into()
+        }
+        e => format!("Infobip did not list the templates: {}", e.detail()),
+    }
+}
+
 impl TemplateCatalog {
-    pub fn new(http: reqwest::Client, keep_for: Duration) -> Self {
-        Self { http, keep_for, lists: Arc::default() }
+    pub fn new(infobip: Client, keep_for: Duration) -> Self {
+        Self { infobip, keep_for, lists: Arc::default() }
     }
 
     /// The sender's `APPROVED` templates, from the cache while it is fresh.
-    pub async fn approved(&self, account: &InfobipAccount, sender: &str) -> Result<Arc<Vec<Template>>, ListError> {
+    pub async fn approved(&self, account: &Account, sender: &str) -> Result<Arc<Vec<Template>>, Error> {
         let key = (account.id.clone(), sender.to_owned());
         if let Some((fetched, list)) = self.lists().get(&key) {
             if fetched.elapsed() < self.keep_for {
                 return Ok(list.clone());
             }
         }
-        let list = Arc::new(self.fetch(account, sender).await?);
+        let list = Arc::new(self.infobip.approved_templates(account, sender).await?);
         let mut lists = self.lists();
         lists.retain(|_, (fetched, _)| fetched.elapsed() < self.keep_for);
         if !self.keep_for.is_zero() {
@@ -58,22 +67,5 @@ impl TemplateCatalog {
 
     fn lists(&self) -> std::sync::MutexGuard<'_, Lists> {
         self.lists.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    async fn fetch(&self, account: &InfobipAccount, sender: &str) -> Result<Vec<Template>, ListError> {
-        let response = self
-            .http
-            .get(format!("{}/whatsapp/2/senders/{sender}/templates", account.base_url.trim_end_matches('/')))
-            .header("Authorization", format!("App {}", account.api_key.expose_secret()))
-            .send()
-            .await
-            .map_err(|e| ListError::Unreachable(e.to_string()))?;
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        match status {
-            200 => Ok(body["templates"].as_array().into_iter().flatten().filter_map(Template::approved).collect()),
-            403 => Err(ListError::MissingScope),
-            _ => Err(ListError::Refused(describe_error(status, &body))),
-        }
     }
 }

@@ -1,130 +1,103 @@
-//! Calls to Infobip's API: sending WhatsApp messages (`POST /whatsapp/1/message/…`) and
-//! reading a chatbot conversation (`GET /ccaas/1/…`), with errors classified for the retry
-//! logic.
+//! The Infobip client: one shared HTTP client for every call to Infobip, the `App` key
+//! authorisation, and the classification of every answer into [`Error`]. The calls
+//! themselves live beside it, one module per API (`messages`, `account`, `templates`…).
 
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::directory::InfobipAccount;
+use super::error::{Error, describe};
 
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    /// 429, 5xx, timeouts: try again later.
-    #[error("Infobip is temporarily unavailable: {detail}")]
-    Retry { detail: String, retry_after: Option<Duration> },
-    /// Will not succeed as sent (bad request, unknown sender, key without the scope).
-    #[error("Infobip refused the request: {detail}")]
-    Refused { status: u16, detail: String },
+/// An Infobip account of an app: where its API lives and its key.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub base_url: String,
+    pub api_key: SecretString,
 }
 
-impl From<SendError> for crate::worker::JobFailure {
-    fn from(e: SendError) -> Self {
-        match e {
-            SendError::Retry { detail, retry_after } => {
-                crate::worker::JobFailure::Retry { reason: detail, after: retry_after }
-            }
-            SendError::Refused { .. } => crate::worker::JobFailure::permanent(e.to_string()),
-        }
+impl Account {
+    pub fn credentials(&self) -> Credentials<'_> {
+        Credentials { base_url: &self.base_url, api_key: self.api_key.expose_secret() }
     }
+}
+
+/// What a call needs to reach an account (also for keys not saved yet: the setup's check).
+#[derive(Clone, Copy)]
+pub struct Credentials<'a> {
+    pub base_url: &'a str,
+    pub api_key: &'a str,
 }
 
 #[derive(Clone)]
-pub struct InfobipClient {
+pub struct Client {
     http: reqwest::Client,
 }
 
-impl InfobipClient {
-    pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
+impl Client {
+    /// A client whose calls time out after `timeout`.
+    pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("byoc-bridge/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()?;
+        Ok(Self { http })
     }
 
-    /// Posts `body` to `/whatsapp/1/message/<kind>`; returns Infobip's answer.
-    pub async fn send(&self, account: &InfobipAccount, kind: &str, body: &Value) -> Result<Value, SendError> {
-        self.post(account, &format!("/whatsapp/1/message/{kind}"), body).await
+    /// A request to `path` of the account's API, with the key.
+    pub(super) fn request(&self, to: Credentials<'_>, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.authorized(to, self.http.request(method, format!("{}{path}", to.base_url.trim_end_matches('/'))))
     }
 
-    /// Shows "typing…" to the end user (`POST /whatsapp/1/events`).
-    pub async fn typing(&self, account: &InfobipAccount, sender: &str, to: &str) -> Result<Value, SendError> {
-        let body = serde_json::json!({ "events": [{
-            "sender": sender, "destinations": [{ "to": to }], "content": { "type": "TYPING_INDICATOR" }
-        }] });
-        self.post(account, "/whatsapp/1/events", &body).await
+    /// A request to a full URL (media links Infobip gave us), with the key.
+    pub(super) fn request_url(&self, to: Credentials<'_>, url: url::Url) -> reqwest::RequestBuilder {
+        self.authorized(to, self.http.get(url))
     }
 
-    /// One page of a Conversations (CCaaS) conversation's messages, oldest first.
-    pub async fn conversation_messages(
+    fn authorized(&self, to: Credentials<'_>, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.header("Authorization", format!("App {}", to.api_key))
+    }
+
+    /// Sends a request and reads Infobip's JSON answer. `scope` is what the call needs, named
+    /// in the error when the key lacks it.
+    pub(super) async fn call(
         &self,
-        account: &InfobipAccount,
-        conversation_id: &str,
-        page: usize,
-        limit: usize,
-    ) -> Result<Value, SendError> {
-        let mut url = url::Url::parse(&format!("{}/ccaas/1/conversations", account.base_url.trim_end_matches('/')))
-            .map_err(|e| SendError::Refused { status: 0, detail: format!("bad Infobip base URL: {e}") })?;
-        // The id is pushed as one path segment, escaped: it comes from the chatbot.
-        url.path_segments_mut()
-            .map_err(|()| SendError::Refused { status: 0, detail: "bad Infobip base URL".into() })?
-            .push(conversation_id)
-            .push("messages");
-        let request = self.http.get(url).query(&[
-            ("page", page.to_string()),
-            ("limit", limit.to_string()),
-            ("orderBy", "createdAt:asc".to_owned()),
-        ]);
-        self.call(account, request).await
-    }
-
-    async fn post(&self, account: &InfobipAccount, path: &str, body: &Value) -> Result<Value, SendError> {
-        let url = format!("{}{path}", account.base_url.trim_end_matches('/'));
-        self.call(account, self.http.post(url).json(body)).await
-    }
-
-    async fn call(&self, account: &InfobipAccount, request: reqwest::RequestBuilder) -> Result<Value, SendError> {
-        let response = request
-            .header("Authorization", format!("App {}", account.api_key.expose_secret()))
-            .send()
-            .await
-            .map_err(|e| SendError::Retry { detail: format!("request failed: {e}"), retry_after: None })?;
+        request: reqwest::RequestBuilder,
+        scope: Option<&'static str>,
+    ) -> Result<Value, Error> {
+        let response = request.send().await.map_err(|e| Error::Transport(e.to_string()))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("Retry-After")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(&response);
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if (200..300).contains(&status) {
             return Ok(body);
         }
-        let detail = describe_error(status, &body);
-        if status == 429 || status >= 500 {
-            Err(SendError::Retry { detail, retry_after })
-        } else {
-            Err(SendError::Refused { status, detail })
-        }
+        Err(refusal(status, describe(status, &body), retry_after, scope))
     }
 }
 
-/// Both of Infobip's error envelopes, in one readable line.
-pub fn describe_error(status: u16, body: &Value) -> String {
-    if let Some(e) = body.pointer("/requestError/serviceException") {
-        let mut text = format!(
-            "{status} {}: {}",
-            e["messageId"].as_str().unwrap_or("ERROR"),
-            e["text"].as_str().unwrap_or_default()
-        );
-        if let Some(fields) = e.get("validationErrors").and_then(Value::as_object) {
-            for (field, problems) in fields {
-                let problems: Vec<&str> = problems.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-                text.push_str(&format!("; {field}: {}", problems.join(", ")));
-            }
-        }
-        return text;
+/// The error for a non-2xx answer.
+pub(super) fn refusal(
+    status: u16,
+    detail: String,
+    retry_after: Option<Duration>,
+    scope: Option<&'static str>,
+) -> Error {
+    if status == 429 || status >= 500 {
+        Error::Unavailable { status, detail, retry_after }
+    } else {
+        Error::Refused { status, detail, scope }
     }
-    if let Some(code) = body.get("errorCode").and_then(Value::as_str) {
-        return format!("{status} {code}: {}", body["description"].as_str().unwrap_or_default());
-    }
-    format!("{status}")
+}
+
+pub(super) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get("Retry-After")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }

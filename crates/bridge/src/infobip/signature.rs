@@ -116,18 +116,10 @@ pub fn verify(algorithm: HmacAlgorithm, secrets: &[&[u8]], body: &[u8], header_v
         let expected = algorithm.sign(secret, body);
         for candidate in &candidates {
             // Evaluate every comparison: no early exit reveals which secret or spelling matched.
-            ok |= constant_time_eq(&expected, candidate);
+            ok |= crate::crypto::constant_time_eq(&expected, candidate);
         }
     }
     ok
-}
-
-/// Compares without an early exit, so timing does not reveal where the inputs differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ impl MediaLinks {
     pub fn verify(&self, message_id: i64, index: usize, expires: i64, signature: &str) -> bool {
         let expected = self.sign(message_id, index, expires);
         chrono::Utc::now().timestamp() <= expires
-            && crate::infobip::signature::constant_time_eq(expected.as_bytes(), signature.as_bytes())
+            && crate::crypto::constant_time_eq(expected.as_bytes(), signature.as_bytes())
     }
 }
 

@@ -12,10 +12,9 @@ pub mod subscriber;
 use serde_json::{Value, json};
 
 use crate::db::conversations::{self, NewMessage};
-use crate::db::jobs::{self, NewJob};
-use crate::db::{DbConn, DbError, cursors};
-
-pub const RELAY_JOB: &str = "relay_outbound";
+use crate::db::jobs;
+use crate::db::{DbConn, DbError, Direction, MessageStatus, cursors};
+use crate::worker::BackgroundJob;
 
 /// Change Data Capture of MessagingSession: how some orgs tell that a session ended.
 pub const SESSION_CHANGE_TOPIC: &str = "/data/MessagingSessionChangeEvent";
@@ -131,11 +130,11 @@ pub fn store(
             &NewMessage {
                 app_id,
                 conversation_id: conversation,
-                direction: "outbound",
+                direction: Direction::Outbound,
                 provider_message_id: &provider_id,
                 kind: &entry.entry_type,
                 body: Some(&body),
-                status: "queued",
+                status: MessageStatus::Queued,
                 received_at: Some(now),
                 sf_entry_id: Some(&key),
             },
@@ -143,11 +142,8 @@ pub fn store(
         )?;
         match inserted {
             Some(message_id) => {
-                new_jobs.push(
-                    NewJob::new(RELAY_JOB, &json!({ "message_id": message_id }))
-                        .for_app(app_id)
-                        .ordered_by(crate::inbound::ordering_key(conversation)),
-                );
+                let relay = relay::RelayOutbound { message_id, parts_sent: 0 };
+                new_jobs.push(relay.to_job()?.for_app(app_id).ordered_by(crate::inbound::ordering_key(conversation)));
                 stored.queued += 1;
             }
             None => stored.duplicates += 1,

@@ -2,31 +2,21 @@
 //! interactive buttons (up to 3, titles up to 20 characters) or a list (up to 10 rows,
 //! titles up to 24), else numbered text; attachments as the matching media message.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::AgentEntry;
 use crate::directory::ActiveApp;
-
-/// One Infobip send: the endpoint (`text`, `image`, `interactive/buttons`, …) and `content`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Part {
-    pub kind: &'static str,
-    pub content: Value,
-}
+use crate::infobip::messages::{Body, ButtonsAction, Content, ListAction, ListRow, ListSection, ReplyButton};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
-    Send(Vec<Part>),
+    Send(Vec<Content>),
     /// "The agent is typing…", shown on WhatsApp as a typing indicator.
     Typing,
     /// Nothing to send (an empty welcome message, a participant leaving).
     Nothing,
     /// The agent sent something WhatsApp cannot carry: tell the agent why.
     Unsupported(String),
-}
-
-fn text_part(text: &str) -> Part {
-    Part { kind: "text", content: json!({ "text": text }) }
 }
 
 /// `media_url(i)` gives the link Infobip fetches the entry's `i`-th attachment from.
@@ -42,14 +32,14 @@ pub fn plan(app: &ActiveApp, entry: &AgentEntry, media_url: &dyn Fn(usize) -> St
                 })
             });
             if joined && !app.welcome_message.trim().is_empty() {
-                Plan::Send(vec![text_part(&app.welcome_message)])
+                Plan::Send(vec![Content::text(&app.welcome_message)])
             } else {
                 Plan::Nothing
             }
         }
         "TypingStartedIndicator" => Plan::Typing,
         "SessionStatusChanged" if !app.closing_message.trim().is_empty() => {
-            Plan::Send(vec![text_part(&app.closing_message)])
+            Plan::Send(vec![Content::text(&app.closing_message)])
         }
         _ => Plan::Nothing,
     }
@@ -62,7 +52,7 @@ fn message(m: &Value, media_url: &dyn Fn(usize) -> String) -> Plan {
             let content = m.get("staticContent").unwrap_or(&Value::Null);
             let text = content.get("text").and_then(Value::as_str).unwrap_or_default();
             match content.get("formatType").and_then(Value::as_str) {
-                Some("Text") => Plan::Send(vec![text_part(text)]),
+                Some("Text") => Plan::Send(vec![Content::text(text)]),
                 Some("Attachments") => attachments(content, text, media_url),
                 other => {
                     Plan::Unsupported(format!("{} messages cannot be shown on WhatsApp.", other.unwrap_or("These")))
@@ -85,29 +75,18 @@ fn attachments(content: &Value, text: &str, media_url: &dyn Fn(usize) -> String)
         let name = file.get("name").and_then(Value::as_str).unwrap_or("file");
         // The text goes with the first file that can carry a caption (audio cannot).
         let caption = (i == 0 && !text.is_empty()).then(|| text.chars().take(3000).collect::<String>());
-        let url = media_url(i);
+        let media_url = media_url(i);
         let part = match mime {
-            "image/jpeg" | "image/png" => {
-                Part { kind: "image", content: json!({ "mediaUrl": url, "caption": caption }) }
-            }
-            "video/mp4" | "video/3gpp" => {
-                Part { kind: "video", content: json!({ "mediaUrl": url, "caption": caption }) }
-            }
+            "image/jpeg" | "image/png" => Content::Image { media_url, caption },
+            "video/mp4" | "video/3gpp" => Content::Video { media_url, caption },
             m if m.starts_with("audio/") => {
                 if let Some(caption) = caption {
-                    parts.push(text_part(&caption));
+                    parts.push(Content::text(caption));
                 }
-                Part { kind: "audio", content: json!({ "mediaUrl": url }) }
+                Content::Audio { media_url }
             }
-            _ => Part {
-                kind: "document",
-                content: json!({ "mediaUrl": url, "caption": caption, "filename": name.chars().take(240).collect::<String>() }),
-            },
+            _ => Content::Document { media_url, caption, filename: name.chars().take(240).collect() },
         };
-        let mut part = part;
-        if let Some(obj) = part.content.as_object_mut() {
-            obj.retain(|_, v| !v.is_null());
-        }
         parts.push(part);
     }
     Plan::Send(parts)
@@ -139,19 +118,13 @@ fn choices(c: &Value) -> Plan {
     let fits = |max: usize| options.iter().all(|(id, title)| title.chars().count() <= max && id.len() <= 200);
     let list_picker = c.get("formatType").and_then(Value::as_str) == Some("ListPicker");
     if options.len() <= 3 && fits(20) && !list_picker {
-        let buttons: Vec<Value> =
-            options.iter().map(|(id, title)| json!({ "type": "REPLY", "id": id, "title": title })).collect();
-        return Plan::Send(vec![Part {
-            kind: "interactive/buttons",
-            content: json!({ "body": { "text": body }, "action": { "buttons": buttons } }),
-        }]);
+        let buttons = options.iter().map(|(id, title)| ReplyButton::new(id, title)).collect();
+        return Plan::Send(vec![Content::Buttons { body: Body { text: body }, action: ButtonsAction { buttons } }]);
     }
     if options.len() <= 10 && fits(24) {
-        let rows: Vec<Value> = options.iter().map(|(id, title)| json!({ "id": id, "title": title })).collect();
-        return Plan::Send(vec![Part {
-            kind: "interactive/list",
-            content: json!({ "body": { "text": body }, "action": { "title": "Choose", "sections": [{ "rows": rows }] } }),
-        }]);
+        let rows = options.iter().map(|(id, title)| ListRow { id: id.clone(), title: title.clone() }).collect();
+        let action = ListAction { title: "Choose".into(), sections: vec![ListSection { rows }] };
+        return Plan::Send(vec![Content::List { body: Body { text: body }, action }]);
     }
     // Too many or too long for WhatsApp's interactive messages: numbered text.
     let mut text = prompt;
@@ -159,12 +132,13 @@ fn choices(c: &Value) -> Plan {
         text.push_str(&format!("\n{}. {title}", i + 1));
     }
     text.push_str("\n(Reply with the number of your choice.)");
-    Plan::Send(vec![text_part(&text)])
+    Plan::Send(vec![Content::text(&text)])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn options(n: usize, title_len: usize) -> Value {
         let items: Vec<Value> = (0..n)
@@ -189,24 +163,25 @@ mod tests {
         else {
             panic!("expected parts")
         };
-        let kinds: Vec<&str> = parts.iter().map(|p| p.kind).collect();
+        let kinds: Vec<&str> = parts.iter().map(Content::endpoint).collect();
         assert_eq!(kinds, ["image", "video", "audio", "document"]);
-        assert_eq!(parts[0].content["caption"], "see", "the text rides with the first file");
-        assert_eq!(parts[1].content.get("caption"), None);
-        assert_eq!(parts[3].content["filename"], "f3");
-        assert_eq!(parts[2].content["mediaUrl"], "https://bridge.example/media/1/2");
+        let json: Vec<Value> = parts.iter().map(|p| serde_json::to_value(p).unwrap()).collect();
+        assert_eq!(json[0]["caption"], "see", "the text rides with the first file");
+        assert_eq!(json[1].get("caption"), None);
+        assert_eq!(json[3]["filename"], "f3");
+        assert_eq!(json[2]["mediaUrl"], "https://bridge.example/media/1/2");
 
         // Audio carries no caption on WhatsApp, so a text goes first.
         let Plan::Send(parts) = attachments(&files(&["audio/ogg"]), "listen", &link) else { panic!("expected parts") };
-        let kinds: Vec<&str> = parts.iter().map(|p| p.kind).collect();
+        let kinds: Vec<&str> = parts.iter().map(Content::endpoint).collect();
         assert_eq!(kinds, ["text", "audio"]);
-        assert_eq!(parts[0].content["text"], "listen");
+        assert_eq!(parts[0], Content::text("listen"));
     }
 
     #[test]
     fn choices_fit_whatsapps_limits_or_fall_back_to_text() {
         let kind = |p: Plan| match p {
-            Plan::Send(parts) => parts[0].kind,
+            Plan::Send(parts) => parts[0].endpoint(),
             _ => "none",
         };
         assert_eq!(kind(choices(&options(3, 20))), "interactive/buttons");

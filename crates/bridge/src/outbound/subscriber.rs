@@ -13,24 +13,18 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use secrecy::ExposeSecret;
+use pubsub_wire::avro;
+use pubsub_wire::proto::{ConsumerEvent, FetchRequest, ReplayPreset};
+use pubsub_wire::{error_codes, metadata};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::AgentEntry;
 use crate::db::{Db, cursors};
 use crate::directory::{ActiveApp, Directory};
 use crate::metrics::Metrics;
-use crate::salesforce::auth::{AccessToken, TokenCache};
-use pubsub_wire::avro;
-use pubsub_wire::proto::pub_sub_client::PubSubClient;
-use pubsub_wire::proto::{ConsumerEvent, FetchRequest, ReplayPreset, SchemaRequest, TopicRequest};
-use pubsub_wire::{error_codes, metadata};
-
-/// Salesforce's public Pub/Sub endpoint.
-pub const DEFAULT_ENDPOINT: &str = "https://api.pubsub.salesforce.com:7443";
+use crate::salesforce::pubsub::PubSub;
 /// Credit asked for; Salesforce caps what is outstanding at 100.
 const BATCH: i32 = 100;
 /// Ask for more when fewer than this many events are still owed.
@@ -38,12 +32,8 @@ const TOP_UP_BELOW: i32 = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubscribeError {
-    #[error("cannot sign in to Salesforce: {0}")]
-    Auth(#[from] crate::salesforce::auth::AuthError),
-    #[error("cannot connect to the Pub/Sub API: {0}")]
-    Connect(String),
-    #[error("Pub/Sub call failed: {0}")]
-    Status(#[from] tonic::Status),
+    #[error("{0}")]
+    Salesforce(#[from] crate::salesforce::Error),
     #[error("the stored replay position is no longer retained")]
     ReplayExpired,
     #[error("the subscription stream ended")]
@@ -62,7 +52,7 @@ pub enum SubscribeError {
 pub struct Subscriber {
     pub db: Db,
     pub directory: Directory,
-    pub tokens: TokenCache,
+    pub salesforce: crate::salesforce::Client,
     pub metrics: Arc<Metrics>,
     /// Wakes the job worker when entries were queued.
     pub wake: Arc<tokio::sync::Notify>,
@@ -70,9 +60,6 @@ pub struct Subscriber {
     pub owner: String,
     /// How long a lease lasts without renewal (renewed at a third of it).
     pub lease: Duration,
-    /// A PEM certificate authority trusted besides the system's (a TLS-inspecting proxy, a
-    /// test server).
-    pub extra_ca: Option<Vec<u8>>,
 }
 
 impl Subscriber {
@@ -170,65 +157,31 @@ impl Subscriber {
             .await
     }
 
-    fn with_auth<T>(&self, app: &ActiveApp, token: &AccessToken, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        let md = request.metadata_mut();
-        for (key, value) in [
-            (metadata::ACCESS_TOKEN, token.token.expose_secret()),
-            (metadata::INSTANCE_URL, token.instance_url.as_str()),
-            (metadata::TENANT_ID, app.org_id.as_str()),
-        ] {
-            if let Ok(v) = value.parse() {
-                md.insert(key, v);
-            }
-        }
-        request
-    }
-
-    async fn connect(&self, app: &ActiveApp) -> Result<PubSubClient<Channel>, SubscribeError> {
-        let url = app.pubsub_endpoint.clone().unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
-        let mut endpoint = Endpoint::from_shared(url.clone()).map_err(|e| SubscribeError::Connect(e.to_string()))?;
-        // Plain HTTP/2 only for a configured loopback endpoint (the simulator); TLS otherwise.
-        if url.starts_with("https://") {
-            let mut tls = ClientTlsConfig::new().with_native_roots();
-            if let Some(ca) = &self.extra_ca {
-                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(ca));
-            }
-            endpoint = endpoint.tls_config(tls).map_err(|e| SubscribeError::Connect(e.to_string()))?;
-        }
-        let channel = endpoint
-            .connect_timeout(Duration::from_secs(10))
-            .http2_keep_alive_interval(Duration::from_secs(60))
-            .connect()
-            .await
-            .map_err(|e| SubscribeError::Connect(e.to_string()))?;
-        Ok(PubSubClient::new(channel))
-    }
-
     async fn subscribe_once(
         &self,
         app: &Arc<ActiveApp>,
         topic: &str,
         cancel: &CancellationToken,
     ) -> Result<(), SubscribeError> {
+        use crate::salesforce::Error as Sf;
         let topic = topic.to_owned();
-        let mut client = self.connect(app).await?;
-        let token = self.tokens.get(app).await?;
-        let info = match client.get_topic(self.with_auth(app, &token, TopicRequest { topic_name: topic.clone() })).await
-        {
-            Ok(info) => info.into_inner(),
-            Err(status) if status.code() == tonic::Code::Unauthenticated => {
-                self.tokens.invalidate(&app.id, &token).await;
-                return Err(status.into());
+        let mut client = self.salesforce.pubsub(&app.salesforce).await?;
+        let info = match client.topic(&topic).await {
+            Ok(info) => info,
+            Err(Sf::PubSub(status)) if status.code() == tonic::Code::Unauthenticated => {
+                self.salesforce.token_refused(&app.salesforce, &client).await;
+                return Err(Sf::PubSub(status).into());
             }
             // Change data capture is optional: an org without it has no such topic.
-            Err(status) if topic == super::SESSION_CHANGE_TOPIC && status.code() == tonic::Code::NotFound => {
+            Err(Sf::PubSub(status))
+                if topic == super::SESSION_CHANGE_TOPIC && status.code() == tonic::Code::NotFound =>
+            {
                 return Err(SubscribeError::TopicUnavailable(topic));
             }
-            Err(status) => return Err(status.into()),
+            Err(e) => return Err(e.into()),
         };
         let mut schemas: HashMap<String, apache_avro::Schema> = HashMap::new();
-        self.schema(&mut client, app, &token, &info.schema_id, &mut schemas).await?;
+        self.schema(&mut client, &info.schema_id, &mut schemas).await?;
 
         let (app_id, t) = (app.id.clone(), topic.clone());
         let cursor = self.db.run(move |c| cursors::get(c, &app_id, &t)).await?;
@@ -247,7 +200,7 @@ impl Subscriber {
             ..Default::default()
         };
         requests.send(first).await.map_err(|_| SubscribeError::Ended)?;
-        let mut stream = client.subscribe(self.with_auth(app, &token, ReceiverStream::new(rx))).await?.into_inner();
+        let mut stream = client.subscribe(ReceiverStream::new(rx)).await?;
         tracing::info!(app.id = %app.id, topic = %topic, owner = %self.owner, ?preset, "subscribed");
         let default_sender = app.senders.keys().min().cloned();
         let mut renewal = tokio::time::interval(self.lease / 3);
@@ -269,8 +222,7 @@ impl Subscriber {
                 Err(status) => return Err(self.on_error(app, &topic, status).await),
             };
             if !response.events.is_empty() {
-                self.store(&mut client, app, &token, &topic, default_sender.as_deref(), response.events, &mut schemas)
-                    .await?;
+                self.store(&mut client, app, &topic, default_sender.as_deref(), response.events, &mut schemas).await?;
             }
             if response.pending_num_requested < TOP_UP_BELOW {
                 let more = FetchRequest {
@@ -296,34 +248,27 @@ impl Subscriber {
             }
             return SubscribeError::ReplayExpired;
         }
-        status.into()
+        crate::salesforce::Error::from(status).into()
     }
 
     async fn schema<'a>(
         &self,
-        client: &mut PubSubClient<Channel>,
-        app: &ActiveApp,
-        token: &AccessToken,
+        client: &mut PubSub,
         schema_id: &str,
         schemas: &'a mut HashMap<String, apache_avro::Schema>,
     ) -> Result<&'a apache_avro::Schema, SubscribeError> {
         if !schemas.contains_key(schema_id) {
-            let info = client
-                .get_schema(self.with_auth(app, token, SchemaRequest { schema_id: schema_id.to_owned() }))
-                .await?
-                .into_inner();
+            let info = client.schema(schema_id).await?;
             let schema = avro::parse_schema(&info.schema_json).map_err(|e| SubscribeError::Decode(e.to_string()))?;
             schemas.insert(schema_id.to_owned(), schema);
         }
         schemas.get(schema_id).ok_or_else(|| SubscribeError::Decode("schema vanished".into()))
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn store(
         &self,
-        client: &mut PubSubClient<Channel>,
+        client: &mut PubSub,
         app: &ActiveApp,
-        token: &AccessToken,
         topic: &str,
         default_sender: Option<&str>,
         events: Vec<ConsumerEvent>,
@@ -335,7 +280,7 @@ impl Subscriber {
         for consumer in events {
             last = consumer.replay_id.clone();
             let Some(event) = consumer.event else { continue };
-            let schema = self.schema(client, app, token, &event.schema_id, schemas).await?;
+            let schema = self.schema(client, &event.schema_id, schemas).await?;
             if topic == super::SESSION_CHANGE_TOPIC {
                 match avro::decode_datum(schema, &event.payload) {
                     Ok(value) => ended_sessions.extend(ended_sessions_of(&value)),

@@ -3,22 +3,20 @@
 //! an approved template, so that an agent can start talking. One per (app, number) for a
 //! day: a repeated call returns the first one.
 
-mod start;
-
-pub use start::Starter;
+pub mod start;
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
 use crate::db::handovers::{self, Proactive};
-use crate::db::jobs::{self, NewJob};
-use crate::db::{DbConn, DbError, conversations};
+use crate::db::jobs;
+use crate::db::{DbConn, DbError, ProactiveStatus, conversations};
 use crate::directory::ActiveApp;
 use crate::handover::{BadRequest, bad, business_number, routing_attributes, string_field, whatsapp_id};
+use crate::infobip::messages::TemplateContent;
 use crate::infobip::templates::{MAX_PAYLOAD, single_line};
-
-pub const START_JOB: &str = "start_proactive";
+use crate::worker::BackgroundJob;
 
 /// A repeated call within this time returns the conversation already started.
 const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
@@ -28,8 +26,8 @@ pub struct ProactiveRequest {
     pub end_user: String,
     pub business_number: String,
     pub routing_attributes: BTreeMap<String, String>,
-    /// Infobip's template `content` (`templateName`, `language`, `templateData`).
-    pub template: Option<Value>,
+    /// The opening template.
+    pub template: Option<TemplateContent>,
 }
 
 /// A template value WhatsApp accepts: not empty, no line breaks or tabs, no long runs of spaces.
@@ -46,7 +44,7 @@ fn placeholder(field: &'static str, value: &Value) -> Result<String, BadRequest>
     Ok(text)
 }
 
-fn template(value: &Value) -> Result<Value, BadRequest> {
+fn template(value: &Value) -> Result<TemplateContent, BadRequest> {
     let object = value.as_object().ok_or_else(|| bad("template", "must be an object"))?;
     let name = object.get("name").and_then(Value::as_str).unwrap_or_default().trim();
     let valid_name = !name.is_empty()
@@ -87,7 +85,7 @@ fn template(value: &Value) -> Result<Value, BadRequest> {
         }
         data["buttons"] = buttons.clone();
     }
-    Ok(json!({ "templateName": name, "language": language, "templateData": data }))
+    Ok(TemplateContent { template_name: name.to_owned(), language: language.to_owned(), template_data: data })
 }
 
 impl ProactiveRequest {
@@ -112,7 +110,7 @@ pub fn accept(conn: &mut DbConn, app_id: &str, request: &ProactiveRequest) -> Re
     let now = crate::db::now();
     let conversation = conversations::upsert(conn, app_id, &request.end_user, &request.business_number, now)?;
     if let Some(existing) = handovers::proactive_for_conversation(conn, conversation)? {
-        if existing.status != "failed" && now - existing.created_at < IDEMPOTENCY_WINDOW {
+        if existing.status != ProactiveStatus::Failed && now - existing.created_at < IDEMPOTENCY_WINDOW {
             return Ok((existing, false));
         }
     }
@@ -121,20 +119,16 @@ pub fn accept(conn: &mut DbConn, app_id: &str, request: &ProactiveRequest) -> Re
         app_id: app_id.to_owned(),
         conversation_id: conversation,
         routing_attributes: json!(request.routing_attributes).to_string(),
-        template: request.template.as_ref().map(Value::to_string),
-        status: "pending".into(),
+        template: request.template.as_ref().map(serde_json::to_string).transpose()?,
+        status: ProactiveStatus::Pending,
         template_message_id: None,
         error: None,
         created_at: now,
         updated_at: now,
     };
     handovers::replace_proactive(conn, &row)?;
-    jobs::enqueue(
-        conn,
-        &[NewJob::new(START_JOB, &json!({ "proactive_id": row.id }))
-            .for_app(app_id)
-            .ordered_by(crate::inbound::ordering_key(conversation))],
-    )?;
+    let start = start::StartProactive { proactive_id: row.id.clone() };
+    jobs::enqueue(conn, &[start.to_job()?.for_app(app_id).ordered_by(crate::inbound::ordering_key(conversation))])?;
     Ok((row, true))
 }
 

@@ -269,7 +269,7 @@ fn apply_spec(ctx: &Ctx<'_>, row: &mut AppRow, spec: &AppSpec) -> Result<Vec<&'s
             problem: "basic needs webhook_basic_username and a webhook_basic_password".into(),
         });
     }
-    if row.status == "active" {
+    if row.status == crate::db::AppStatus::Active {
         require_complete(row)?;
     }
     Ok(changed)
@@ -337,7 +337,7 @@ pub fn create_app(conn: &mut DbConn, ctx: &Ctx<'_>, name: &str, spec: &AppSpec) 
     let mut row = AppRow {
         id: new_id(),
         name,
-        status: "draft".into(),
+        status: crate::db::AppStatus::Draft,
         org_id: None,
         login_url: "https://login.salesforce.com".into(),
         instance_url: None,
@@ -406,7 +406,7 @@ pub fn remove_app(conn: &mut DbConn, ctx: &Ctx<'_>, id_or_name: &str) -> Result<
 /// stops working. Only its SHA-256 is stored, so the token is shown once, here.
 pub fn rotate_api_token(conn: &mut DbConn, ctx: &Ctx<'_>, row: &mut AppRow) -> Result<SecretString, ProvisionError> {
     let token = format!("byoc_{}", crate::crypto::random_token()?);
-    row.api_token_hash = Some(api_token_hash(&token));
+    row.api_token_hash = Some(crate::crypto::token_hash(&token));
     row.updated_at = crate::db::now();
     rows::update(conn, row)?;
     audit::record(conn, ctx.actor, "rotate", "app", &row.id, json!({ "fields": ["api_token"] }))?;
@@ -414,11 +414,6 @@ pub fn rotate_api_token(conn: &mut DbConn, ctx: &Ctx<'_>, row: &mut AppRow) -> R
 }
 
 /// How an API token is stored and compared.
-pub fn api_token_hash(token: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(token.as_bytes()))
-}
-
 /// The app's current webhook secret (what the admin pastes into Infobip).
 pub fn webhook_secret(ctx: &Ctx<'_>, row: &AppRow) -> Result<SecretString, ProvisionError> {
     Ok(ctx.cipher.decrypt(CTX_WEBHOOK_SECRET, &row.webhook_secret_enc)?)

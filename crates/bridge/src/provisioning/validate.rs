@@ -80,11 +80,8 @@ pub fn non_empty(field: &str, value: &str) -> Result<String, ProvisionError> {
     if v.is_empty() { Err(invalid(field, "must not be empty")) } else { Ok(v.to_owned()) }
 }
 
-pub fn status(value: &str) -> Result<String, ProvisionError> {
-    match value {
-        "draft" | "active" | "disabled" => Ok(value.to_owned()),
-        _ => Err(invalid("status", "must be draft, active or disabled")),
-    }
+pub fn status(value: &str) -> Result<crate::db::AppStatus, ProvisionError> {
+    value.parse().map_err(|_| invalid("status", "must be draft, active or disabled"))
 }
 
 pub fn hmac_algorithm(value: &str) -> Result<String, ProvisionError> {

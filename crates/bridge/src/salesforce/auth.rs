@@ -11,33 +11,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::directory::ActiveApp;
+use super::{Connection, Error};
 
 /// Salesforce gives no expiry in this flow; sessions last at least this long by default.
 const ASSERTION_LIFETIME_SECS: i64 = 170;
-
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    #[error("Salesforce refused the token request: {error}: {description}")]
-    Refused { status: u16, error: String, description: String },
-    #[error("the private key cannot sign: {0}")]
-    Key(String),
-    #[error("cannot reach the Salesforce login host: {0}")]
-    Transport(#[source] reqwest::Error),
-    #[error("unexpected answer from the token endpoint (status {status})")]
-    Unexpected { status: u16 },
-}
-
-impl AuthError {
-    /// Worth retrying later (the login host was unreachable or overloaded).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            AuthError::Transport(_) => true,
-            AuthError::Refused { status, .. } | AuthError::Unexpected { status } => *status == 429 || *status >= 500,
-            AuthError::Key(_) => false,
-        }
-    }
-}
 
 #[derive(Serialize)]
 struct Claims<'a> {
@@ -87,7 +64,7 @@ type Slot = Arc<tokio::sync::Mutex<Option<AccessToken>>>;
 
 /// Per-app token cache with single-flight renewal.
 #[derive(Clone)]
-pub struct TokenCache {
+pub(super) struct TokenCache {
     http: reqwest::Client,
     max_age: Duration,
     slots: Arc<Mutex<HashMap<String, Slot>>>,
@@ -105,8 +82,8 @@ impl TokenCache {
     }
 
     /// A token for `app`, fetching one when none is cached or the cached one is old.
-    pub async fn get(&self, app: &ActiveApp) -> Result<AccessToken, AuthError> {
-        let slot = self.slot(&app.id);
+    pub async fn get(&self, app: &Connection) -> Result<AccessToken, Error> {
+        let slot = self.slot(&app.app_id);
         // Holding the slot's lock while fetching makes every other caller wait for this one
         // fetch instead of starting their own (no stampede at expiry).
         let mut cached = slot.lock().await;
@@ -127,7 +104,7 @@ impl TokenCache {
         }
     }
 
-    async fn fetch(&self, app: &ActiveApp) -> Result<AccessToken, AuthError> {
+    async fn fetch(&self, app: &Connection) -> Result<AccessToken, Error> {
         let credentials = Credentials {
             login_url: &app.login_url,
             consumer_key: &app.consumer_key,
@@ -136,7 +113,7 @@ impl TokenCache {
         };
         let mut token = fetch_token(&self.http, &credentials).await?;
         token.generation = self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        tracing::info!(app.id = %app.id, "obtained a Salesforce access token");
+        tracing::info!(app.id = %app.app_id, "obtained a Salesforce access token");
         Ok(token)
     }
 }
@@ -151,43 +128,43 @@ pub struct Credentials<'a> {
 }
 
 /// Exchanges a freshly signed assertion for an access token.
-pub async fn fetch_token(http: &reqwest::Client, c: &Credentials<'_>) -> Result<AccessToken, AuthError> {
-    let key = EncodingKey::from_rsa_pem(c.private_key.as_bytes()).map_err(|e| AuthError::Key(e.to_string()))?;
+pub(super) async fn fetch_token(http: &reqwest::Client, c: &Credentials<'_>) -> Result<AccessToken, Error> {
+    let key = EncodingKey::from_rsa_pem(c.private_key.as_bytes()).map_err(|e| Error::Key(e.to_string()))?;
     let claims = Claims {
         iss: c.consumer_key,
         sub: c.username,
         aud: c.login_url.trim_end_matches('/'),
         exp: chrono::Utc::now().timestamp() + ASSERTION_LIFETIME_SECS,
     };
-    let assertion = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key)
-        .map_err(|e| AuthError::Key(e.to_string()))?;
+    let assertion =
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).map_err(|e| Error::Key(e.to_string()))?;
     let url = format!("{}/services/oauth2/token", c.login_url.trim_end_matches('/'));
     let response = http
         .post(url)
         .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())])
         .send()
         .await
-        .map_err(AuthError::Transport)?;
+        .map_err(|e| Error::LoginUnreachable(e.to_string()))?;
     let status = response.status().as_u16();
-    let bytes = response.bytes().await.map_err(AuthError::Transport)?;
+    let bytes = response.bytes().await.map_err(|e| Error::LoginUnreachable(e.to_string()))?;
     if status == 200 {
-        let body: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| AuthError::Unexpected { status })?;
+        let body: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| Error::TokenEndpoint { status })?;
         return Ok(AccessToken::new(SecretString::from(body.access_token), body.instance_url));
     }
     match serde_json::from_slice::<ErrorResponse>(&bytes) {
-        Ok(e) => Err(AuthError::Refused { status, error: e.error, description: e.error_description }),
-        Err(_) => Err(AuthError::Unexpected { status }),
+        Ok(e) => Err(Error::TokenRequest { status, error: e.error, description: e.error_description }),
+        Err(_) => Err(Error::TokenEndpoint { status }),
     }
 }
 
 /// Salesforce's refusal in plain words, with what to fix.
-pub fn explain(error: &AuthError) -> String {
-    let AuthError::Refused { error, description, .. } = error else {
+pub fn explain(error: &Error) -> String {
+    let Error::TokenRequest { error, description, .. } = error else {
         return match error {
-            AuthError::Key(_) => {
+            Error::Key(_) => {
                 "The private key cannot sign tokens: generate a new key pair or paste an RSA key in PEM format.".into()
             }
-            AuthError::Transport(_) => {
+            Error::LoginUnreachable(_) => {
                 "Salesforce's login host cannot be reached: check the login URL (and that this server can reach it)."
                     .into()
             }

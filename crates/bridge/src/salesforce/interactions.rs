@@ -1,7 +1,8 @@
-//! The Interaction Service API client: `POST /api/v1/interactions` and friends, with the
-//! headers Salesforce checks (`OrgId` as 15 characters, `AuthorizationContext`, a fresh
-//! `RequestId`) and errors classified for the retry logic.
+//! The Interaction Service API (`/api/v1`): what the bridge sends into Salesforce's
+//! conversations, with the headers Salesforce checks (`OrgId` as 15 characters,
+//! `AuthorizationContext`, a fresh `RequestId`) and errors classified for the retry logic.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reqwest::multipart::{Form, Part};
@@ -9,8 +10,11 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::auth::AccessToken;
-use crate::directory::ActiveApp;
+use super::requests::{
+    AcknowledgementRequest, ConversationRequest, EntryPayload, HistoryRequest, Interaction, InteractionRequest,
+    MessagingSessionRequest, Participant,
+};
+use super::{AccessToken, Client, Connection, Error};
 
 /// File types the Interaction Service accepts as attachments.
 pub const SUPPORTED_ATTACHMENT_TYPES: &[&str] = &[
@@ -35,19 +39,6 @@ pub const MAX_ATTACHMENT_BYTES: usize = 25 * 1024 * 1024;
 /// Codes Salesforce documents as "try again later".
 const RETRY_LATER_CODES: &[i64] = &[10019, 10055, 10056, 10094];
 
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// The token was refused (401 or code 10004): get a new one and try again.
-    #[error("access token refused ({status}, code {code:?})")]
-    TokenRefused { status: u16, code: Option<i64> },
-    /// Temporary: 5xx, 429, timeouts, "retry later" codes.
-    #[error("Salesforce is temporarily unavailable: {detail}")]
-    Retry { detail: String, retry_after: Option<Duration> },
-    /// Will not succeed as sent.
-    #[error("Salesforce refused the request: {detail}")]
-    Refused { status: u16, code: Option<i64>, detail: String },
-}
-
 #[derive(Debug, Deserialize)]
 struct ErrorBody {
     message: Option<String>,
@@ -69,155 +60,201 @@ pub struct Attachment {
     pub file_name: String,
 }
 
-#[derive(Clone)]
-pub struct InteractionClient {
-    http: reqwest::Client,
-}
-
-impl InteractionClient {
-    pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
-    }
-
-    fn request(
-        &self,
-        app: &ActiveApp,
-        token: &AccessToken,
-        method: reqwest::Method,
-        path: &str,
-    ) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}/api/v1{path}", app.scrt_url.trim_end_matches('/')))
-            .bearer_auth(token.token.expose_secret())
-            .header("OrgId", super::org_id_15(&app.org_id))
-            .header("AuthorizationContext", &app.authorization_context)
-            // Optional on most calls, required on some (conversationHistory); ours is a CCD.
-            .header("AuthorizationContextType", "ConversationChannelDefinition")
-            .header("RequestId", uuid::Uuid::new_v4().to_string())
-    }
-
-    /// Posts one interaction (`json` is the `json` part), with at most one file.
-    pub async fn post_interaction(
-        &self,
-        app: &ActiveApp,
-        token: &AccessToken,
-        json: &Value,
-        attachment: Option<Attachment>,
-    ) -> Result<PostInteractionResponse, CallError> {
-        let json_part = Part::text(json.to_string()).mime_str("application/json").map_err(transport)?;
-        let mut form = Form::new().part("json", json_part);
-        if let Some(file) = attachment {
-            let part =
-                Part::bytes(file.bytes).file_name(file.file_name).mime_str(&file.mime_type).map_err(transport)?;
-            form = form.part("attachments", part);
-        }
-        let response = self
-            .request(app, token, reqwest::Method::POST, "/interactions")
-            .multipart(form)
-            .send()
-            .await
-            .map_err(transport)?;
-        let bytes = check(response).await?;
-        serde_json::from_slice(&bytes).map_err(|e| CallError::Refused {
-            status: 202,
-            code: None,
-            detail: format!("unreadable answer: {e}"),
-        })
-    }
-
-    /// Posts a JSON body (`/conversation`, `/acknowledgement`, `/messagingSession`).
-    pub async fn post_json(
-        &self,
-        app: &ActiveApp,
-        token: &AccessToken,
-        path: &str,
-        body: &Value,
-    ) -> Result<Value, CallError> {
-        let response =
-            self.request(app, token, reqwest::Method::POST, path).json(body).send().await.map_err(transport)?;
-        let bytes = check(response).await?;
-        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-}
-
-/// Runs `call` with the app's access token, renewing the token once if Salesforce refuses it.
-pub async fn with_token<T, F, Fut>(tokens: &super::auth::TokenCache, app: &ActiveApp, call: F) -> Result<T, CallError>
-where
-    F: Fn(AccessToken) -> Fut,
-    Fut: std::future::Future<Output = Result<T, CallError>>,
-{
-    for attempt in 0..2 {
-        let token = tokens.get(app).await.map_err(|e| {
-            if e.is_transient() {
-                CallError::Retry { detail: e.to_string(), retry_after: None }
-            } else {
-                CallError::Refused { status: 0, code: None, detail: e.to_string() }
-            }
-        })?;
-        match call(token.clone()).await {
-            Err(CallError::TokenRefused { .. }) if attempt == 0 => {
-                tracing::info!(app.id = %app.id, "Salesforce refused the access token; renewing it");
-                tokens.invalidate(&app.id, &token).await;
-            }
-            other => return other,
-        }
-    }
-    Err(CallError::Retry { detail: "access token refused twice".into(), retry_after: None })
-}
-
 /// Salesforce's ids of an established conversation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Established {
     pub conversation_identifier: Option<String>,
     pub messaging_session_id: Option<String>,
 }
 
-/// `POST /conversation`: finds or opens the end user's conversation and messaging session,
-/// with routing attributes (a JSON object; empty or null sends none).
-pub async fn establish(
-    tokens: &super::auth::TokenCache,
-    client: &InteractionClient,
-    app: &ActiveApp,
-    end_user: &str,
-    routing_attributes: &Value,
-) -> Result<Established, CallError> {
-    let mut body = serde_json::json!({
-        "channelAddressIdentifier": app.channel_address_identifier,
-        "participants": [{ "subject": end_user, "role": "EndUser", "appType": "custom" }],
-    });
-    if routing_attributes.as_object().is_some_and(|o| !o.is_empty()) {
-        body["routingAttributes"] = routing_attributes.clone();
-    }
-    let answer = with_token(tokens, app, |token| {
-        let body = &body;
-        async move { client.post_json(app, &token, "/conversation", body).await }
-    })
-    .await?;
-    let text = |field: &str| answer.get(field).and_then(Value::as_str).map(str::to_owned);
-    Ok(Established {
-        conversation_identifier: text("conversationIdentifier"),
-        messaging_session_id: text("messagingSessionId"),
-    })
+/// Where Interaction API calls go and which channel they are for.
+#[derive(Debug, Clone, Copy)]
+pub struct Channel<'a> {
+    pub scrt_url: &'a str,
+    pub org_id: &'a str,
+    pub authorization_context: &'a str,
+    pub channel_address_identifier: &'a str,
 }
 
-impl From<CallError> for crate::worker::JobFailure {
-    fn from(e: CallError) -> Self {
-        match e {
-            CallError::Retry { detail, retry_after } => {
-                crate::worker::JobFailure::Retry { reason: detail, after: retry_after }
-            }
-            CallError::TokenRefused { .. } => crate::worker::JobFailure::retry(e.to_string()),
-            CallError::Refused { .. } => crate::worker::JobFailure::permanent(e.to_string()),
+impl Connection {
+    pub fn channel(&self) -> Channel<'_> {
+        Channel {
+            scrt_url: &self.scrt_url,
+            org_id: &self.org_id,
+            authorization_context: &self.authorization_context,
+            channel_address_identifier: &self.channel_address_identifier,
         }
     }
 }
 
-fn transport(e: reqwest::Error) -> CallError {
-    CallError::Retry { detail: format!("request failed: {e}"), retry_after: None }
+impl Client {
+    fn interaction_request(&self, channel: Channel<'_>, token: &AccessToken, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/api/v1{path}", channel.scrt_url.trim_end_matches('/')))
+            .bearer_auth(token.token.expose_secret())
+            .header("OrgId", super::org_id_15(channel.org_id))
+            .header("AuthorizationContext", channel.authorization_context)
+            // Optional on most calls, required on some (conversationHistory); ours is a CCD.
+            .header("AuthorizationContextType", "ConversationChannelDefinition")
+            .header("RequestId", uuid::Uuid::new_v4().to_string())
+    }
+
+    /// Runs `call` with the app's access token, renewing the token once if Salesforce refuses it.
+    async fn with_token<T, F, Fut>(&self, app: &Connection, call: F) -> Result<T, Error>
+    where
+        F: Fn(AccessToken) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        for attempt in 0..2 {
+            let token = self.tokens.get(app).await?;
+            match call(token.clone()).await {
+                Err(Error::TokenRefused { .. }) if attempt == 0 => {
+                    tracing::info!(app.id = %app.app_id, "Salesforce refused the access token; renewing it");
+                    self.tokens.invalidate(&app.app_id, &token).await;
+                }
+                other => return other,
+            }
+        }
+        Err(Error::Unavailable {
+            status: 401,
+            code: None,
+            detail: "access token refused twice".into(),
+            retry_after: None,
+        })
+    }
+
+    async fn post_json<T: serde::Serialize>(&self, app: &Connection, path: &str, body: &T) -> Result<Value, Error> {
+        self.with_token(app, |token| async move {
+            let response =
+                self.interaction_request(app.channel(), &token, path).json(body).send().await.map_err(transport)?;
+            let bytes = check(response).await?;
+            Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        })
+        .await
+    }
+
+    /// `POST /interactions`: one interaction from the end user, with at most one file.
+    pub async fn post_interaction(
+        &self,
+        app: &Connection,
+        end_user: &str,
+        interaction: Interaction,
+        attachment: Option<&Attachment>,
+    ) -> Result<PostInteractionResponse, Error> {
+        let request = InteractionRequest {
+            to: app.channel_address_identifier.clone(),
+            from: end_user.to_owned(),
+            interactions: [interaction],
+        };
+        let json = serde_json::to_string(&request).map_err(|e| refused(0, format!("unwritable request: {e}")))?;
+        self.with_token(app, |token| {
+            let json = json.clone();
+            async move {
+                let json_part = Part::text(json).mime_str("application/json").map_err(transport)?;
+                let mut form = Form::new().part("json", json_part);
+                if let Some(file) = attachment {
+                    let part = Part::bytes(file.bytes.clone())
+                        .file_name(file.file_name.clone())
+                        .mime_str(&file.mime_type)
+                        .map_err(transport)?;
+                    form = form.part("attachments", part);
+                }
+                let response = self
+                    .interaction_request(app.channel(), &token, "/interactions")
+                    .multipart(form)
+                    .send()
+                    .await
+                    .map_err(transport)?;
+                let bytes = check(response).await?;
+                serde_json::from_slice(&bytes).map_err(|e| refused(202, format!("unreadable answer: {e}")))
+            }
+        })
+        .await
+    }
+
+    /// Tells the agent that their entry `failed_entry` did not reach the customer, and why.
+    pub async fn report_delivery_failure(
+        &self,
+        app: &Connection,
+        end_user: &str,
+        failed_entry: &str,
+        code: &str,
+        reason: &str,
+    ) -> Result<PostInteractionResponse, Error> {
+        let interaction = Interaction::EntryInteraction {
+            timestamp: chrono::Utc::now().timestamp_millis(),
+            payload: EntryPayload::MessageDeliveryFailed {
+                id: uuid::Uuid::new_v4().to_string(),
+                failed_conversation_entry_identifier: failed_entry.to_owned(),
+                recipient: Participant::end_user(end_user),
+                error_code: code.to_owned(),
+                error_message: reason.to_owned(),
+            },
+        };
+        self.post_interaction(app, end_user, interaction, None).await
+    }
+
+    /// `POST /conversation`: finds or opens the end user's conversation and messaging session,
+    /// with routing attributes (none when empty).
+    pub async fn establish(
+        &self,
+        app: &Connection,
+        end_user: &str,
+        routing_attributes: &BTreeMap<String, String>,
+    ) -> Result<Established, Error> {
+        let body = ConversationRequest {
+            channel_address_identifier: &app.channel_address_identifier,
+            participants: [Participant::end_user(end_user)],
+            routing_attributes: Some(routing_attributes).filter(|r| !r.is_empty()),
+        };
+        let answer = self.post_json(app, "/conversation", &body).await?;
+        Ok(serde_json::from_value(answer).unwrap_or_default())
+    }
+
+    /// `POST /acknowledgement`.
+    pub async fn acknowledge(&self, app: &Connection, request: &AcknowledgementRequest) -> Result<(), Error> {
+        self.post_json(app, "/acknowledgement", request).await.map(|_| ())
+    }
+
+    /// `POST /conversationHistory`: returns the ids of the conversation it filled.
+    pub async fn conversation_history(&self, app: &Connection, request: &HistoryRequest) -> Result<Established, Error> {
+        let answer = self.post_json(app, "/conversationHistory", request).await?;
+        Ok(serde_json::from_value(answer).unwrap_or_default())
+    }
+
+    /// A harmless call that Salesforce answers only once the token, the org, the
+    /// authorization context and the channel are all accepted: ending a conversation that
+    /// does not exist (the setup's health check).
+    pub async fn probe_channel(&self, channel: Channel<'_>, token: &AccessToken) -> Result<(), Error> {
+        let nil = uuid::Uuid::nil().to_string();
+        let body = MessagingSessionRequest {
+            channel_address_identifier: channel.channel_address_identifier,
+            end_user_client_id: "byoc-bridge-health-check",
+            conversation_identifier: &nil,
+            operation: "End",
+            operation_by: "System",
+        };
+        let response = self
+            .interaction_request(channel, token, "/messagingSession")
+            .json(&body)
+            .send()
+            .await
+            .map_err(transport)?;
+        check(response).await.map(|_| ())
+    }
+}
+
+fn transport(e: reqwest::Error) -> Error {
+    Error::Transport(format!("request failed: {e}"))
+}
+
+fn refused(status: u16, detail: String) -> Error {
+    Error::Refused { status, code: None, detail }
 }
 
 /// Classifies a response: success bytes, or the kind of failure.
-async fn check(response: reqwest::Response) -> Result<Vec<u8>, CallError> {
+async fn check(response: reqwest::Response) -> Result<Vec<u8>, Error> {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -237,10 +274,10 @@ async fn check(response: reqwest::Response) -> Result<Vec<u8>, CallError> {
         None => format!("{status}: {message}"),
     };
     if status == 401 || code == Some(10004) {
-        return Err(CallError::TokenRefused { status, code });
+        return Err(Error::TokenRefused { status, code });
     }
     if status == 429 || status >= 500 || code.is_some_and(|c| RETRY_LATER_CODES.contains(&c)) {
-        return Err(CallError::Retry { detail, retry_after });
+        return Err(Error::Unavailable { status, code, detail, retry_after });
     }
-    Err(CallError::Refused { status, code, detail })
+    Err(Error::Refused { status, code, detail })
 }

@@ -1,12 +1,88 @@
-//! Salesforce: identifiers, and the Pub/Sub API types and Avro helpers in [`pubsub`]; the OAuth
-//! JWT bearer flow, the Interaction Service API and the Pub/Sub subscriber join this module in
-//! later work.
+//! Salesforce: one client ([`Client`]) for every call the bridge makes to an org, and its one
+//! error type ([`Error`]). The JWT bearer tokens (cached per app), the Interaction Service
+//! API, the REST and Tooling APIs (SOQL, setup records), sign-in, agents' files and the
+//! Pub/Sub connection are each a module of this client; the request shapes are typed in
+//! [`requests`]. Nothing outside this module calls Salesforce.
 
-pub mod auth;
+mod auth;
 pub mod certificate;
+mod error;
 pub mod interactions;
-pub mod platform_event;
+mod platform_event;
+pub mod pubsub;
+pub mod requests;
+pub mod rest;
 pub mod setup;
+pub mod signin;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::SecretString;
+
+pub use auth::{AccessToken, Credentials, explain};
+pub use error::Error;
+
+use crate::config::SalesforceSettings;
+
+/// How the bridge reaches one app's org: the connected app it signs in with, and the
+/// channel its conversations use.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The app this is (tokens are cached per app).
+    pub app_id: String,
+    pub org_id: String,
+    pub login_url: String,
+    pub consumer_key: String,
+    pub username: String,
+    pub private_key: SecretString,
+    pub scrt_url: String,
+    pub channel_address_identifier: String,
+    pub authorization_context: String,
+    /// Pub/Sub API endpoint override (default: Salesforce's public one).
+    pub pubsub_endpoint: Option<String>,
+}
+
+/// The Salesforce client: one pooled HTTP client and one token cache for every app.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    tokens: auth::TokenCache,
+    pubsub: pubsub::PubSubOptions,
+}
+
+impl Client {
+    pub fn new(settings: &SalesforceSettings) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("byoc-bridge/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_millis(settings.request_timeout_ms))
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .context("building the Salesforce HTTP client")?;
+        let extra_ca = match settings.extra_ca_file.as_deref().filter(|f| !f.is_empty()) {
+            Some(file) => {
+                Some(std::fs::read(file).with_context(|| format!("reading salesforce.extra_ca_file {file}"))?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            tokens: auth::TokenCache::new(http.clone(), Duration::from_secs(settings.token_max_age_secs)),
+            http,
+            pubsub: pubsub::PubSubOptions { extra_ca },
+        })
+    }
+
+    /// A token for the app's integration user (cached).
+    pub async fn token(&self, app: &Connection) -> Result<AccessToken, Error> {
+        self.tokens.get(app).await
+    }
+
+    /// A fresh token for credentials that may not be saved yet (the setup's live checks).
+    pub async fn sign_in(&self, credentials: &Credentials<'_>) -> Result<AccessToken, Error> {
+        auth::fetch_token(&self.http, credentials).await
+    }
+}
 
 /// The three-character suffix that turns a 15-character (case-sensitive) Salesforce id into
 /// the 18-character case-insensitive form.

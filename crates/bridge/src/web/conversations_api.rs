@@ -6,10 +6,10 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 
 use super::AppState;
 use super::webhooks::read_body;
+use crate::crypto::constant_time_eq;
 use crate::db::handovers;
 use crate::directory::{ActiveApp, Snapshot};
 use crate::error::AppError;
-use crate::infobip::signature::constant_time_eq;
 use crate::proactive::{self, ProactiveRequest};
 
 fn find_by_token(snapshot: &Snapshot, hash: &str) -> Option<std::sync::Arc<ActiveApp>> {
@@ -31,7 +31,7 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<std::sync::
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(AppError::Unauthorized)?;
-    let hash = crate::provisioning::api_token_hash(token);
+    let hash = crate::crypto::token_hash(token);
     if let Some(app) = find_by_token(&*state.directory.snapshot().await?, &hash) {
         return Ok(app);
     }

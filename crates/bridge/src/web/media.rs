@@ -29,7 +29,7 @@ pub async fn agent_file(
     }
     let message = state.db.run(move |c| conversations::message(c, message_id)).await?;
     let url = message
-        .filter(|m| m.direction == "outbound")
+        .filter(|m| m.direction == crate::db::Direction::Outbound)
         .and_then(|m| m.body)
         .and_then(|b| AgentEntry::parse(&b))
         .and_then(|e| {
@@ -39,15 +39,7 @@ pub async fn agent_file(
                 .map(str::to_owned)
         })
         .ok_or_else(|| AppError::NotFound("file".into()))?;
-    let upstream = state
-        .media_http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| AppError::Unavailable(format!("fetching the file from Salesforce failed: {e}")))?;
-    if !upstream.status().is_success() {
-        return Err(AppError::Unavailable(format!("Salesforce answered {} for the file", upstream.status().as_u16())));
-    }
+    let upstream = state.salesforce.fetch_file(&url).await.map_err(|e| AppError::Unavailable(e.detail()))?;
     let content_type = upstream
         .headers()
         .get("Content-Type")

@@ -28,13 +28,13 @@ pub struct AppState {
     pub cipher: Cipher,
     pub metrics: Arc<Metrics>,
     pub directory: crate::directory::Directory,
-    /// Signed links to agents' files, and the client that fetches them from Salesforce.
+    /// Signed links to agents' files.
     pub media: crate::outbound::media::MediaLinks,
-    pub media_http: reqwest::Client,
     /// Where browsers and vendors reach this service (no trailing slash).
     pub base_url: String,
-    /// For the pages' live checks against Salesforce and Infobip.
-    pub http: reqwest::Client,
+    /// The vendors' clients (sign-in, live checks, files, the panel's sends).
+    pub salesforce: crate::salesforce::Client,
+    pub infobip: crate::infobip::Client,
     /// Paces sends per WhatsApp number; shared with the agents' replies.
     pub limiter: crate::infobip::rate::SenderLimiter,
     /// The senders' approved templates, briefly kept for the agents' panel.

@@ -84,7 +84,7 @@ fn authenticates(app: &ActiveApp, req: &HttpRequest, body: &[u8]) -> bool {
                 return false;
             };
             let expected = format!("{username}:{}", password.expose_secret());
-            signature::constant_time_eq(expected.as_bytes(), &given)
+            crate::crypto::constant_time_eq(expected.as_bytes(), &given)
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Background execution of outbox jobs.
+//! Background execution of outbox jobs: typed job kinds ([`job`]) and the runner.
 //!
 //! [`Runner::step`] claims one batch, runs it and records the outcomes; tests call it until
 //! it reports an idle queue instead of sleeping. [`Runner::run`] loops over `step` until
@@ -8,25 +8,27 @@
 //! run one after another, and when one fails the rest of its group is released untouched,
 //! so a conversation never overtakes itself.
 
+pub mod job;
 pub mod maintenance;
 pub mod retry;
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::WorkerSettings;
 use crate::db::jobs::{self, Job};
 use crate::db::{Db, DbError};
 use crate::metrics::{KindLabels, Metrics};
 
+pub use job::{Attempt, BackgroundJob, Handlers, Registry};
 pub use retry::Backoff;
 
 /// Why a job attempt failed, and so what happens next.
@@ -50,31 +52,35 @@ impl JobFailure {
     pub fn permanent(reason: impl Into<String>) -> Self {
         JobFailure::Permanent { reason: reason.into() }
     }
+
+    /// A vendor's failure: permanent or retried, as the vendor's client says.
+    fn from_vendor(permanent: bool, after: Option<Duration>, reason: String) -> Self {
+        if permanent { JobFailure::Permanent { reason } } else { JobFailure::Retry { reason, after } }
+    }
 }
 
-pub type JobFuture = Pin<Box<dyn Future<Output = Result<(), JobFailure>> + Send>>;
-type Handler = Arc<dyn Fn(Job) -> JobFuture + Send + Sync>;
-
-/// Maps job kinds to the code that executes them.
-#[derive(Clone, Default)]
-pub struct Handlers {
-    by_kind: HashMap<String, Handler>,
+impl From<crate::salesforce::Error> for JobFailure {
+    fn from(e: crate::salesforce::Error) -> Self {
+        JobFailure::from_vendor(e.is_permanent(), e.retry_after(), e.to_string())
+    }
 }
 
-impl Handlers {
-    pub fn register<F, Fut>(&mut self, kind: &str, handler: F)
-    where
-        F: Fn(Job) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), JobFailure>> + Send + 'static,
-    {
-        let handler: Handler = Arc::new(move |job| Box::pin(handler(job)));
-        self.by_kind.insert(kind.to_owned(), handler);
+impl From<crate::infobip::Error> for JobFailure {
+    fn from(e: crate::infobip::Error) -> Self {
+        JobFailure::from_vendor(e.is_permanent(), e.retry_after(), e.to_string())
     }
+}
 
-    /// Adds (or replaces with) `other`'s handlers.
-    pub fn extend(&mut self, other: Handlers) {
-        self.by_kind.extend(other.by_kind);
+/// The database failing is always worth another try.
+impl From<DbError> for JobFailure {
+    fn from(e: DbError) -> Self {
+        JobFailure::retry(format!("database: {e}"))
     }
+}
+
+/// What a panic said, for the attempt's error.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("")
 }
 
 /// What one `step` did.
@@ -115,10 +121,10 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(db: Db, handlers: Handlers, metrics: Arc<Metrics>, settings: WorkerSettings) -> Self {
+    pub fn new(db: Db, handlers: impl Into<Handlers>, metrics: Arc<Metrics>, settings: WorkerSettings) -> Self {
         Self {
             db,
-            handlers: Arc::new(handlers),
+            handlers: Arc::new(handlers.into()),
             metrics,
             settings,
             owner: format!("worker-{}", uuid::Uuid::new_v4()),
@@ -219,8 +225,14 @@ impl Runner {
             let id = job.id;
             let attempts = job.attempts;
             let started = Instant::now();
-            let result = match self.handlers.by_kind.get(&kind) {
-                Some(handler) => handler(job).await,
+            let span = tracing::info_span!("job", job.id = id, job.kind = %kind, job.attempt = attempts);
+            let result = match self.handlers.by_kind.get(kind.as_str()) {
+                // A panicking job is a failed attempt, not a dead worker.
+                Some(handler) => {
+                    AssertUnwindSafe(handler(job)).catch_unwind().instrument(span).await.unwrap_or_else(|panic| {
+                        Err(JobFailure::retry(format!("the job panicked: {}", panic_message(&*panic))))
+                    })
+                }
                 None => Err(JobFailure::permanent(format!("no handler for job kind {kind:?}"))),
             };
             self.metrics

@@ -37,7 +37,7 @@ impl Bridge {
     /// Stops the bridge and starts it again on the same database, as a redeploy would.
     pub async fn restart(mut self) -> Self {
         self.app.stop().await.unwrap();
-        self.app = TestApp::spawn_with(self.settings.clone(), byoc_bridge::worker::Handlers::default()).await;
+        self.app = TestApp::spawn_with(self.settings.clone()).await;
         self
     }
 
@@ -55,7 +55,7 @@ impl Bridge {
             vec![("BYOC__SALESFORCE__REQUEST_TIMEOUT_MS", "2000"), ("BYOC__INFOBIP__REQUEST_TIMEOUT_MS", "2000")];
         env.extend_from_slice(settings);
         let bridge_settings = db.settings_with(&env);
-        let app = TestApp::spawn_with(bridge_settings.clone(), byoc_bridge::worker::Handlers::default()).await;
+        let app = TestApp::spawn_with(bridge_settings.clone()).await;
         let cipher = byoc_bridge::startup::Services::open(&db.settings()).await.unwrap().cipher;
         let (app_id, webhook_secret) = vendors.provision(&app.db, cipher).await;
         let Vendors { sf, sf_running, ib, ib_running, pubsub, .. } = vendors;
@@ -193,7 +193,9 @@ impl Bridge {
                     use byoc_bridge::db::schema::jobs;
                     use diesel::prelude::*;
                     Ok(jobs::table
-                        .filter(jobs::kind.eq(byoc_bridge::outbound::RELAY_JOB))
+                        .filter(jobs::kind.eq(
+                            <byoc_bridge::outbound::relay::RelayOutbound as byoc_bridge::worker::BackgroundJob>::KIND,
+                        ))
                         .count()
                         .get_result::<i64>(c)?)
                 })

@@ -6,7 +6,6 @@ use std::time::Duration;
 use byoc_bridge::config::Settings;
 use byoc_bridge::db::{Backend, Db};
 use byoc_bridge::startup::{Application, Services};
-use byoc_bridge::worker::Handlers;
 use diesel::{Connection, RunQueryDsl};
 use tokio_util::sync::CancellationToken;
 
@@ -144,12 +143,12 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(test_db: &TestDb) -> Self {
-        Self::spawn_with(test_db.settings(), Handlers::default()).await
+        Self::spawn_with(test_db.settings()).await
     }
 
-    pub async fn spawn_with(settings: Settings, handlers: Handlers) -> Self {
+    pub async fn spawn_with(settings: Settings) -> Self {
         let services = Services::open(&settings).await.expect("services");
-        let app = Application::build_with(settings, services, handlers).await.expect("build app");
+        let app = Application::build_with(settings, services).await.expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().clone();
         let runner = app.runner().clone();

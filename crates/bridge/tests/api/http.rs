@@ -1,5 +1,4 @@
 use byoc_bridge::db::jobs::{self, NewJob};
-use byoc_bridge::worker::Handlers;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestDb};
@@ -32,7 +31,7 @@ async fn health_and_readiness_answer(test_db: TestDb) {
 
 async fn readiness_fails_while_migrations_are_pending(test_db: TestDb) {
     let settings = test_db.settings_with(&[("BYOC__DATABASE__MIGRATE_ON_START", "false")]);
-    let app = TestApp::spawn_with(settings, Handlers::default()).await;
+    let app = TestApp::spawn_with(settings).await;
 
     assert_eq!(app.get("/healthz").await.status(), 200, "alive even when not ready");
     let ready = app.get("/readyz").await;

@@ -45,11 +45,11 @@ async fn outbound(bridge: &Bridge, conversation_id: i64, provider_id: &str, entr
             let m = NewMessage {
                 app_id: &app_id,
                 conversation_id,
-                direction: "outbound",
+                direction: byoc_bridge::db::Direction::Outbound,
                 provider_message_id: &provider_id,
                 kind: "text",
                 body: None,
-                status: "sent",
+                status: byoc_bridge::db::MessageStatus::Sent,
                 received_at: None,
                 sf_entry_id: None,
             };
@@ -113,8 +113,11 @@ async fn receipts_become_batched_acknowledgements(db: TestDb) {
         .collect();
     assert_eq!(calls, [25, 5, 5], "at most 25 per call");
     let read = bridge.app.db.run(move |c| conversations::messages_of(c, conversation_id)).await.unwrap();
-    assert_eq!(read.iter().filter(|m| m.status == "read").count(), 5);
-    assert_eq!(read.iter().filter(|m| m.direction == "outbound" && m.delivered_at.is_some()).count(), 30);
+    assert_eq!(read.iter().filter(|m| m.status == byoc_bridge::db::MessageStatus::Read).count(), 5);
+    assert_eq!(
+        read.iter().filter(|m| m.direction == byoc_bridge::db::Direction::Outbound && m.delivered_at.is_some()).count(),
+        30
+    );
 }
 
 async fn button_replies_answer_the_agents_choices(db: TestDb) {

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 use byoc_bridge::db::jobs::{self, NewJob};
 use byoc_bridge::db::{Db, now};
 use byoc_bridge::metrics::Metrics;
-use byoc_bridge::worker::{Handlers, JobFailure, Runner};
+use byoc_bridge::worker::{Attempt, BackgroundJob, JobFailure, Registry, Runner};
 use chrono::{Duration, NaiveDateTime};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::helpers::TestDb;
@@ -19,31 +20,45 @@ crate::on_both_backends!(
     expired_leases_are_reclaimed,
     leases_are_renewed_while_their_jobs_run,
     many_keys_with_random_failures_deliver_everything_once_in_order,
-    enqueue_and_claim_work_inside_a_callers_transaction
+    enqueue_and_claim_work_inside_a_callers_transaction,
+    a_panicking_job_is_a_failed_attempt_and_the_worker_goes_on
 );
 
 /// Records `(key, seq)` of every successful run; fails according to `plan`.
 type Log = Arc<Mutex<Vec<(String, i64)>>>;
 type Plan = Arc<dyn Fn(&str, i64, i32) -> Option<JobFailure> + Send + Sync>;
 
-fn runner(db: &Db, test_db: &TestDb, log: Log, plan: Plan, extra: &[(&str, &str)]) -> Runner {
-    let mut handlers = Handlers::default();
-    handlers.register("test", move |job| {
-        let log = log.clone();
-        let plan = plan.clone();
-        async move {
-            let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
-            let key = payload["key"].as_str().unwrap().to_owned();
-            let seq = payload["seq"].as_i64().unwrap();
-            if let Some(failure) = plan(&key, seq, job.attempts) {
-                return Err(failure);
-            }
-            log.lock().unwrap().push((key, seq));
-            Ok(())
+/// What the test jobs run with: where they log, and when they fail.
+#[derive(Clone)]
+struct TestCtx {
+    log: Log,
+    plan: Plan,
+}
+
+/// A job of conversation `key`, the `seq`-th of it.
+#[derive(Serialize, Deserialize)]
+struct TestJob {
+    key: String,
+    seq: i64,
+}
+
+impl BackgroundJob for TestJob {
+    const KIND: &'static str = "test";
+    type Context = TestCtx;
+
+    async fn run(self, ctx: &TestCtx, attempt: &Attempt) -> Result<(), JobFailure> {
+        if let Some(failure) = (ctx.plan)(&self.key, self.seq, attempt.number) {
+            return Err(failure);
         }
-    });
+        ctx.log.lock().unwrap().push((self.key, self.seq));
+        Ok(())
+    }
+}
+
+fn runner(db: &Db, test_db: &TestDb, log: Log, plan: Plan, extra: &[(&str, &str)]) -> Runner {
+    let registry = Registry::new(TestCtx { log, plan }).register::<TestJob>();
     let settings = test_db.settings_with(extra);
-    Runner::new(db.clone(), handlers, Arc::new(Metrics::new()), settings.worker)
+    Runner::new(db.clone(), registry, Arc::new(Metrics::new()), settings.worker)
 }
 
 async fn enqueue(db: &Db, keys: &[&str], per_key: i64) {
@@ -51,7 +66,8 @@ async fn enqueue(db: &Db, keys: &[&str], per_key: i64) {
     // Interleaved, as messages of many conversations arrive.
     for seq in 0..per_key {
         for key in keys {
-            new.push(NewJob::new("test", &json!({ "key": key, "seq": seq })).ordered_by(format!("conv:{key}")));
+            let job = TestJob { key: (*key).to_owned(), seq };
+            new.push(job.to_job().unwrap().ordered_by(format!("conv:{key}")));
         }
     }
     db.write(move |c| jobs::enqueue(c, &new)).await.unwrap();
@@ -166,25 +182,51 @@ async fn expired_leases_are_reclaimed(test_db: TestDb) {
     assert_eq!(sequence(&log, "a"), [0, 1]);
 }
 
+/// Lets a test hold a job while it runs.
+#[derive(Clone)]
+struct Gate {
+    started: Arc<tokio::sync::Notify>,
+    finish: Arc<tokio::sync::Notify>,
+}
+
+/// Runs until the test lets it finish.
+#[derive(Serialize, Deserialize)]
+struct SlowJob;
+
+impl BackgroundJob for SlowJob {
+    const KIND: &'static str = "slow";
+    type Context = Gate;
+
+    async fn run(self, gate: &Gate, _attempt: &Attempt) -> Result<(), JobFailure> {
+        gate.started.notify_one();
+        gate.finish.notified().await;
+        Ok(())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct QuickJob;
+
+impl BackgroundJob for QuickJob {
+    const KIND: &'static str = "quick";
+    type Context = Gate;
+
+    async fn run(self, _gate: &Gate, _attempt: &Attempt) -> Result<(), JobFailure> {
+        Ok(())
+    }
+}
+
 async fn leases_are_renewed_while_their_jobs_run(test_db: TestDb) {
     let db = test_db.services().await.db;
     // The job runs until the test lets it finish.
     let (started, finish) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
-    let mut handlers = Handlers::default();
-    let (started_in_job, finish_in_job) = (started.clone(), finish.clone());
-    handlers.register("slow", move |_| {
-        let (started, finish) = (started_in_job.clone(), finish_in_job.clone());
-        async move {
-            started.notify_one();
-            finish.notified().await;
-            Ok(())
-        }
-    });
     let settings = test_db.settings_with(&[("BYOC__WORKER__LEASE_SECS", "1"), ("BYOC__WORKER__SLICE_MS", "100")]);
-    handlers.register("quick", |_| async { Ok(()) });
-    let holder = Runner::new(db.clone(), handlers, Arc::new(Metrics::new()), settings.worker);
-    let first = NewJob::new("slow", &json!({})).ordered_by("conv:a");
-    let next = NewJob::new("quick", &json!({})).ordered_by("conv:a");
+    let registry = Registry::new(Gate { started: started.clone(), finish: finish.clone() })
+        .register::<SlowJob>()
+        .register::<QuickJob>();
+    let holder = Runner::new(db.clone(), registry, Arc::new(Metrics::new()), settings.worker);
+    let first = SlowJob.to_job().unwrap().ordered_by("conv:a");
+    let next = QuickJob.to_job().unwrap().ordered_by("conv:a");
     let ids = db.write(move |c| jobs::enqueue(c, &[first, next])).await.unwrap();
 
     let step = tokio::spawn(async move { holder.step().await.unwrap() });
@@ -273,4 +315,39 @@ async fn enqueue_and_claim_work_inside_a_callers_transaction(test_db: TestDb) {
     assert!(failed.is_err());
     let depth = db.run(|c| jobs::depth(c, now())).await.unwrap();
     assert_eq!((depth.due, depth.running), (0, 1), "only the first job exists");
+}
+
+/// Panics on its first attempt.
+#[derive(Serialize, Deserialize)]
+struct FlakyJob;
+
+impl BackgroundJob for FlakyJob {
+    const KIND: &'static str = "flaky";
+    type Context = Log;
+
+    async fn run(self, log: &Log, attempt: &Attempt) -> Result<(), JobFailure> {
+        assert!(attempt.number > 1, "a bug on the first attempt");
+        log.lock().unwrap().push(("flaky".into(), i64::from(attempt.number)));
+        Ok(())
+    }
+}
+
+async fn a_panicking_job_is_a_failed_attempt_and_the_worker_goes_on(test_db: TestDb) {
+    let db = test_db.services().await.db;
+    let log: Log = Arc::default();
+    let registry = Registry::new(log.clone()).register::<FlakyJob>();
+    let runner = Runner::new(db.clone(), registry, Arc::new(Metrics::new()), test_db.settings().worker);
+    let job = FlakyJob.to_job().unwrap().ordered_by("conv:p");
+    let id = db.write(move |c| jobs::enqueue(c, &[job])).await.unwrap()[0];
+
+    let t0 = now();
+    let first = runner.drain_at(t0).await.unwrap();
+    assert_eq!((first.claimed, first.retried), (1, 1), "the panic is recorded as a failed attempt");
+    let waiting = db.run(move |c| jobs::depth(c, later(t0, 1))).await.unwrap();
+    assert_eq!((waiting.due, waiting.running, waiting.dead), (1, 0, 0));
+    let stored = db.run(move |c| jobs::find(c, id)).await.unwrap().unwrap();
+    assert!(stored.last_error.unwrap().contains("the job panicked: a bug on the first attempt"));
+
+    runner.drain_at(later(t0, 1)).await.unwrap();
+    assert_eq!(sequence(&log, "flaky"), [2], "the same worker ran the retry");
 }

@@ -408,9 +408,11 @@ async fn the_subscription_runs_over_tls() {
         .unwrap();
     let mut subscriber = bridge.app.subscriber.clone();
     subscriber.directory.invalidate();
-    subscriber.extra_ca = Some(fixture("tls_ca.pem"));
+    let mut trusting = bridge.settings();
+    trusting.salesforce.extra_ca_file = Some(format!("{}/tests/fixtures/tls_ca.pem", env!("CARGO_MANIFEST_DIR")));
+    subscriber.salesforce = byoc_bridge::salesforce::Client::new(&trusting.salesforce).unwrap();
     let app = subscriber.directory.snapshot().await.unwrap().by_id_or_name(&bridge.app_id).unwrap();
-    assert_eq!(app.pubsub_endpoint.as_deref(), Some(format!("https://localhost:{port}").as_str()));
+    assert_eq!(app.salesforce.pubsub_endpoint.as_deref(), Some(format!("https://localhost:{port}").as_str()));
     let subscription = tokio_util::sync::CancellationToken::new();
     tokio::spawn(subscriber.keep_subscribed(app, subscription.clone()));
     let _unsubscribe = subscription.drop_guard();

@@ -80,7 +80,7 @@ async fn apply_is_idempotent_and_converges(test_db: TestDb) {
     assert!(audited >= 4);
 
     let app = services.db.run(|c| rows::find(c, "acme")).await.unwrap().expect("app created");
-    assert_eq!(app.status, "active");
+    assert_eq!(app.status, byoc_bridge::db::AppStatus::Active);
     assert_eq!(app.login_url, "https://test.salesforce.com");
     let senders = services
         .db
@@ -148,5 +148,5 @@ async fn activation_requires_complete_settings(test_db: TestDb) {
     std::fs::write(&path, "[[app]]\nname = \"bare\"\n").unwrap();
     apply(&services, &path).await.unwrap();
     let app = services.db.run(|c| rows::find(c, "bare")).await.unwrap().unwrap();
-    assert_eq!(app.status, "draft");
+    assert_eq!(app.status, byoc_bridge::db::AppStatus::Draft);
 }

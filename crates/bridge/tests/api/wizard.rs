@@ -132,7 +132,7 @@ pub async fn fresh(db: TestDb, settings: &[(&str, &str)]) -> Setup {
 
 pub async fn fresh_with_org(db: TestDb, settings: &[(&str, &str)], org: SalesforceConfig) -> Setup {
     let vendors = Vendors::start(org).await;
-    let app = TestApp::spawn_with(db.settings_with(settings), byoc_bridge::worker::Handlers::default()).await;
+    let app = TestApp::spawn_with(db.settings_with(settings)).await;
     Setup { vendors, app, _db: db }
 }
 
@@ -288,7 +288,7 @@ async fn the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_
     }
     cancel.cancel();
     let row = setup.app_row().await.unwrap();
-    assert_eq!(row.status, "active");
+    assert_eq!(row.status, byoc_bridge::db::AppStatus::Active);
     let audit = setup
         .app
         .db

@@ -11,11 +11,12 @@ use serde::Deserialize;
 use super::wizard::{Field, Section, StepView, place_error, show, signed_in_admin};
 use crate::db::apps::{self as rows, AppRow, InfobipAccountRow, SenderRow};
 use crate::error::AppError;
-use crate::infobip::account::{KeyProblem, check_key, whatsapp_numbers};
+use crate::infobip::account::explain_key_problem;
+use crate::infobip::{Credentials, Error as InfobipError};
 use crate::provisioning::{self as prov, CTX_API_KEY};
 use crate::web::AppState;
 
-const DEFAULT_BASE_URL: &str = "https://api.infobip.com";
+use crate::infobip::DEFAULT_BASE_URL;
 
 async fn load(state: &AppState, app: &AppRow) -> Result<(Vec<InfobipAccountRow>, Vec<SenderRow>), AppError> {
     let id = app.id.clone();
@@ -101,14 +102,17 @@ pub async fn save_account(
         sections[1].mark("api_key", "Enter the account's API key.");
         return refuse(sections, "Nothing was saved: fix the marked field.");
     }
-    if let Err(problem) = check_key(&state.http, &base_url, form.api_key.trim()).await {
-        let field = if matches!(problem, KeyProblem::Unreachable(_)) { "base_url" } else { "api_key" };
-        let message = match &problem {
-            KeyProblem::Wrong => {
-                "The key is wrong: Infobip does not accept it. Copy it again from the Infobip portal.".to_owned()
-            }
-            KeyProblem::MissingScope(_) => format!("The key lacks a scope: {problem}."),
-            other => format!("{other}."),
+    if let Err(problem) =
+        state.infobip.check_key(Credentials { base_url: &base_url, api_key: form.api_key.trim() }).await
+    {
+        let unreachable = matches!(problem, InfobipError::Transport(_) | InfobipError::BadUrl(_));
+        let field = if unreachable { "base_url" } else { "api_key" };
+        let message = if problem.is_wrong_key() {
+            "The key is wrong: Infobip does not accept it. Copy it again from the Infobip portal.".to_owned()
+        } else if problem.missing_scope().is_some() {
+            format!("The key lacks a scope: {}.", explain_key_problem(&problem))
+        } else {
+            format!("{}.", explain_key_problem(&problem))
         };
         sections[1].mark(field, &message);
         return refuse(sections, "Nothing was saved: fix the marked field.");
@@ -165,12 +169,16 @@ pub async fn remove_account(
 }
 
 /// Each account's WhatsApp numbers, or why they cannot be listed.
-async fn numbers(state: &AppState, accounts: &[InfobipAccountRow]) -> Vec<(String, Result<Vec<String>, KeyProblem>)> {
+async fn numbers(state: &AppState, accounts: &[InfobipAccountRow]) -> Vec<(String, Result<Vec<String>, String>)> {
     let mut all = Vec::new();
     for a in accounts {
         let listed = match state.cipher.decrypt(CTX_API_KEY, &a.api_key_enc) {
-            Ok(key) => whatsapp_numbers(&state.http, &a.base_url, key.expose_secret()).await,
-            Err(e) => Err(KeyProblem::Unreachable(e.to_string())),
+            Ok(key) => state
+                .infobip
+                .whatsapp_numbers(Credentials { base_url: &a.base_url, api_key: key.expose_secret() })
+                .await
+                .map_err(|e| explain_key_problem(&e)),
+            Err(e) => Err(format!("the stored API key cannot be read: {e}")),
         };
         all.push((a.name.clone(), listed));
     }
@@ -178,7 +186,7 @@ async fn numbers(state: &AppState, accounts: &[InfobipAccountRow]) -> Vec<(Strin
 }
 
 fn sender_sections(
-    listed: &[(String, Result<Vec<String>, KeyProblem>)],
+    listed: &[(String, Result<Vec<String>, String>)],
     senders: &[SenderRow],
     accounts: &[InfobipAccountRow],
 ) -> Vec<Section> {

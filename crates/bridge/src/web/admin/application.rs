@@ -101,7 +101,7 @@ fn sections(form: &ApplicationForm, channels: &[(String, String)]) -> Vec<Sectio
 /// The org's channels when the token may read them; otherwise the admin types the id.
 async fn channels(state: &AppState, app: &AppRow) -> (Vec<(String, String)>, Option<String>) {
     match token_for(state, app).await {
-        Ok(token) => match crate::salesforce::setup::messaging_channels(&state.http, &token).await {
+        Ok(token) => match crate::salesforce::setup::messaging_channels(&state.salesforce, &token).await {
             Ok(list) => (list, Some(token.instance_url)),
             Err(_) => (Vec::new(), Some(token.instance_url)),
         },

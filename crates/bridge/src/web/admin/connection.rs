@@ -15,9 +15,9 @@ use super::wizard::{Admin, Field, Section, StepView, place_error, show, signed_i
 use crate::db::apps::AppRow;
 use crate::error::AppError;
 use crate::provisioning::{self as prov, AppSpec, CTX_PRIVATE_KEY};
-use crate::salesforce::auth::{AuthError, Credentials, explain, fetch_token};
 use crate::salesforce::certificate;
-use crate::salesforce::setup::{SetupError, StepError, ensure_channel_records};
+use crate::salesforce::setup::{StepError, ensure_channel_records};
+use crate::salesforce::{Credentials, Error as SalesforceError, explain};
 use crate::web::AppState;
 
 const DEFAULT_DEFINITION: &str = "BYOC_WhatsApp";
@@ -127,9 +127,9 @@ pub async fn show_step(state: web::Data<AppState>, req: HttpRequest) -> Result<H
 }
 
 /// Which field a token refusal is about.
-fn auth_field(error: &AuthError) -> &'static str {
+fn auth_field(error: &SalesforceError) -> &'static str {
     match error {
-        AuthError::Refused { error, description, .. } => {
+        SalesforceError::TokenRequest { error, description, .. } => {
             let d = description.to_ascii_lowercase();
             if error == "invalid_client_id" || d.contains("client identifier") {
                 "consumer_key"
@@ -141,7 +141,7 @@ fn auth_field(error: &AuthError) -> &'static str {
                 ""
             }
         }
-        AuthError::Transport(_) => "login_url",
+        SalesforceError::LoginUnreachable(_) => "login_url",
         _ => "",
     }
 }
@@ -191,7 +191,7 @@ pub async fn save(
             username: form.integration_username.trim(),
             private_key: key.expose_secret(),
         };
-        let token = match fetch_token(&state.http, &credentials).await {
+        let token = match state.salesforce.sign_in(&credentials).await {
             Ok(token) => token,
             Err(e) => {
                 let message = explain(&e);
@@ -202,7 +202,7 @@ pub async fn save(
             }
         };
         match ensure_channel_records(
-            &state.http,
+            &state.salesforce,
             &token,
             form.authorization_context.trim(),
             form.platform_event.trim(),
@@ -224,7 +224,7 @@ pub async fn save(
                     .collect();
                 notice = Some(format!("Connected. {}.", list.join("; ")));
             }
-            Err(StepError { error: e @ SetupError::MissingScope, .. }) => {
+            Err(StepError { error: e @ SalesforceError::MissingScope, .. }) => {
                 return refuse(sections, format!("Nothing was saved: {e}."));
             }
             Err(StepError { field, error }) => {
@@ -376,7 +376,7 @@ pub async fn download_certificate(state: web::Data<AppState>, req: HttpRequest) 
 }
 
 /// An access token with the app's saved settings (for the later steps' live checks).
-pub async fn token_for(state: &AppState, app: &AppRow) -> Result<crate::salesforce::auth::AccessToken, String> {
+pub async fn token_for(state: &AppState, app: &AppRow) -> Result<crate::salesforce::AccessToken, String> {
     let (Some(enc), Some(consumer_key), Some(username)) =
         (app.private_key_enc.as_ref(), app.consumer_key.as_ref(), app.integration_username.as_ref())
     else {
@@ -385,5 +385,5 @@ pub async fn token_for(state: &AppState, app: &AppRow) -> Result<crate::salesfor
     let key = state.cipher.decrypt(CTX_PRIVATE_KEY, enc).map_err(|e| e.to_string())?;
     let credentials =
         Credentials { login_url: &app.login_url, consumer_key, username, private_key: key.expose_secret() };
-    fetch_token(&state.http, &credentials).await.map_err(|e| explain(&e))
+    state.salesforce.sign_in(&credentials).await.map_err(|e| explain(&e))
 }

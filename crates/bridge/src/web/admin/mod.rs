@@ -17,6 +17,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::AppState;
+use crate::crypto::token_hash;
+use crate::db::Role;
 use crate::db::apps::AppRow;
 use crate::db::web::{self as rows, Session};
 use crate::error::AppError;
@@ -24,10 +26,6 @@ use crate::error::AppError;
 pub const COOKIE: &str = "byoc_session";
 /// Sessions end after a working day.
 pub const SESSION_HOURS: i64 = 8;
-
-pub fn hash(token: &str) -> String {
-    crate::provisioning::api_token_hash(token)
-}
 
 /// The session cookie (`Partitioned` is written by hand: actix's cookie crate predates it).
 pub fn session_cookie(token: &str, max_age_secs: i64) -> String {
@@ -47,7 +45,7 @@ fn cookie_token(req: &HttpRequest) -> Option<String> {
 /// The signed-in session of this request, if any.
 pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<Session>, AppError> {
     let Some(token) = cookie_token(req) else { return Ok(None) };
-    let id = hash(&token);
+    let id = token_hash(&token);
     Ok(state.db.run(move |c| rows::session(c, &id, crate::db::now())).await?)
 }
 
@@ -55,7 +53,7 @@ pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<Sessi
 pub async fn open_session(
     state: &AppState,
     app_id: Option<String>,
-    role: &str,
+    role: Role,
     user_id: String,
     user_name: String,
 ) -> Result<String, AppError> {
@@ -63,9 +61,9 @@ pub async fn open_session(
     let csrf = crate::crypto::random_token().map_err(|e| AppError::Internal(e.into()))?;
     let now = crate::db::now();
     let session = Session {
-        id_hash: hash(&token),
+        id_hash: token_hash(&token),
         app_id,
-        role: role.to_owned(),
+        role,
         user_id,
         user_name,
         csrf_token: csrf,
@@ -90,7 +88,7 @@ pub struct CsrfForm {
 
 /// Refuses a form whose CSRF token is not the session's.
 pub fn check_csrf(session: &Session, given: &str) -> Result<(), AppError> {
-    if crate::infobip::signature::constant_time_eq(session.csrf_token.as_bytes(), given.as_bytes()) {
+    if crate::crypto::constant_time_eq(session.csrf_token.as_bytes(), given.as_bytes()) {
         Ok(())
     } else {
         Err(AppError::Forbidden("the form expired or did not come from this page; reload it and try again".into()))

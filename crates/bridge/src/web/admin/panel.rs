@@ -15,9 +15,11 @@ use super::{check_csrf, frame_ancestors, render};
 use crate::db::apps::{self as rows, AppRow};
 use crate::db::conversations::{self, NewMessage};
 use crate::db::web::Session;
-use crate::directory::InfobipAccount;
+use crate::db::{Direction, MessageStatus};
 use crate::error::AppError;
-use crate::infobip::client::InfobipClient;
+use crate::infobip::Account;
+use crate::infobip::catalog::explain_list_problem;
+use crate::infobip::messages::{TemplateContent, TemplateMessage};
 use crate::infobip::templates::{Button, Header, Inputs, Preview, Template as WaTemplate, preview, template_data};
 use crate::web::AppState;
 
@@ -94,7 +96,7 @@ async fn session_info(state: &AppState, app: &AppRow, session_id: &str) -> Sessi
     let soql = format!(
         "SELECT Id, MessagingEndUser.MessagingPlatformKey, MessagingEndUser.Name, EndUserContact.Name, EndUserAccount.Name FROM MessagingSession WHERE Id = '{session_id}'"
     );
-    let Ok(records) = crate::salesforce::setup::query(&state.http, &token, &soql, false).await else {
+    let Ok(records) = state.salesforce.query(&token, &soql, false).await else {
         return unreadable("The session could not be read from Salesforce: type the customer's number.");
     };
     let Some(record) = records.first() else {
@@ -163,7 +165,7 @@ fn inputs_for(t: &WaTemplate, given: &Inputs, problems: &[(String, String)]) -> 
 }
 
 /// The Infobip account a sender of the app belongs to, or why there is none, in plain words.
-async fn sender_account(state: &AppState, app: &AppRow, sender: &str) -> Result<InfobipAccount, String> {
+async fn sender_account(state: &AppState, app: &AppRow, sender: &str) -> Result<Account, String> {
     let (app_id, number) = (app.id.clone(), sender.to_owned());
     let account = state
         .db
@@ -174,13 +176,13 @@ async fn sender_account(state: &AppState, app: &AppRow, sender: &str) -> Result<
         .await
         .map_err(|e| e.to_string())?
         .ok_or("This number is not a sender of the app.")?;
-    InfobipAccount::open(&state.cipher, account).map_err(|e| e.to_string())
+    crate::directory::open_account(&state.cipher, account).map_err(|e| e.to_string())
 }
 
 /// The sender's approved templates, or why they cannot be listed, in plain words.
 async fn templates(state: &AppState, app: &AppRow, sender: &str) -> Result<Arc<Vec<WaTemplate>>, String> {
     let account = sender_account(state, app, sender).await?;
-    state.templates.approved(&account, sender).await.map_err(|e| e.to_string())
+    state.templates.approved(&account, sender).await.map_err(|e| explain_list_problem(&e))
 }
 
 struct Outcome {
@@ -237,7 +239,7 @@ async fn show(
             window = last.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
             sent = messages
                 .iter()
-                .filter(|m| m.kind == "template" && m.direction == "outbound")
+                .filter(|m| m.kind == "template" && m.direction == Direction::Outbound)
                 .map(|m| {
                     let body: Value =
                         m.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
@@ -250,7 +252,7 @@ async fn show(
                         (Some(_), _, _) => "read".to_owned(),
                         (None, Some(_), _) => "delivered".to_owned(),
                         (None, None, Some(e)) => format!("failed: {e}"),
-                        _ => m.status.clone(),
+                        _ => m.status.to_string(),
                     };
                     (m.created_at.format("%H:%M").to_string(), what, status)
                 })
@@ -372,7 +374,7 @@ pub async fn send(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
     let sender = field("sender");
     let listed = async {
         let account = sender_account(&state, &app, &sender).await?;
-        let all = state.templates.approved(&account, &sender).await.map_err(|e| e.to_string())?;
+        let all = state.templates.approved(&account, &sender).await.map_err(|e| explain_list_problem(&e))?;
         Ok::<_, String>((account, all))
     }
     .await;
@@ -404,12 +406,13 @@ pub async fn send(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
     let send_id = uuid::Uuid::parse_str(&field("send_id"))
         .map(|u| u.to_string())
         .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
-    let message = json!({
-        "from": sender, "to": to, "messageId": send_id,
-        "content": { "templateName": template.name, "language": template.language, "templateData": data },
-    });
+    let content = TemplateContent {
+        template_name: template.name.clone(),
+        language: template.language.clone(),
+        template_data: data,
+    };
     let stored = json!({
-        "from": sender, "to": to, "messageId": send_id, "content": message["content"],
+        "from": sender, "to": to, "messageId": send_id, "content": content,
         "panel": { "sentBy": session.user_name, "userId": session.user_id, "messagingSessionId": field("id") }
     });
     // Recorded before the call: a form sent twice (a double click, a reload) is sent once.
@@ -425,11 +428,11 @@ pub async fn send(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
                 &NewMessage {
                     app_id: &app_id,
                     conversation_id: conversation,
-                    direction: "outbound",
+                    direction: Direction::Outbound,
                     provider_message_id: &id_for_row,
                     kind: "template",
                     body: Some(&record),
-                    status: "sending",
+                    status: MessageStatus::Sending,
                     received_at: Some(now),
                     sf_entry_id: None,
                 },
@@ -443,8 +446,8 @@ pub async fn send(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
         return show(&state, &session, &app, &query, outcome, StatusCode::OK).await;
     };
     state.limiter.acquire(&sender).await;
-    let result =
-        InfobipClient::new(state.http.clone()).send(&account, "template", &json!({ "messages": [message] })).await;
+    let message = TemplateMessage { from: &sender, to: &to, message_id: &send_id, content: &content };
+    let result = state.infobip.send_template(&account, &message).await;
     let now = crate::db::now();
     match result {
         Ok(_) => {

@@ -6,17 +6,18 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use base64::Engine;
-use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use super::{SESSION_HOURS, hash, open_session, render, session_cookie};
+use super::{SESSION_HOURS, open_session, render, session_cookie};
+use crate::crypto::token_hash as hash;
 use crate::db::apps::AppRow;
 use crate::db::web::{self as rows, Grant};
 use crate::db::{Db, DbConn, DbError, apps};
+use crate::db::{GrantKind, Role};
 use crate::error::AppError;
-use crate::salesforce::auth::AccessToken;
+use crate::salesforce::signin::CodeExchange;
 use crate::web::AppState;
 
 const BOOTSTRAP_HOURS: i64 = 24;
@@ -33,7 +34,7 @@ pub async fn issue_bootstrap(db: &Db, base_url: &str) -> anyhow::Result<Option<S
     let token = crate::crypto::random_token()?;
     let grant = Grant {
         id_hash: hash(&token),
-        kind: "bootstrap".into(),
+        kind: GrantKind::Bootstrap,
         app_id: None,
         data: "{}".into(),
         created_at: crate::db::now(),
@@ -44,7 +45,7 @@ pub async fn issue_bootstrap(db: &Db, base_url: &str) -> anyhow::Result<Option<S
             if !connected_apps(c)?.is_empty() {
                 return Ok(false);
             }
-            rows::delete_grants(c, "bootstrap")?;
+            rows::delete_grants(c, GrantKind::Bootstrap)?;
             rows::insert_grant(c, &grant)?;
             Ok(true)
         })
@@ -109,13 +110,13 @@ pub async fn bootstrap(
     query: web::Query<BootstrapQuery>,
 ) -> Result<HttpResponse, AppError> {
     let id = hash(query.token.as_deref().unwrap_or_default());
-    let taken = state.db.write(move |c| rows::take_grant(c, &id, "bootstrap", crate::db::now())).await?;
+    let taken = state.db.write(move |c| rows::take_grant(c, &id, GrantKind::Bootstrap, crate::db::now())).await?;
     if taken.is_none() {
         return sign_in_page(&state, StatusCode::UNAUTHORIZED, "This setup link was already used or has expired.")
             .await;
     }
     let first_app = state.db.run(|c| Ok(apps::list(c)?.into_iter().next().map(|a| a.id))).await?;
-    let token = open_session(&state, first_app, "admin", "bootstrap".into(), "setup link".into()).await?;
+    let token = open_session(&state, first_app, Role::Admin, "bootstrap".into(), "setup link".into()).await?;
     tracing::info!("an admin signed in with the one-time setup link");
     Ok(redirect_with_session("/setup/connection", &token))
 }
@@ -156,7 +157,7 @@ pub async fn start_sign_in(
     let now = crate::db::now();
     let grant = Grant {
         id_hash: hash(&state_token),
-        kind: "signin".into(),
+        kind: GrantKind::SignIn,
         app_id: Some(app.id.clone()),
         data: json!({ "verifier": verifier, "next": local_path(query.next.as_deref()) }).to_string(),
         created_at: now,
@@ -184,25 +185,6 @@ pub struct CallbackQuery {
     error_description: Option<String>,
 }
 
-/// Whether the user holds Customize Application, through their profile or a permission set
-/// (a profile's permissions are a permission set of its own): Salesforce's mark of an admin.
-/// Asked with the user's own token; a user who may not even read the assignments is no admin.
-async fn may_customize(http: &reqwest::Client, token: &AccessToken, user_id: &str) -> bool {
-    if user_id.is_empty() || !user_id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return false;
-    }
-    let soql = format!(
-        "SELECT Id FROM PermissionSetAssignment WHERE AssigneeId = '{user_id}' AND PermissionSet.PermissionsCustomizeApplication = true"
-    );
-    match crate::salesforce::setup::query(http, token, &soql, false).await {
-        Ok(rows) => !rows.is_empty(),
-        Err(e) => {
-            tracing::info!(error = %e, "the signed-in user's permissions could not be read; signed in as an agent");
-            false
-        }
-    }
-}
-
 #[get("/setup/oauth/callback")]
 pub async fn callback(state: web::Data<AppState>, query: web::Query<CallbackQuery>) -> Result<HttpResponse, AppError> {
     if let Some(error) = &query.error {
@@ -211,50 +193,36 @@ pub async fn callback(state: web::Data<AppState>, query: web::Query<CallbackQuer
         return sign_in_page(&state, StatusCode::UNAUTHORIZED, &message).await;
     }
     let id = hash(query.state.as_deref().unwrap_or_default());
-    let grant = state.db.write(move |c| rows::take_grant(c, &id, "signin", crate::db::now())).await?;
+    let grant = state.db.write(move |c| rows::take_grant(c, &id, GrantKind::SignIn, crate::db::now())).await?;
     let (Some(grant), Some(code)) = (grant, query.code.clone()) else {
         return sign_in_page(&state, StatusCode::UNAUTHORIZED, "The sign-in expired; start it again.").await;
     };
     let app_id = grant.app_id.clone().unwrap_or_default();
     let app = state.db.run(move |c| apps::find(c, &app_id)).await?.ok_or_else(|| AppError::NotFound("app".into()))?;
     let verifier: Value = serde_json::from_str(&grant.data).unwrap_or(Value::Null);
-    let login = app.login_url.trim_end_matches('/').to_owned();
     let redirect_uri = callback_url(&state);
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", redirect_uri.as_str()),
-        ("client_id", app.consumer_key.as_deref().unwrap_or_default()),
-        ("code_verifier", verifier["verifier"].as_str().unwrap_or_default()),
-    ];
-    let token: Value = state
-        .http
-        .post(format!("{login}/services/oauth2/token"))
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| AppError::Unavailable(format!("Salesforce sign-in: {e}")))?
-        .json()
-        .await
-        .map_err(|e| AppError::Unavailable(format!("Salesforce sign-in: {e}")))?;
-    let Some(access_token) = token.get("access_token").and_then(Value::as_str) else {
-        let message =
-            format!("Salesforce refused the sign-in: {}", token["error_description"].as_str().unwrap_or("no token"));
-        return sign_in_page(&state, StatusCode::UNAUTHORIZED, &message).await;
+    let exchange = CodeExchange {
+        login_url: &app.login_url,
+        code: &code,
+        redirect_uri: &redirect_uri,
+        client_id: app.consumer_key.as_deref().unwrap_or_default(),
+        code_verifier: verifier["verifier"].as_str().unwrap_or_default(),
     };
-    let user: Value = state
-        .http
-        .get(format!("{login}/services/oauth2/userinfo"))
-        .bearer_auth(access_token)
-        .send()
-        .await
-        .map_err(|e| AppError::Unavailable(format!("Salesforce user info: {e}")))?
-        .json()
+    let own_token = match state.salesforce.exchange_code(&exchange).await {
+        Ok(token) => token,
+        Err(crate::salesforce::Error::TokenRequest { description, .. }) => {
+            let message = format!("Salesforce refused the sign-in: {description}");
+            return sign_in_page(&state, StatusCode::UNAUTHORIZED, &message).await;
+        }
+        Err(e) => return Err(AppError::Unavailable(format!("Salesforce sign-in: {e}"))),
+    };
+    let user = state
+        .salesforce
+        .user_info(&app.login_url, &own_token)
         .await
         .map_err(|e| AppError::Unavailable(format!("Salesforce user info: {e}")))?;
-    let org = user["organization_id"].as_str().unwrap_or_default();
     let configured = app.org_id.as_deref().unwrap_or_default();
-    if crate::salesforce::org_id_15(org) != crate::salesforce::org_id_15(configured) {
+    if crate::salesforce::org_id_15(&user.organization_id) != crate::salesforce::org_id_15(configured) {
         return sign_in_page(
             &state,
             StatusCode::FORBIDDEN,
@@ -263,12 +231,10 @@ pub async fn callback(state: web::Data<AppState>, query: web::Query<CallbackQuer
         .await;
     }
     // Admins may open the setup; everyone else of the org (agents) only the template panel.
-    let user_id = user["user_id"].as_str().unwrap_or_default().to_owned();
-    let instance_url = token["instance_url"].as_str().unwrap_or(&login).to_owned();
-    let own_token = AccessToken::new(SecretString::from(access_token.to_owned()), instance_url);
-    let role = if may_customize(&state.http, &own_token, &user_id).await { "admin" } else { "agent" };
+    let user_id = user.user_id.clone();
+    let role = if state.salesforce.may_customize(&own_token, &user_id).await { Role::Admin } else { Role::Agent };
     let next = local_path(verifier["next"].as_str());
-    let name = user["name"].as_str().or_else(|| user["preferred_username"].as_str()).unwrap_or("admin").to_owned();
+    let name = user.name.or(user.preferred_username).unwrap_or_else(|| "admin".into());
     let token = open_session(&state, Some(app.id.clone()), role, user_id.clone(), name.clone()).await?;
     // A second, one-time code lets the Salesforce iframe that opened this window get a session
     // of its own (its cookies are partitioned apart from this window's).
@@ -276,7 +242,7 @@ pub async fn callback(state: web::Data<AppState>, query: web::Query<CallbackQuer
     let now = crate::db::now();
     let handed = Grant {
         id_hash: hash(&code),
-        kind: "handoff".into(),
+        kind: GrantKind::Handoff,
         app_id: Some(app.id.clone()),
         data: json!({ "user_id": user_id, "user_name": name, "role": role, "next": next }).to_string(),
         created_at: now,
@@ -308,13 +274,15 @@ pub struct HandoffQuery {
 #[get("/setup/handoff")]
 pub async fn handoff(state: web::Data<AppState>, query: web::Query<HandoffQuery>) -> Result<HttpResponse, AppError> {
     let id = hash(query.code.as_deref().unwrap_or_default());
-    let grant = state.db.write(move |c| rows::take_grant(c, &id, "handoff", crate::db::now())).await?;
+    let grant = state.db.write(move |c| rows::take_grant(c, &id, GrantKind::Handoff, crate::db::now())).await?;
     let Some(grant) = grant else {
         return sign_in_page(&state, StatusCode::UNAUTHORIZED, "The sign-in expired; start it again.").await;
     };
     let who: Value = serde_json::from_str(&grant.data).unwrap_or(Value::Null);
     let text = |k: &str| who[k].as_str().unwrap_or_default().to_owned();
-    let token = open_session(&state, grant.app_id.clone(), &text("role"), text("user_id"), text("user_name")).await?;
+    // Only what the sign-in recorded; anything else is the lesser role.
+    let role = text("role").parse().unwrap_or(Role::Agent);
+    let token = open_session(&state, grant.app_id.clone(), role, text("user_id"), text("user_name")).await?;
     Ok(redirect_with_session(&local_path(who["next"].as_str()), &token))
 }
 

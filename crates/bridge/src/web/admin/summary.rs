@@ -4,14 +4,16 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
 
 use super::connection::token_for;
 use super::wizard::{Admin, Section, StepView, place_error, show, signed_in_admin};
 use crate::db::apps::{self as rows, AppRow};
 use crate::error::AppError;
-use crate::infobip::account::{check_key, whatsapp_numbers};
+use crate::infobip::Credentials;
+use crate::infobip::account::explain_key_problem;
 use crate::provisioning::{self as prov, AppSpec, CTX_API_KEY};
+use crate::salesforce::Error as SalesforceError;
+use crate::salesforce::interactions::Channel;
 use crate::web::AppState;
 
 /// One health check: passed, what was checked, and the fix when it failed.
@@ -28,39 +30,25 @@ fn fail(text: impl Into<String>) -> Check {
     Check { ok: false, text: text.into() }
 }
 
-/// Reaches the Interaction API with a harmless call: ending a conversation that does not
-/// exist is answered (success false) only after the token, org and channel were accepted.
-async fn interaction_api(state: &AppState, app: &AppRow, token: &crate::salesforce::auth::AccessToken) -> Check {
+/// Reaches the Interaction API with a harmless call that Salesforce answers only once the
+/// token, org, authorization context and channel are all accepted.
+async fn interaction_api(state: &AppState, app: &AppRow, token: &crate::salesforce::AccessToken) -> Check {
     let (Some(scrt), Some(org), Some(context), Some(channel)) =
         (&app.scrt_url, &app.org_id, &app.authorization_context, &app.channel_address_identifier)
     else {
         return fail("Interaction API: the application settings are incomplete (step 2).");
     };
-    let body = json!({ "channelAddressIdentifier": channel, "endUserClientId": "byoc-bridge-health-check",
-                       "conversationIdentifier": uuid::Uuid::nil().to_string(), "operation": "End", "operationBy": "System" });
-    let response = state
-        .http
-        .post(format!("{}/api/v1/messagingSession", scrt.trim_end_matches('/')))
-        .bearer_auth(token.token.expose_secret())
-        .header("OrgId", crate::salesforce::org_id_15(org))
-        .header("AuthorizationContext", context)
-        .header("AuthorizationContextType", "ConversationChannelDefinition")
-        .header("RequestId", uuid::Uuid::new_v4().to_string())
-        .json(&body)
-        .send()
-        .await;
-    match response {
-        Ok(r) if r.status().is_success() => pass("Interaction API reachable, and the channel and context accepted."),
-        Ok(r) => {
-            let status = r.status().as_u16();
-            let body: Value = r.json().await.unwrap_or(Value::Null);
-            let message = body["message"].as_str().unwrap_or_default();
-            fail(format!(
-                "Interaction API refused ({status} {}): {message} Check the SCRT URL, the channel and the authorization context (step 2).",
-                body["code"]
-            ))
+    let target =
+        Channel { scrt_url: scrt, org_id: org, authorization_context: context, channel_address_identifier: channel };
+    match state.salesforce.probe_channel(target, token).await {
+        Ok(()) => pass("Interaction API reachable, and the channel and context accepted."),
+        Err(SalesforceError::Transport(e)) => {
+            fail(format!("Interaction API cannot be reached at the SCRT URL: {e}. Check the SCRT URL (step 2)."))
         }
-        Err(e) => fail(format!("Interaction API cannot be reached at the SCRT URL: {e}. Check the SCRT URL (step 2).")),
+        Err(e) => fail(format!(
+            "Interaction API refused ({}). Check the SCRT URL, the channel and the authorization context (step 2).",
+            e.detail()
+        )),
     }
 }
 
@@ -95,14 +83,19 @@ async fn checks(state: &AppState, app: &AppRow) -> Result<Vec<Check>, AppError> 
     let mut numbers = Vec::new();
     for a in &accounts {
         let key = state.cipher.decrypt(CTX_API_KEY, &a.api_key_enc).map_err(|e| AppError::Internal(e.into()))?;
-        match check_key(&state.http, &a.base_url, key.expose_secret()).await {
+        let to = Credentials { base_url: &a.base_url, api_key: key.expose_secret() };
+        match state.infobip.check_key(to).await {
             Ok(()) => {
                 checks.push(pass(format!("Infobip key of account {} is valid.", a.name)));
-                if let Ok(list) = whatsapp_numbers(&state.http, &a.base_url, key.expose_secret()).await {
+                if let Ok(list) = state.infobip.whatsapp_numbers(to).await {
                     numbers.extend(list);
                 }
             }
-            Err(e) => checks.push(fail(format!("Infobip account {}: {e}. Replace the key (step 3).", a.name))),
+            Err(e) => checks.push(fail(format!(
+                "Infobip account {}: {}. Replace the key (step 3).",
+                a.name,
+                explain_key_problem(&e)
+            ))),
         }
     }
     if senders.is_empty() {
@@ -145,7 +138,7 @@ async fn sections(state: &AppState, app: &AppRow) -> Result<Vec<Section>, AppErr
     }
     let mut status = Section::form("Status", "/setup/activate", "Activate", Vec::new());
     status.lines.push(("", format!("The app is {}.", app.status)));
-    if app.status == "active" {
+    if app.status == crate::db::AppStatus::Active {
         status.submit = "Check again".into();
         status.action = "/setup/summary".into();
     }

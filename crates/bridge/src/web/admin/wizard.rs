@@ -122,7 +122,7 @@ pub async fn admin(state: &AppState, req: &HttpRequest) -> Result<Result<Admin, 
         )
         .await?));
     };
-    if session.role != "admin" {
+    if session.role != crate::db::Role::Admin {
         return Ok(Err(
             super::signin::sign_in_page(state, StatusCode::FORBIDDEN, "Only admins can open the setup.").await?
         ));
@@ -188,7 +188,11 @@ pub fn place_error(sections: &mut [Section], error: &ProvisionError) -> String {
 pub async fn entry(state: actix_web::web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
     match admin(&state, &req).await? {
         Ok(admin) => {
-            let next = if admin.app.as_ref().is_some_and(|a| a.status == "active") { "summary" } else { "connection" };
+            let next = if admin.app.as_ref().is_some_and(|a| a.status == crate::db::AppStatus::Active) {
+                "summary"
+            } else {
+                "connection"
+            };
             Ok(super::see_other(&format!("/setup/{next}")))
         }
         Err(page) => Ok(page),
