@@ -1,6 +1,6 @@
-//! The service's background jobs: the one context every job runs with (crates.io's
-//! `Environment`), and the registry of the job kinds. Each kind lives with its domain:
-//! inbound delivery and receipts, outbound relay, handover import, proactive start.
+//! The one context every background job runs with (crates.io's `Environment`). The job
+//! kinds live with their domains (inbound delivery and receipts, outbound relay, handover
+//! import, proactive start); `startup` registers them.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -9,9 +9,9 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::directory::{ActiveApp, Directory};
 use crate::infobip::rate::SenderLimiter;
+use crate::media_links::MediaLinks;
 use crate::metrics::Metrics;
-use crate::outbound::media::MediaLinks;
-use crate::worker::{JobFailure, Registry};
+use crate::worker::JobFailure;
 
 /// What every job runs with.
 #[derive(Clone)]
@@ -51,14 +51,4 @@ impl JobContext {
             JobFailure::permanent(format!("app {app_id} is not active; activate it, then retry this job"))
         })
     }
-}
-
-/// Every job kind of the service.
-pub fn registry(ctx: JobContext) -> Registry<JobContext> {
-    Registry::new(ctx)
-        .register::<crate::inbound::deliver::DeliverInbound>()
-        .register::<crate::inbound::receipts::Acknowledge>()
-        .register::<crate::handover::import::ImportHandover>()
-        .register::<crate::proactive::start::StartProactive>()
-        .register::<crate::outbound::relay::RelayOutbound>()
 }

@@ -12,6 +12,7 @@ pub mod handover;
 pub mod inbound;
 pub mod infobip;
 pub mod jobs;
+pub mod media_links;
 pub mod metrics;
 pub mod outbound;
 pub mod proactive;

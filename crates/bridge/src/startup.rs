@@ -20,7 +20,7 @@ use crate::directory::Directory;
 use crate::jobs::JobContext;
 use crate::metrics::Metrics;
 use crate::web::AppState;
-use crate::worker::Runner;
+use crate::worker::{Registry, Runner};
 
 /// Storage and keys, shared by the server and the command-line tools.
 pub struct Services {
@@ -81,7 +81,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let directory = Directory::new(services.db.clone(), services.cipher.clone());
         let wake = Arc::new(tokio::sync::Notify::new());
-        let media = crate::outbound::media::MediaLinks::new(
+        let media = crate::media_links::MediaLinks::new(
             &settings.public_base_url(port),
             services.cipher.derive_key("media-links"),
         );
@@ -100,9 +100,8 @@ impl Application {
             settings: settings.clone(),
             history_refused: Arc::default(),
         };
-        let runner =
-            Runner::new(services.db.clone(), crate::jobs::registry(jobs), metrics.clone(), settings.worker.clone())
-                .with_waker(wake.clone());
+        let runner = Runner::new(services.db.clone(), registry(jobs), metrics.clone(), settings.worker.clone())
+            .with_waker(wake.clone());
         let subscriber = crate::outbound::subscriber::Subscriber {
             db: services.db.clone(),
             directory: directory.clone(),
@@ -245,6 +244,16 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Every job kind of the service.
+fn registry(ctx: JobContext) -> Registry<JobContext> {
+    Registry::new(ctx)
+        .register::<crate::inbound::deliver::DeliverInbound>()
+        .register::<crate::inbound::receipts::Acknowledge>()
+        .register::<crate::handover::import::ImportHandover>()
+        .register::<crate::proactive::start::StartProactive>()
+        .register::<crate::outbound::relay::RelayOutbound>()
 }
 
 /// The machine's name, to make lease owners recognisable in the database.

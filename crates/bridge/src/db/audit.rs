@@ -44,15 +44,6 @@ pub fn record(
     Ok(())
 }
 
-pub fn for_entity(conn: &mut DbConn, entity: &str, entity_id: &str) -> Result<Vec<AuditEntry>, DbError> {
-    Ok(audit_log::table
-        .filter(audit_log::entity.eq(entity))
-        .filter(audit_log::entity_id.eq(entity_id))
-        .order(audit_log::id)
-        .select(AuditEntry::as_select())
-        .load(conn)?)
-}
-
 pub fn count(conn: &mut DbConn) -> Result<i64, DbError> {
     Ok(audit_log::table.count().get_result(conn)?)
 }

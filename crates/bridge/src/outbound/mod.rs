@@ -4,7 +4,6 @@
 //! work in the outbox together with the new replay position, in one transaction; the
 //! [`relay`] job sends it through Infobip.
 
-pub mod media;
 pub mod relay;
 pub mod render;
 pub mod subscriber;

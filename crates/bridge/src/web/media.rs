@@ -1,5 +1,5 @@
 //! `GET /media/{message}/{index}`: the file of an agent's message, for Infobip to fetch
-//! through a signed, expiring link (see `outbound::media`).
+//! through a signed, expiring link (see `media_links`).
 
 use actix_web::{HttpResponse, get, web};
 use futures_util::TryStreamExt;

@@ -29,7 +29,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub directory: crate::directory::Directory,
     /// Signed links to agents' files.
-    pub media: crate::outbound::media::MediaLinks,
+    pub media: crate::media_links::MediaLinks,
     /// Where browsers and vendors reach this service (no trailing slash).
     pub base_url: String,
     /// The vendors' clients (sign-in, live checks, files, the panel's sends).

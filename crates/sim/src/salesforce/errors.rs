@@ -3,7 +3,9 @@
 //! (authentication 401, authorisation 403, retry-later 503, the rest 400).
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+
+use super::SalesforceSim;
 use serde_json::{Value, json};
 
 /// Texts from the vendor's table (`interaction-error-codes.json`).
@@ -99,5 +101,26 @@ impl ResponseError for SfError {
 
     fn error_response(&self) -> HttpResponse {
         HttpResponse::build(self.status_code()).json(body(self.code, self.detail.as_deref()))
+    }
+}
+
+pub(crate) fn rest_error(status: u16, code: &str, message: &str) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
+    HttpResponse::build(status).json(json!([{ "message": message, "errorCode": code, "fields": [] }]))
+}
+
+/// A valid bearer token with the `api` scope.
+pub(crate) fn authorize(sim: &SalesforceSim, req: &HttpRequest) -> Result<(), HttpResponse> {
+    let token = super::bearer(req);
+    let state = sim.state();
+    match state.tokens.get(token) {
+        Some(t) if t.expires_at > std::time::Instant::now() => {
+            if t.scopes.iter().any(|s| s == "api" || s == "full") {
+                Ok(())
+            } else {
+                Err(rest_error(403, "INSUFFICIENT_ACCESS", "This session is not valid for use with the REST API"))
+            }
+        }
+        _ => Err(rest_error(401, "INVALID_SESSION_ID", "Session expired or invalid")),
     }
 }

@@ -3,12 +3,15 @@
 //! connected app (`iss`), name a pre-authorised user (`sub`), the login host (`aud`), and
 //! expire within a few minutes (`exp`).
 
+use std::time::Instant;
+
 use actix_web::{HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use super::{SalesforceSim, Token};
 
@@ -71,7 +74,7 @@ async fn token(sim: web::Data<SalesforceSim>, form: web::Form<TokenForm>) -> Htt
     match form.grant_type.as_deref() {
         Some(JWT_BEARER) => {}
         Some("authorization_code") => {
-            return match super::signin::exchange(&sim, &form) {
+            return match exchange(&sim, &form) {
                 Ok(body) => HttpResponse::Ok().json(body),
                 Err(response) => response,
             };
@@ -178,4 +181,31 @@ pub(crate) fn decoding_key(pem: &str) -> Option<DecodingKey> {
     } else {
         DecodingKey::from_rsa_pem(pem.as_bytes()).ok()
     }
+}
+
+/// `grant_type=authorization_code`: a code is good once, for its client, redirect URI and
+/// PKCE verifier.
+pub(crate) fn exchange(sim: &SalesforceSim, form: &TokenForm) -> Result<Value, HttpResponse> {
+    let invalid = || oauth_error("invalid_grant", "invalid authorization code");
+    let code = form.code.clone().unwrap_or_default();
+    let pending = sim.state().codes.remove(&code).ok_or_else(invalid)?;
+    if pending.expires_at <= Instant::now()
+        || form.client_id.as_deref() != Some(pending.client_id.as_str())
+        || form.redirect_uri.as_deref() != Some(pending.redirect_uri.as_str())
+    {
+        return Err(invalid());
+    }
+    let verifier = form.code_verifier.clone().unwrap_or_default();
+    let computed = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    if computed != pending.code_challenge {
+        return Err(oauth_error("invalid_grant", "invalid code verifier"));
+    }
+    let (user, scopes) = {
+        let state = sim.state();
+        let user = state.users.iter().find(|u| u.id == pending.user_id).cloned();
+        let scopes = state.apps.get(&pending.client_id).map(|a| a.scopes.clone()).unwrap_or_default();
+        (user, scopes)
+    };
+    let user = user.ok_or_else(invalid)?;
+    issue_token(sim, &user, &scopes).ok_or_else(invalid)
 }

@@ -6,33 +6,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::errors::{authorize, rest_error};
 use super::{SalesforceSim, ToolingRecord, salesforce_id};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/services/data/{version}/query", web::get().to(query))
         .route("/services/data/{version}/tooling/query", web::get().to(query))
         .route("/services/data/{version}/tooling/sobjects/{sobject}", web::post().to(tooling_create));
-}
-
-pub(crate) fn rest_error(status: u16, code: &str, message: &str) -> HttpResponse {
-    let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
-    HttpResponse::build(status).json(json!([{ "message": message, "errorCode": code, "fields": [] }]))
-}
-
-/// A valid bearer token with the `api` scope.
-pub(crate) fn authorize(sim: &SalesforceSim, req: &HttpRequest) -> Result<(), HttpResponse> {
-    let token = super::bearer(req);
-    let state = sim.state();
-    match state.tokens.get(token) {
-        Some(t) if t.expires_at > std::time::Instant::now() => {
-            if t.scopes.iter().any(|s| s == "api" || s == "full") {
-                Ok(())
-            } else {
-                Err(rest_error(403, "INSUFFICIENT_ACCESS", "This session is not valid for use with the REST API"))
-            }
-        }
-        _ => Err(rest_error(401, "INVALID_SESSION_ID", "Session expired or invalid")),
-    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,7 +6,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-use super::rest::{authorize, rest_error};
+use super::errors::{authorize, rest_error};
 use super::{SalesforceSim, salesforce_id};
 
 /// The permission set Salesforce's messaging platform publishes platform events as.

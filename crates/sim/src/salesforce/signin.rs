@@ -6,13 +6,8 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use serde_json::Value;
-use sha2::Digest;
 
-use super::oauth::{TokenForm, issue_token, oauth_error};
 use super::{PendingCode, SalesforceSim};
 
 const CODE_LIFETIME: Duration = Duration::from_secs(15 * 60);
@@ -147,31 +142,4 @@ fn finish_login(
         location.query_pairs_mut().append_pair("state", state);
     }
     HttpResponse::Found().insert_header(("Location", location.to_string())).finish()
-}
-
-/// `grant_type=authorization_code`: a code is good once, for its client, redirect URI and
-/// PKCE verifier.
-pub(crate) fn exchange(sim: &SalesforceSim, form: &TokenForm) -> Result<Value, HttpResponse> {
-    let invalid = || oauth_error("invalid_grant", "invalid authorization code");
-    let code = form.code.clone().unwrap_or_default();
-    let pending = sim.state().codes.remove(&code).ok_or_else(invalid)?;
-    if pending.expires_at <= Instant::now()
-        || form.client_id.as_deref() != Some(pending.client_id.as_str())
-        || form.redirect_uri.as_deref() != Some(pending.redirect_uri.as_str())
-    {
-        return Err(invalid());
-    }
-    let verifier = form.code_verifier.clone().unwrap_or_default();
-    let computed = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
-    if computed != pending.code_challenge {
-        return Err(oauth_error("invalid_grant", "invalid code verifier"));
-    }
-    let (user, scopes) = {
-        let state = sim.state();
-        let user = state.users.iter().find(|u| u.id == pending.user_id).cloned();
-        let scopes = state.apps.get(&pending.client_id).map(|a| a.scopes.clone()).unwrap_or_default();
-        (user, scopes)
-    };
-    let user = user.ok_or_else(invalid)?;
-    issue_token(sim, &user, &scopes).ok_or_else(invalid)
 }
