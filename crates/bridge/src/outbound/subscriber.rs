@@ -17,6 +17,7 @@ use pubsub_wire::avro;
 use pubsub_wire::proto::{ConsumerEvent, FetchRequest, ReplayPreset};
 use pubsub_wire::{error_codes, metadata};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +49,51 @@ pub enum SubscribeError {
     TopicUnavailable(String),
 }
 
+/// How a subscription task ended on its own terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Told to stop (the app was switched off, or the service is stopping).
+    Cancelled,
+    /// The org has no such topic (change data capture is optional): nothing to restart.
+    TopicUnavailable,
+}
+
+/// The subscription tasks of one app, one per topic.
+struct AppTasks {
+    cancel: CancellationToken,
+    topics: Vec<String>,
+    running: Vec<(String, JoinHandle<Ended>)>,
+}
+
+impl AppTasks {
+    /// Starts the topics without a task, and again those whose task ended unexpectedly (a
+    /// panic): a subscription never stops silently.
+    async fn supervise(&mut self, spawn: impl Fn(&str, CancellationToken) -> JoinHandle<Ended>) {
+        let mut still = Vec::new();
+        for (topic, handle) in std::mem::take(&mut self.running) {
+            if !handle.is_finished() {
+                still.push((topic, handle));
+                continue;
+            }
+            match handle.await {
+                Ok(Ended::TopicUnavailable) => self.topics.retain(|t| *t != topic),
+                Ok(Ended::Cancelled) if self.cancel.is_cancelled() => {}
+                Ok(Ended::Cancelled) => tracing::warn!(topic, "a subscription stopped by itself; restarting it"),
+                Err(e) => tracing::error!(topic, error = %e, "a subscription task failed; restarting it"),
+            }
+        }
+        self.running = still;
+        if self.cancel.is_cancelled() {
+            return;
+        }
+        for topic in &self.topics {
+            if !self.running.iter().any(|(t, _)| t == topic) {
+                self.running.push((topic.clone(), spawn(topic, self.cancel.clone())));
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Subscriber {
     pub db: Db,
@@ -66,27 +112,30 @@ impl Subscriber {
     /// Keeps one subscription per active app until `cancel`, following apps being switched
     /// on and off.
     pub async fn run(self, cancel: CancellationToken) {
-        let mut running: HashMap<String, CancellationToken> = HashMap::new();
+        let mut running: HashMap<String, AppTasks> = HashMap::new();
         loop {
             match self.directory.snapshot().await {
                 Ok(snapshot) => {
                     for app in &snapshot.apps {
-                        if !running.contains_key(&app.id) {
-                            let token = cancel.child_token();
-                            running.insert(app.id.clone(), token.clone());
-                            tokio::spawn(self.clone().keep_subscribed(app.clone(), token.clone()));
+                        let tasks = running.entry(app.id.clone()).or_insert_with(|| AppTasks {
+                            cancel: cancel.child_token(),
                             // Some orgs tell a session's end only through change data capture.
-                            tokio::spawn(self.clone().keep_subscribed_to(
-                                app.clone(),
+                            topics: vec![
+                                format!("/event/{}", app.platform_event),
                                 super::SESSION_CHANGE_TOPIC.to_owned(),
-                                token,
-                            ));
-                        }
+                            ],
+                            running: Vec::new(),
+                        });
+                        tasks
+                            .supervise(|topic, token| {
+                                tokio::spawn(self.clone().keep_subscribed_to(app.clone(), topic.to_owned(), token))
+                            })
+                            .await;
                     }
-                    running.retain(|id, token| {
+                    running.retain(|id, tasks| {
                         let active = snapshot.apps.iter().any(|a| &a.id == id);
                         if !active {
-                            token.cancel();
+                            tasks.cancel.cancel();
                         }
                         active
                     });
@@ -94,22 +143,29 @@ impl Subscriber {
                 Err(e) => tracing::warn!(error = %e, "subscriber: cannot read the apps"),
             }
             tokio::select! {
-                () = cancel.cancelled() => return,
+                () = cancel.cancelled() => break,
                 () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+        // Each task lets go of its lease when it stops; wait for them.
+        for tasks in running.into_values() {
+            for (_, handle) in tasks.running {
+                let _ = handle.await;
             }
         }
     }
 
     /// Subscribes while holding the app's lease, and resubscribes with backoff after every
     /// failure, until cancelled. Without the lease it waits for the holder to stop renewing.
-    pub async fn keep_subscribed(self, app: Arc<ActiveApp>, cancel: CancellationToken) {
+    pub async fn keep_subscribed(self, app: Arc<ActiveApp>, cancel: CancellationToken) -> Ended {
         let topic = format!("/event/{}", app.platform_event);
-        self.keep_subscribed_to(app, topic, cancel).await;
+        self.keep_subscribed_to(app, topic, cancel).await
     }
 
     /// `keep_subscribed` for any topic: the app's platform event, or the session change events.
-    pub async fn keep_subscribed_to(self, app: Arc<ActiveApp>, topic: String, cancel: CancellationToken) {
+    pub async fn keep_subscribed_to(self, app: Arc<ActiveApp>, topic: String, cancel: CancellationToken) -> Ended {
         let mut failures = 0u32;
+        let mut ended = Ended::Cancelled;
         while !cancel.is_cancelled() {
             let delay = match self.renew(&app, &topic).await {
                 Ok(true) => match self.subscribe_once(&app, &topic, &cancel).await {
@@ -118,6 +174,7 @@ impl Subscriber {
                     Err(SubscribeError::ReplayExpired) => Duration::ZERO,
                     Err(SubscribeError::TopicUnavailable(t)) => {
                         tracing::info!(app.id = %app.id, topic = %t, "the org does not provide this topic; not subscribing to it");
+                        ended = Ended::TopicUnavailable;
                         break;
                     }
                     Err(e) => {
@@ -144,6 +201,7 @@ impl Subscriber {
         if let Err(e) = self.db.write(move |c| cursors::release_lease(c, &app_id, &topic, &owner)).await {
             tracing::warn!(error = %e, "could not release the subscription lease; it expires by itself");
         }
+        ended
     }
 
     async fn renew(&self, app: &ActiveApp, topic: &str) -> Result<bool, crate::db::DbError> {
@@ -360,5 +418,43 @@ fn ended_sessions_of(value: &apache_avro::types::Value) -> Vec<String> {
             })
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_panics_is_started_again_and_an_unavailable_topic_is_not() {
+        let mut tasks = AppTasks {
+            cancel: CancellationToken::new(),
+            topics: vec!["/event/E__e".into(), "/data/X".into()],
+            running: Vec::new(),
+        };
+        let starts = Arc::new(AtomicUsize::new(0));
+        let spawn = |topic: &str, _: CancellationToken| {
+            let (n, topic) = (starts.fetch_add(1, Ordering::SeqCst), topic.to_owned());
+            tokio::spawn(async move {
+                if topic == "/data/X" {
+                    return Ended::TopicUnavailable;
+                }
+                assert!(n > 0, "the first run of the event topic panics");
+                std::future::pending::<Ended>().await
+            })
+        };
+        tasks.supervise(spawn).await;
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
+        // Both first runs end at once: one panics, the other finds no topic.
+        while !tasks.running.iter().all(|(_, h)| h.is_finished()) {
+            tokio::task::yield_now().await;
+        }
+        tasks.supervise(spawn).await;
+        assert_eq!(starts.load(Ordering::SeqCst), 3, "only the panicked task is started again");
+        assert_eq!(tasks.topics, ["/event/E__e"]);
+        assert_eq!(tasks.running.len(), 1);
+        assert!(!tasks.running[0].1.is_finished());
     }
 }
