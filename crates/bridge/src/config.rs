@@ -327,7 +327,7 @@ fn from_figment(error: figment::Error) -> ConfigError {
             let source = error.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
             return ConfigError::new(
                 key,
-                format!("unknown setting{source}; see config/default.toml for the valid keys"),
+                format!("unknown setting{source}; see crates/bridge/config/default.toml for the valid keys"),
             );
         }
         figment::error::Kind::Message(m) => m.clone(),

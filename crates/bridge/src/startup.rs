@@ -140,6 +140,7 @@ impl Application {
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(crate::web::html_errors))
                 .wrap(from_fn(crate::web::record_metrics))
                 .wrap(TracingLogger::default())
                 .app_data(app_state.clone())

@@ -1,11 +1,14 @@
 //! HTTP routes and what every handler shares.
 
 pub mod admin;
-mod answers;
+mod assets;
 mod conversations_api;
+mod error_page;
+mod handover;
 mod health;
-mod home;
 mod media;
+pub mod panel;
+mod status;
 mod webhooks;
 
 use std::sync::Arc;
@@ -20,6 +23,8 @@ use crate::config::Settings;
 use crate::crypto::Cipher;
 use crate::db::Db;
 use crate::metrics::{HttpLabels, Metrics};
+
+pub use error_page::html_errors;
 
 /// State shared by all handlers.
 pub struct AppState {
@@ -50,21 +55,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::metrics)
         .service(webhooks::inbound)
         .service(webhooks::reports)
-        .service(answers::accept_handover)
-        .service(answers::handover_status)
+        .service(handover::accept_handover)
+        .service(handover::handover_status)
         .service(conversations_api::start)
         .service(conversations_api::status)
         .service(media::agent_file)
-        .service(home::home)
-        .service(home::stylesheet)
+        .service(status::status)
+        .service(assets::style)
+        .service(assets::setup_style)
+        .service(assets::setup_script)
+        .service(assets::panel_script)
         .service(admin::wizard::entry)
-        .service(admin::wizard::stylesheet)
         .service(admin::signin::bootstrap)
         .service(admin::signin::start_sign_in)
         .service(admin::signin::callback)
         .service(admin::signin::sign_out)
         .service(admin::signin::handoff)
-        .service(admin::wizard::script)
         .service(admin::connection::show_step)
         .service(admin::connection::save)
         .service(admin::connection::generate)
@@ -80,9 +86,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::summary::show_step)
         .service(admin::summary::recheck)
         .service(admin::summary::activate)
-        .service(admin::panel::panel)
-        .service(admin::panel::send)
-        .service(admin::panel::script);
+        .service(panel::panel)
+        .service(panel::send);
 }
 
 /// Counts and times every request by matched route, method and status, and returns the

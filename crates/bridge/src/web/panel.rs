@@ -11,7 +11,7 @@ use askama::Template;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{check_csrf, frame_ancestors, render};
+use super::admin::{self, check_csrf, frame_ancestors, render};
 use crate::db::apps::{self as rows, AppRow};
 use crate::db::conversations::{self, NewMessage};
 use crate::db::web::Session;
@@ -89,7 +89,7 @@ async fn session_info(state: &AppState, app: &AppRow, session_id: &str) -> Sessi
     if !valid_record_id(session_id) {
         return unreadable("No Messaging Session id in the page address: type the customer's number.");
     }
-    let token = match super::connection::token_for(state, app).await {
+    let token = match admin::connection::token_for(state, app).await {
         Ok(t) => t,
         Err(_) => return unreadable("The session could not be read from Salesforce: type the customer's number."),
     };
@@ -316,10 +316,10 @@ async fn show(
 /// The signed-in person (admin or agent) and their app, or the sign-in page.
 async fn signed_in(state: &AppState, req: &HttpRequest) -> Result<Result<(Session, AppRow), HttpResponse>, AppError> {
     let next = req.uri().to_string();
-    let session = match super::current(state, req).await? {
+    let session = match admin::current(state, req).await? {
         Some(s) => s,
         None => {
-            let page = super::signin::sign_in_page_to(
+            let page = admin::signin::sign_in_page_to(
                 state,
                 StatusCode::UNAUTHORIZED,
                 "Sign in with Salesforce to send WhatsApp templates.",
@@ -332,7 +332,7 @@ async fn signed_in(state: &AppState, req: &HttpRequest) -> Result<Result<(Sessio
     let app_id = session.app_id.clone().unwrap_or_default();
     match state.db.run(move |c| rows::find(c, &app_id)).await? {
         Some(app) => Ok(Ok((session, app))),
-        None => Ok(Err(super::signin::sign_in_page_to(
+        None => Ok(Err(admin::signin::sign_in_page_to(
             state,
             StatusCode::NOT_FOUND,
             "This bridge is not set up yet.",
@@ -468,9 +468,4 @@ pub async fn send(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
             show(&state, &session, &app, &query, outcome, StatusCode::BAD_GATEWAY).await
         }
     }
-}
-
-#[get("/static/panel.js")]
-pub async fn script() -> HttpResponse {
-    super::wizard::asset("text/javascript", include_str!("../../../static/panel.js"))
 }

@@ -1,4 +1,4 @@
-//! The landing page: what this service is and whether it is healthy.
+//! The status page (`/status`): what this service is and whether it is healthy.
 
 use actix_web::{HttpResponse, get, web};
 use askama::Template;
@@ -8,8 +8,8 @@ use crate::db::{apps, jobs};
 use crate::error::AppError;
 
 #[derive(Template)]
-#[template(path = "home.html")]
-struct HomePage {
+#[template(path = "status.html")]
+struct StatusPage {
     version: &'static str,
     backend: String,
     uptime: String,
@@ -18,10 +18,10 @@ struct HomePage {
 }
 
 #[get("/status")]
-pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let (apps, depth) = state.db.run(|conn| Ok((apps::count(conn)?, jobs::depth(conn, crate::db::now())?))).await?;
     let secs = state.started_at.elapsed().as_secs();
-    let page = HomePage {
+    let page = StatusPage {
         version: env!("CARGO_PKG_VERSION"),
         backend: state.db.backend().to_string(),
         uptime: format!("{}h {:02}m {:02}s", secs / 3600, secs / 60 % 60, secs % 60),
@@ -29,11 +29,6 @@ pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, AppError> 
         depth,
     };
     render(&page)
-}
-
-#[get("/static/style.css")]
-pub async fn stylesheet() -> HttpResponse {
-    super::admin::wizard::asset("text/css", include_str!("../../static/style.css"))
 }
 
 /// Renders a page; a template error is an internal error, logged with its cause.

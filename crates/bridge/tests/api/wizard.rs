@@ -406,7 +406,21 @@ async fn pages_need_a_session_a_valid_csrf_token_and_an_org_admin(db: TestDb) {
     form.push(("csrf", "forged"));
     let page = admin.post("/setup/connection", &form).await;
     assert_eq!(page.status, 403);
+    assert!(page.html.starts_with('{'), "a program gets the refusal as JSON: {}", page.html);
     assert!(setup.app_row().await.is_none());
+    // A browser gets it as a page, in words.
+    let browser = reqwest::Client::new()
+        .post(format!("{}/setup/connection", setup.app.address))
+        .header("Cookie", format!("byoc_session={}", admin.cookie.clone().unwrap()))
+        .header("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(browser.status(), 403);
+    assert!(browser.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = browser.text().await.unwrap();
+    assert!(html.contains("<h1>Not allowed</h1>") && html.contains("did not come from this page"), "{html}");
 
     // Framing: only the org's Salesforce origins (here the simulator's) may frame the pages.
     setup.connect(&mut admin, &["interaction_api", "api"]).await;

@@ -8,7 +8,6 @@
 pub mod accounts;
 pub mod application;
 pub mod connection;
-pub mod panel;
 pub mod signin;
 pub mod summary;
 pub mod wizard;

@@ -198,21 +198,3 @@ pub async fn entry(state: actix_web::web::Data<AppState>, req: HttpRequest) -> R
         Err(page) => Ok(page),
     }
 }
-
-/// A file compiled into the binary, cached by browsers for an hour.
-pub fn asset(content_type: &str, body: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(format!("{content_type}; charset=utf-8"))
-        .insert_header(("Cache-Control", "public, max-age=3600"))
-        .body(body)
-}
-
-#[get("/static/setup.js")]
-pub async fn script() -> HttpResponse {
-    asset("text/javascript", include_str!("../../../static/setup.js"))
-}
-
-#[get("/static/setup.css")]
-pub async fn stylesheet() -> HttpResponse {
-    asset("text/css", include_str!("../../../static/setup.css"))
-}
