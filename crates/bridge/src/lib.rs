@@ -1,6 +1,11 @@
 //! byoc-bridge: a Bring-Your-Own-Channel connector between WhatsApp (through Infobip) and
 //! Salesforce Service Cloud Messaging. All logic lives in this library; `main.rs` only
 //! calls [`cli::main`].
+//!
+//! Every call to a vendor goes through its one client, [`salesforce::Client`] or
+//! [`infobip::Client`]; the two directions live in [`inbound`] and [`outbound`], their
+//! background jobs run on the [`worker`] with the [`jobs::JobContext`]; `ARCHITECTURE.md`
+//! walks one message each way.
 
 pub mod cli;
 pub mod config;

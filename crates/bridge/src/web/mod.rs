@@ -1,4 +1,6 @@
-//! HTTP routes and what every handler shares.
+//! HTTP routes and what every handler shares: Infobip's webhooks and the handover and
+//! proactive APIs for programs; the setup (`admin`), the template panel, the status page and
+//! their assets for people; health, readiness and metrics for operators.
 
 pub mod admin;
 mod assets;

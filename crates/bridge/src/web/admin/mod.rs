@@ -1,4 +1,5 @@
-//! The admins' pages (the setup wizard), embedded in Salesforce as an iframe.
+//! The pages' sign-in and sessions (shared with the agents' template panel), and the admins'
+//! setup wizard, embedded in Salesforce as an iframe.
 //!
 //! Sessions live in the database; the cookie carries a random token and is set
 //! `Secure; HttpOnly; SameSite=None; Partitioned`, so it works inside the Service Console's
