@@ -11,7 +11,9 @@ use crate::directory::ActiveApp;
 use crate::infobip::media::Media;
 use crate::jobs::JobContext;
 use crate::salesforce::interactions::{Attachment, MAX_ATTACHMENT_BYTES, SUPPORTED_ATTACHMENT_TYPES};
-use crate::salesforce::requests::{AbstractMessage, ChoicesResponse, EntryPayload, Interaction, SelectedOption};
+use crate::salesforce::requests::{
+    AbstractMessage, ChoicesResponse, EntryPayload, Interaction, SelectedOption, TitleItem,
+};
 use crate::worker::{Attempt, BackgroundJob, JobFailure};
 
 /// Namespace of the entry ids derived from WhatsApp message ids: a retried delivery sends
@@ -164,7 +166,10 @@ async fn prepare(
                         id: entry_id.clone(),
                         in_reply_to_message_id: in_reply_to,
                         choices_response: ChoicesResponse::Selections {
-                            selected_options: vec![SelectedOption { option_identifier: option, title }],
+                            selected_options: vec![SelectedOption {
+                                option_identifier: option,
+                                option_title: TitleItem::new(title),
+                            }],
                         },
                     },
                 },

@@ -101,12 +101,27 @@ pub enum ChoicesResponse {
     Selections { selected_options: Vec<SelectedOption> },
 }
 
-/// The option the end user picked.
+/// The option the end user picked (`SelectedOption`: only these two properties are allowed).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SelectedOption {
     pub option_identifier: String,
+    pub option_title: TitleItem,
+}
+
+/// A plain title (`TitleItem`, of the polymorphic `AbstractTitleItem`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TitleItem {
+    /// Always `TitleItem`.
+    pub item_type: &'static str,
     pub title: String,
+}
+
+impl TitleItem {
+    pub fn new(title: impl Into<String>) -> Self {
+        Self { item_type: "TitleItem", title: title.into() }
+    }
 }
 
 /// `POST /conversation`: finds or opens the end user's conversation.

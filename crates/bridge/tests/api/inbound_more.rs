@@ -149,6 +149,11 @@ async fn button_replies_answer_the_agents_choices(db: TestDb) {
     assert_eq!(answer["messageType"], "ChoicesResponseMessage");
     assert_eq!(answer["inReplyToMessageId"], entry.as_str());
     assert_eq!(answer["choicesResponse"]["selectedOptions"][0]["optionIdentifier"], "yes");
+    assert_eq!(
+        answer["choicesResponse"]["selectedOptions"][0]["optionTitle"],
+        json!({ "itemType": "TitleItem", "title": "Yes" }),
+        "the vendor's SelectedOption: optionIdentifier and optionTitle, nothing else"
+    );
     assert_eq!(end_user[2]["staticContent"]["text"], "Other", "a reply to something else is plain text");
 }
 

@@ -135,6 +135,12 @@ async fn the_vendors_own_send_examples_are_accepted() {
                 }
             }
             let (status, body) = account.post(&path, &example, Some(KEY)).await;
+            // This example contradicts its own schema (string `data` values where the schema
+            // wants objects): the schema is the contract, so the simulator refuses it.
+            if name == "Flow button with flow token and data template message" {
+                assert_eq!(status, 400, "{body}");
+                continue;
+            }
             assert_eq!(status, 200, "{kind} example {name:?}: {body}");
             specs.whatsapp.validate_response("post", &path, 200, &body).unwrap();
             accepted += 1;
@@ -347,6 +353,12 @@ async fn webhook_sender_delivers_every_documented_inbound_type_and_report() {
                 // the sender delivers it all the same, and the bridge must keep it.
                 Err(e) if name.contains("interactive-payment-acknowledgement") => {
                     assert!(e.iter().all(|v| v.path == "results[0].message.type"), "{name}: {e:?}");
+                }
+                // The flow reply's example gives a string where the schema says every value of
+                // `response` is an object; WhatsApp sends what the flow's form holds, so the
+                // sender delivers it and the bridge keeps it.
+                Err(e) if name.contains("interactive-flow-reply") => {
+                    assert!(e.iter().all(|v| v.path.starts_with("results[0].message.response.")), "{name}: {e:?}");
                 }
                 Err(e) => panic!("{name}: {e:?}"),
             }

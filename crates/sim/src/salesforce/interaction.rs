@@ -100,10 +100,23 @@ fn status_code(status: u16) -> actix_web::http::StatusCode {
 
 /// Validates against the vendor schema when the specs are available.
 fn check(sim: &SalesforceSim, component: &str, value: &Value, code: i64) -> Result<(), SfError> {
+    check_by_path(sim, component, value, |_| code)
+}
+
+/// Like `check`, with the error code chosen by where the first violation is.
+fn check_by_path(
+    sim: &SalesforceSim,
+    component: &str,
+    value: &Value,
+    code: impl Fn(&str) -> i64,
+) -> Result<(), SfError> {
     let Some(specs) = &sim.specs else { return Ok(()) };
-    specs.interaction.validate_discriminated(component, value).map_err(|violations| {
-        let first = violations.first().map(ToString::to_string).unwrap_or_default();
-        SfError::with(code, first)
+    specs.interaction.validate_component(component, value).map_err(|violations| {
+        let first = violations
+            .first()
+            .cloned()
+            .unwrap_or_else(|| crate::contract::Violation { path: String::new(), message: "invalid".into() });
+        SfError::with(code(&first.path), first.to_string())
     })
 }
 
@@ -166,7 +179,16 @@ fn accept_interaction(
     json: &Value,
     req: &HttpRequest,
 ) -> Result<(u16, Value), SfError> {
-    check(sim, "InteractionRequestJson", json, 10029)?;
+    // End users may send only some message types, whatever else is wrong with the entry.
+    let kind = json.pointer("/interactions/0/payload/abstractMessage/messageType").and_then(Value::as_str);
+    if kind.is_some_and(|k| !END_USER_MESSAGE_TYPES.contains(&k)) {
+        return Err(SfError::new(10062));
+    }
+    // One check of the whole document, subtypes at every depth included; a problem inside the
+    // entry is a bad message entry (10045), anything else a bad interaction list (10029).
+    check_by_path(sim, "InteractionRequestJson", json, |path| {
+        if path.starts_with("interactions[0].payload") { 10045 } else { 10029 }
+    })?;
     let to = json.get("to").and_then(Value::as_str).unwrap_or_default();
     let from = json.get("from").and_then(Value::as_str).unwrap_or_default();
     if from.trim().is_empty() {
@@ -177,7 +199,6 @@ fn accept_interaction(
     let interactions =
         json.get("interactions").and_then(Value::as_array).filter(|a| a.len() == 1).ok_or(SfError::new(10029))?;
     let interaction = interactions.first().ok_or(SfError::new(10029))?;
-    check(sim, "AbstractInteraction", interaction, 10029)?;
 
     let (entry_id, entry_type, attachment) = match interaction.get("interactionType").and_then(Value::as_str) {
         Some("AttachmentInteraction") => {
@@ -197,16 +218,10 @@ fn accept_interaction(
                 return Err(SfError::new(10011));
             }
             let payload = interaction.get("payload").ok_or(SfError::new(10045))?;
-            check(sim, "AbstractEntry", payload, 10045)?;
             let id = payload.get("id").and_then(Value::as_str).unwrap_or_default();
             let entry_type = payload.get("entryType").and_then(Value::as_str).unwrap_or_default();
             if entry_type == "Message" {
                 let message = payload.get("abstractMessage").ok_or(SfError::new(10045))?;
-                let kind = message.get("messageType").and_then(Value::as_str).unwrap_or_default();
-                if !END_USER_MESSAGE_TYPES.contains(&kind) {
-                    return Err(SfError::new(10062));
-                }
-                check(sim, "AbstractMessage", message, 10045)?;
                 let message_id = message.get("id").and_then(Value::as_str).unwrap_or_default();
                 if id.is_empty() || message_id.is_empty() {
                     return Err(SfError::new(10059));

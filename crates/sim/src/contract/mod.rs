@@ -1,10 +1,13 @@
 //! The vendors' own API descriptions as executable contracts.
 //!
-//! Loads an OpenAPI document (JSON or YAML), normalises the quirks of the Salesforce file
-//! (OpenAPI 3.0 with `int`/`float`/`double` types, integer response keys, `nullable`), and
+//! Loads an OpenAPI or AsyncAPI document (JSON or YAML), normalises it ([`normalise`]: the
+//! Salesforce file's OpenAPI 3.0 quirks, and discriminators made to apply at every depth), and
 //! validates request and response bodies against the schema the document names for an
 //! operation. The simulators refuse what does not validate; tests use the same checks on
 //! what the bridge sends.
+
+pub mod instance;
+pub mod normalise;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -39,24 +42,19 @@ impl std::fmt::Display for Violation {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dialect {
-    /// OpenAPI 3.0: a JSON Schema draft-4 dialect.
-    OpenApi30,
-    /// OpenAPI 3.1: JSON Schema 2020-12.
-    OpenApi31,
-}
-
 /// A loaded OpenAPI document with compiled validators cached per schema.
+///
+/// Every schema is compiled as JSON Schema 2020-12: OpenAPI 3.1 is that dialect, and the 3.0
+/// documents (once [`normalise::openapi_30`] has mapped their quirks) use nothing whose meaning
+/// differs from it, while the discriminator dispatch needs its `if`/`then`/`const`.
 pub struct OpenApi {
     doc: Value,
-    dialect: Dialect,
     validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
 }
 
 impl std::fmt::Debug for OpenApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenApi").field("dialect", &self.dialect).finish_non_exhaustive()
+        f.debug_struct("OpenApi").finish_non_exhaustive()
     }
 }
 
@@ -75,16 +73,16 @@ impl OpenApi {
     }
 
     pub fn from_value(mut doc: Value) -> Self {
-        // OpenAPI 3.0 and AsyncAPI 1.x both use the draft-4-like schema vocabulary.
-        let dialect = match doc.get("openapi").and_then(Value::as_str) {
-            Some(v) if v.starts_with("3.0") => Dialect::OpenApi30,
-            None if doc.get("asyncapi").is_some() => Dialect::OpenApi30,
-            _ => Dialect::OpenApi31,
+        // OpenAPI 3.0 and AsyncAPI 1.x both use the 3.0 schema vocabulary.
+        let is_30 = match doc.get("openapi").and_then(Value::as_str) {
+            Some(v) => v.starts_with("3.0"),
+            None => doc.get("asyncapi").is_some(),
         };
-        if dialect == Dialect::OpenApi30 {
-            normalise_30(&mut doc);
+        if is_30 {
+            normalise::openapi_30(&mut doc);
         }
-        Self { doc, dialect, validators: Mutex::new(HashMap::new()) }
+        normalise::dispatch_discriminators(&mut doc);
+        Self { doc, validators: Mutex::new(HashMap::new()) }
     }
 
     pub fn document(&self) -> &Value {
@@ -135,34 +133,23 @@ impl OpenApi {
         self.validate_schema(&schema, body)
     }
 
-    /// Validates against `#/components/schemas/<name>`.
+    /// Validates against `#/components/schemas/<name>` (with its subtypes, when it is
+    /// polymorphic).
     pub fn validate_component(&self, name: &str, value: &Value) -> Result<(), Vec<Violation>> {
-        let schema = serde_json::json!({ "$ref": format!("#/components/schemas/{name}") });
+        let dispatch = format!("{name}{}", normalise::DISPATCH);
+        let target = if self.doc.pointer(&format!("/components/schemas/{}", escape(&dispatch))).is_some() {
+            dispatch
+        } else {
+            name.to_owned()
+        };
+        let schema = serde_json::json!({ "$ref": format!("#/components/schemas/{target}") });
         self.validate_schema(&schema, value)
     }
 
-    /// Validates against a polymorphic component: the base schema, then the subtype its
-    /// `discriminator` maps the value to (JSON Schema ignores discriminators, so without
-    /// this a subtype's required fields would go unchecked).
+    /// Validates against a polymorphic component and the subtype its discriminator names; the
+    /// same as [`OpenApi::validate_component`], which follows discriminators at every depth.
     pub fn validate_discriminated(&self, base: &str, value: &Value) -> Result<(), Vec<Violation>> {
-        self.validate_component(base, value)?;
-        let Some(discriminator) = self.doc.pointer(&format!("/components/schemas/{base}/discriminator")) else {
-            return Ok(());
-        };
-        let property = discriminator.get("propertyName").and_then(Value::as_str).unwrap_or_default();
-        let Some(kind) = value.get(property).and_then(Value::as_str) else {
-            return Ok(());
-        };
-        // Without an explicit mapping, OpenAPI maps a value to the component of that name.
-        let target = discriminator
-            .pointer(&format!("/mapping/{}", escape(kind)))
-            .and_then(Value::as_str)
-            .map(|r| r.trim_start_matches("#/components/schemas/").to_owned())
-            .or_else(|| self.doc.pointer(&format!("/components/schemas/{}", escape(kind))).map(|_| kind.to_owned()));
-        match target {
-            Some(target) => self.validate_component(&target, value),
-            None => Err(vec![violation(property, format!("unknown {property} {kind:?}"))]),
-        }
+        self.validate_component(base, value)
     }
 
     /// Names of the components whose name ends with `suffix` (Infobip prefixes every
@@ -189,6 +176,23 @@ impl OpenApi {
             .cloned()
             .ok_or_else(|| vec![violation("", format!("no webhook {webhook}"))])?;
         self.validate_schema(&schema, body)
+    }
+
+    /// Every request body schema of the document: (method, path, media type, schema).
+    pub fn request_schemas(&self) -> Vec<(String, String, String, Value)> {
+        let mut out = Vec::new();
+        for (path, item) in self.doc.get("paths").and_then(Value::as_object).into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                for (media, content) in
+                    op.pointer("/requestBody/content").and_then(Value::as_object).into_iter().flatten()
+                {
+                    if let Some(schema) = content.get("schema") {
+                        out.push((method.clone(), path.clone(), media.clone(), schema.clone()));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Every named example of a request body, for contract tests.
@@ -245,11 +249,7 @@ impl OpenApi {
             root.insert("components".into(), components.clone());
         }
         let root = Value::Object(root);
-        let compiled = match self.dialect {
-            Dialect::OpenApi30 => jsonschema::draft4::new(&root),
-            Dialect::OpenApi31 => jsonschema::draft202012::new(&root),
-        }
-        .map_err(|e| ContractError::Schema(e.to_string()))?;
+        let compiled = jsonschema::draft202012::new(&root).map_err(|e| ContractError::Schema(e.to_string()))?;
         let compiled = Arc::new(compiled);
         cache.insert(key, compiled.clone());
         Ok(compiled)
@@ -312,32 +312,6 @@ fn yaml_to_json(value: serde_yaml_ng::Value) -> Value {
     }
 }
 
-/// Maps OpenAPI 3.0 vocabulary onto draft-4 JSON Schema: the non-standard `int`, `float`
-/// and `double` types, and `nullable: true`.
-fn normalise_30(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            if let Some(Value::String(t)) = map.get_mut("type") {
-                match t.as_str() {
-                    "int" | "long" => *t = "integer".into(),
-                    "float" | "double" => *t = "number".into(),
-                    _ => {}
-                }
-            }
-            if map.get("nullable") == Some(&Value::Bool(true)) {
-                if let Some(Value::String(t)) = map.get("type").cloned() {
-                    map.insert("type".into(), serde_json::json!([t, "null"]));
-                }
-            }
-            for v in map.values_mut() {
-                normalise_30(v);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(normalise_30),
-        _ => {}
-    }
-}
-
 /// The vendor specification files the simulators and contract tests use.
 #[derive(Debug)]
 pub struct Specs {
@@ -376,6 +350,18 @@ impl Specs {
             interaction: OpenApi::load(&dir.join("salesforce/inbound-interaction-api.yaml"))?,
             events: OpenApi::load(&dir.join("salesforce/outbound-custom-event-payload.yaml"))?,
         })
+    }
+
+    /// Every document, by name.
+    pub fn documents(&self) -> [(&'static str, &OpenApi); 6] {
+        [
+            ("whatsapp", &self.whatsapp),
+            ("conversations", &self.conversations),
+            ("numbers", &self.numbers),
+            ("account", &self.account),
+            ("interaction", &self.interaction),
+            ("events", &self.events),
+        ]
     }
 
     /// The vendor's example payloads whose file name starts with `prefix`
