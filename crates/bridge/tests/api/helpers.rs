@@ -192,5 +192,5 @@ pub fn test_private_key() -> String {
 /// The vendors' contracts, loaded once per process.
 pub fn specs() -> std::sync::Arc<byoc_sim::contract::Specs> {
     byoc_sim::contract::Specs::shared()
-        .expect("vendor specs: set BYOC_SPECS_DIR or keep shared/specs beside the repository")
+        .expect("the contract: contract/ in the repository, or the directory in BYOC_SPECS_DIR")
 }

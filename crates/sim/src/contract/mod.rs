@@ -6,6 +6,7 @@
 //! operation. The simulators refuse what does not validate; tests use the same checks on
 //! what the bridge sends.
 
+pub mod extract;
 pub mod instance;
 pub mod normalise;
 
@@ -60,16 +61,7 @@ impl std::fmt::Debug for OpenApi {
 
 impl OpenApi {
     pub fn load(path: &Path) -> Result<Self, ContractError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ContractError::Read { path: path.to_owned(), source })?;
-        let parse = |message: String| ContractError::Parse { path: path.to_owned(), message };
-        let doc: Value = if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| parse(e.to_string()))?;
-            yaml_to_json(yaml)
-        } else {
-            serde_json::from_str(&text).map_err(|e| parse(e.to_string()))?
-        };
-        Ok(Self::from_value(doc))
+        Ok(Self::from_value(read_document(path)?))
     }
 
     pub fn from_value(mut doc: Value) -> Self {
@@ -256,6 +248,18 @@ impl OpenApi {
     }
 }
 
+/// Reads a JSON or YAML document as JSON.
+pub fn read_document(path: &Path) -> Result<Value, ContractError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ContractError::Read { path: path.to_owned(), source })?;
+    let parse = |message: String| ContractError::Parse { path: path.to_owned(), message };
+    if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+        let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| parse(e.to_string()))?;
+        Ok(yaml_to_json(yaml))
+    } else {
+        serde_json::from_str(&text).map_err(|e| parse(e.to_string()))
+    }
+}
+
 fn violation(path: &str, message: impl Into<String>) -> Violation {
     Violation { path: path.to_owned(), message: message.into() }
 }
@@ -326,29 +330,46 @@ pub struct Specs {
 }
 
 impl Specs {
-    /// Finds the specs: `BYOC_SPECS_DIR`, else `shared/specs` in the working directory's
-    /// or the source tree's parent directories (the repository sits beside `shared/`).
+    /// Where the contract is: `BYOC_SPECS_DIR` if set (the repository's `contract/`, or the
+    /// vendors' own files), else the repository's `contract/` folder.
     pub fn discover() -> Option<PathBuf> {
         if let Ok(dir) = std::env::var("BYOC_SPECS_DIR") {
             return Some(PathBuf::from(dir));
         }
-        let starts = [std::env::current_dir().ok(), Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")))];
+        Self::find_upwards("contract")
+    }
+
+    /// The vendors' own files (`shared/specs` beside the repository), where they are present:
+    /// the input of the extract in `contract/`.
+    pub fn vendor_files() -> Option<PathBuf> {
+        Self::find_upwards("shared/specs")
+    }
+
+    /// `<ancestor>/<folder>` of the source tree or the working directory, holding the files.
+    fn find_upwards(folder: &str) -> Option<PathBuf> {
+        let starts = [Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))), std::env::current_dir().ok()];
         starts
             .into_iter()
             .flatten()
-            .flat_map(|start| start.ancestors().map(|a| a.join("shared/specs")).collect::<Vec<_>>())
+            .flat_map(|start| start.ancestors().map(|a| a.join(folder)).collect::<Vec<_>>())
             .find(|d| d.join("infobip/whatsapp.json").is_file())
     }
 
+    /// Loads the contract from `dir`: the extract (`.json` throughout) or the vendors' files
+    /// (the Salesforce ones in YAML).
     pub fn load(dir: &Path) -> Result<Self, ContractError> {
+        let either = |name: &str| {
+            let json = dir.join(format!("{name}.json"));
+            if json.is_file() { json } else { dir.join(format!("{name}.yaml")) }
+        };
         Ok(Self {
             dir: dir.to_owned(),
             whatsapp: OpenApi::load(&dir.join("infobip/whatsapp.json"))?,
             conversations: OpenApi::load(&dir.join("infobip/conversations.json"))?,
             numbers: OpenApi::load(&dir.join("infobip/numbers.json"))?,
             account: OpenApi::load(&dir.join("infobip/account.json"))?,
-            interaction: OpenApi::load(&dir.join("salesforce/inbound-interaction-api.yaml"))?,
-            events: OpenApi::load(&dir.join("salesforce/outbound-custom-event-payload.yaml"))?,
+            interaction: OpenApi::load(&either("salesforce/inbound-interaction-api"))?,
+            events: OpenApi::load(&either("salesforce/outbound-custom-event-payload"))?,
         })
     }
 

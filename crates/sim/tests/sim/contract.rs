@@ -5,7 +5,7 @@ use byoc_sim::contract::Specs;
 use serde_json::json;
 
 pub fn specs() -> std::sync::Arc<Specs> {
-    Specs::shared().expect("vendor specs: set BYOC_SPECS_DIR or keep ../shared/specs beside the repository")
+    Specs::shared().expect("the contract: contract/ in the repository, or the directory in BYOC_SPECS_DIR")
 }
 
 #[test]
@@ -161,4 +161,36 @@ fn an_unknown_property_is_refused_wherever_the_spec_forbids_one() {
     assert!(strict_components >= 8, "{strict_components}");
     assert!(contexts.iter().any(|c| c == "post /interactions → SelectedOption"), "{contexts:#?}");
     assert!(contexts.len() >= 20, "{contexts:#?}");
+}
+
+/// The contract the repository keeps is the extract of the vendors' files, where those are
+/// present beside the repository (a fresh clone has only the extract, and nothing to compare).
+#[test]
+fn the_contract_in_the_repository_is_the_extract_of_the_vendors_files() {
+    let Some(vendor) = Specs::vendor_files() else {
+        eprintln!("SKIPPED the contract freshness check: no vendor files (shared/specs) beside the repository");
+        return;
+    };
+    let contract = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contract");
+    let files = byoc_sim::contract::extract::extract(&vendor).unwrap();
+    let refresh = "run `cargo run -p byoc-sim --example extract-contract` and commit contract/";
+    for (path, text) in &files {
+        let kept = std::fs::read_to_string(contract.join(path)).unwrap_or_default();
+        assert!(kept == *text, "contract/{} is stale against {}: {refresh}", path.display(), vendor.display());
+    }
+    for dir in ["infobip", "salesforce"] {
+        for entry in walk(&contract.join(dir)) {
+            let relative = entry.strip_prefix(&contract).unwrap().to_owned();
+            assert!(files.contains_key(&relative), "contract/{} is no longer extracted: {refresh}", relative.display());
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { found.extend(walk(&path)) } else { found.push(path) }
+    }
+    found
 }
