@@ -183,6 +183,7 @@ fn build(conn: &mut crate::db::DbConn, cipher: &Cipher, row: &rows::AppRow) -> a
             app_id: row.id.clone(),
             org_id: need(&row.org_id, "org_id")?,
             login_url: row.login_url.clone(),
+            audience: row.org_type.audience().to_owned(),
             consumer_key: need(&row.consumer_key, "consumer_key")?,
             username: need(&row.integration_username, "integration_username")?,
             private_key: cipher.decrypt(CTX_PRIVATE_KEY, &need(&row.private_key_enc, "private_key")?)?,

@@ -103,7 +103,10 @@ pub struct SpecArgs {
     status: Option<String>,
     #[arg(long)]
     org_id: Option<String>,
-    /// https://login.salesforce.com, https://test.salesforce.com, or the org's My Domain.
+    /// production or sandbox: decides the audience of the token requests.
+    #[arg(long)]
+    org_type: Option<String>,
+    /// Where tokens are asked for: the org's My Domain URL (default: the login host of the org type).
     #[arg(long)]
     login_url: Option<String>,
     #[arg(long)]
@@ -167,6 +170,7 @@ impl SpecArgs {
         Ok(AppSpec {
             status: self.status,
             org_id: self.org_id,
+            org_type: self.org_type,
             login_url: self.login_url,
             consumer_key: self.consumer_key,
             integration_username: self.integration_username,
@@ -363,6 +367,7 @@ fn describe(app: &rows::AppRow, accounts: &[rows::InfobipAccountRow], senders: &
         ("name", app.name.clone()),
         ("status", app.status.to_string()),
         ("org_id", opt(&app.org_id)),
+        ("org_type", app.org_type.to_string()),
         ("login_url", app.login_url.clone()),
         ("consumer_key", opt(&app.consumer_key)),
         ("integration_username", opt(&app.integration_username)),

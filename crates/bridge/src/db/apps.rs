@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{apps, infobip_accounts, senders};
-use super::{AppStatus, DbConn, DbError};
+use super::{AppStatus, DbConn, DbError, OrgType};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = apps, treat_none_as_null = true)]
@@ -44,6 +44,8 @@ pub struct AppRow {
     pub transcript_import: String,
     /// JSON `{"bot": …, "system": …, "agent": …}`: speaker labels of transcript entries.
     pub transcript_labels: String,
+    /// Production or sandbox: decides the JWT audience.
+    pub org_type: OrgType,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]

@@ -19,7 +19,8 @@ pub mod states;
 pub mod web;
 
 pub use states::{
-    AppStatus, Direction, GrantKind, HandoverStatus, ImportMethod, JobState, MessageStatus, ProactiveStatus, Role,
+    AppStatus, Direction, GrantKind, HandoverStatus, ImportMethod, JobState, MessageStatus, OrgType, ProactiveStatus,
+    Role,
 };
 
 use std::path::Path;

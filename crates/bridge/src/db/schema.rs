@@ -36,6 +36,7 @@ diesel::table! {
         webhook_signature_header -> Text,
         transcript_import -> Text,
         transcript_labels -> Text,
+        org_type -> Text,
     }
 }
 

@@ -193,6 +193,26 @@ text_enum!(
 );
 
 text_enum!(
+    /// The kind of Salesforce org an app connects to.
+    OrgType, "org type" {
+        Production = "production",
+        /// A sandbox: tokens are asked for with the audience https://test.salesforce.com.
+        Sandbox = "sandbox",
+    }
+);
+
+impl OrgType {
+    /// The JWT bearer assertion's `aud`: the login host of the org's kind, also when the
+    /// token is requested from the org's My Domain.
+    pub const fn audience(self) -> &'static str {
+        match self {
+            OrgType::Production => "https://login.salesforce.com",
+            OrgType::Sandbox => "https://test.salesforce.com",
+        }
+    }
+}
+
+text_enum!(
     /// What a one-time grant of the pages is for.
     GrantKind, "grant kind" {
         /// The first start's setup link.

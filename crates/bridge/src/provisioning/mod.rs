@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::crypto::{Cipher, CryptoError};
 use crate::db::apps::{self as rows, AppRow, InfobipAccountRow, SenderRow};
-use crate::db::{DbConn, DbError, audit};
+use crate::db::{DbConn, DbError, OrgType, audit};
 
 pub const CTX_PRIVATE_KEY: &str = "apps.private_key";
 pub const CTX_WEBHOOK_SECRET: &str = "apps.webhook_secret";
@@ -39,6 +39,9 @@ impl From<diesel::result::Error> for ProvisionError {
     }
 }
 
+/// The login hosts of production orgs and of sandboxes.
+const DEFAULT_LOGIN_HOSTS: &[&str] = &[OrgType::Production.audience(), OrgType::Sandbox.audience()];
+
 /// Who makes the change (recorded in the audit log) and the cipher for secret columns.
 pub struct Ctx<'a> {
     pub cipher: &'a Cipher,
@@ -52,6 +55,11 @@ pub struct Ctx<'a> {
 pub struct AppSpec {
     pub status: Option<String>,
     pub org_id: Option<String>,
+    /// `production` (default) or `sandbox`: the JWT audience. Without it, a sandbox login URL
+    /// makes the org a sandbox.
+    pub org_type: Option<String>,
+    /// Where tokens are asked for: the org's My Domain, or (by default) the login host of its
+    /// type.
     pub login_url: Option<String>,
     pub consumer_key: Option<String>,
     pub integration_username: Option<String>,
@@ -165,6 +173,19 @@ fn apply_spec(ctx: &Ctx<'_>, row: &mut AppRow, spec: &AppSpec) -> Result<Vec<&'s
     }
     if let Some(v) = &spec.login_url {
         set(c, "login_url", &mut row.login_url, validate::service_url("login_url", v)?);
+    }
+    let org_type = match &spec.org_type {
+        Some(v) => Some(validate::org_type(v)?),
+        None => {
+            spec.login_url.as_ref().filter(|_| validate::is_sandbox_login(&row.login_url)).map(|_| OrgType::Sandbox)
+        }
+    };
+    if let Some(t) = org_type {
+        set(c, "org_type", &mut row.org_type, t);
+        // A login host of the other kind follows the type; a My Domain stays.
+        if spec.login_url.is_none() && DEFAULT_LOGIN_HOSTS.contains(&row.login_url.as_str()) {
+            set(c, "login_url", &mut row.login_url, t.audience().to_owned());
+        }
     }
     if let Some(v) = &spec.consumer_key {
         set(c, "consumer_key", &mut row.consumer_key, optional(v.trim().to_owned()));
@@ -284,6 +305,9 @@ pub fn validate_spec(spec: &AppSpec) -> Result<(), ProvisionError> {
     if let Some(v) = &spec.login_url {
         validate::service_url("login_url", v)?;
     }
+    if let Some(v) = &spec.org_type {
+        validate::org_type(v)?;
+    }
     for (field, value) in [("consumer_key", &spec.consumer_key), ("integration_username", &spec.integration_username)] {
         if let Some(v) = value {
             validate::non_empty(field, v)?;
@@ -339,7 +363,7 @@ pub fn create_app(conn: &mut DbConn, ctx: &Ctx<'_>, name: &str, spec: &AppSpec) 
         name,
         status: crate::db::AppStatus::Draft,
         org_id: None,
-        login_url: "https://login.salesforce.com".into(),
+        login_url: OrgType::Production.audience().into(),
         instance_url: None,
         consumer_key: None,
         integration_username: None,
@@ -367,6 +391,7 @@ pub fn create_app(conn: &mut DbConn, ctx: &Ctx<'_>, name: &str, spec: &AppSpec) 
         webhook_signature_header: "X-Infobip-Signature".into(),
         transcript_import: "auto".into(),
         transcript_labels: TranscriptLabels::default().to_json(),
+        org_type: OrgType::Production,
     };
     let fields = apply_spec(ctx, &mut row, spec)?;
     rows::insert(conn, &row)?;

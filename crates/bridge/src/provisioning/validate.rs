@@ -43,6 +43,15 @@ pub fn service_url(field: &str, value: &str) -> Result<String, ProvisionError> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+pub fn org_type(value: &str) -> Result<crate::db::OrgType, ProvisionError> {
+    value.trim().parse().map_err(|_| invalid("org_type", "must be production or sandbox"))
+}
+
+/// Whether a login URL is a sandbox's: the sandbox login host, or a sandbox My Domain.
+pub fn is_sandbox_login(url: &str) -> bool {
+    url.starts_with("https://test.salesforce.com") || url.contains(".sandbox.my.salesforce.com")
+}
+
 /// Salesforce API names: `Name`, `Name__c`, `ns__Name__e`.
 pub fn api_name(field: &str, value: &str) -> Result<String, ProvisionError> {
     let v = value.trim();

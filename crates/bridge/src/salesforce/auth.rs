@@ -1,6 +1,7 @@
 //! OAuth 2.0 JWT bearer flow: an assertion signed with the connected app's private key
-//! (RS256; `iss` consumer key, `sub` integration user, `aud` login host, `exp` within three
-//! minutes) is exchanged for an access token. Tokens are cached per app and renewed before
+//! (RS256; `iss` consumer key, `sub` integration user, `aud` the login host of the org's kind,
+//! `https://login.salesforce.com` or `https://test.salesforce.com`, whichever host the token
+//! is asked from; `exp` within three minutes) is exchanged for an access token. Tokens are cached per app and renewed before
 //! they get old, or at once when Salesforce refuses one; concurrent callers share one renewal.
 
 use std::collections::HashMap;
@@ -107,6 +108,7 @@ impl TokenCache {
     async fn fetch(&self, app: &Connection) -> Result<AccessToken, Error> {
         let credentials = Credentials {
             login_url: &app.login_url,
+            audience: &app.audience,
             consumer_key: &app.consumer_key,
             username: &app.username,
             private_key: app.private_key.expose_secret(),
@@ -120,7 +122,10 @@ impl TokenCache {
 
 /// What the JWT bearer flow needs (also for settings not saved yet: the setup wizard's check).
 pub struct Credentials<'a> {
+    /// The token endpoint's host.
     pub login_url: &'a str,
+    /// `https://login.salesforce.com` or `https://test.salesforce.com`, by the org's kind.
+    pub audience: &'a str,
     pub consumer_key: &'a str,
     pub username: &'a str,
     /// PEM.
@@ -133,7 +138,7 @@ pub(super) async fn fetch_token(http: &reqwest::Client, c: &Credentials<'_>) -> 
     let claims = Claims {
         iss: c.consumer_key,
         sub: c.username,
-        aud: c.login_url.trim_end_matches('/'),
+        aud: c.audience,
         exp: chrono::Utc::now().timestamp() + ASSERTION_LIFETIME_SECS,
     };
     let assertion =
@@ -165,7 +170,7 @@ pub fn explain(error: &Error) -> String {
                 "The private key cannot sign tokens: generate a new key pair or paste an RSA key in PEM format.".into()
             }
             Error::LoginUnreachable(_) => {
-                "Salesforce's login host cannot be reached: check the login URL (and that this server can reach it)."
+                "Salesforce's login host cannot be reached: check the My Domain URL (and that this server can reach it)."
                     .into()
             }
             other => format!("Unexpected answer from Salesforce ({other})."),
@@ -179,7 +184,7 @@ pub fn explain(error: &Error) -> String {
     } else if d.contains("user not found") || d.contains("user") && d.contains("inactive") {
         "No active user has this username in the org: check the integration user's username."
     } else if d.contains("audience") {
-        "The login URL does not match the org: use https://login.salesforce.com for production, https://test.salesforce.com for a sandbox, or the org's My Domain URL."
+        "Salesforce expects the other kind of org: choose Sandbox for a sandbox org (its tokens are for https://test.salesforce.com), Production otherwise (https://login.salesforce.com), whatever the My Domain URL."
     } else if d.contains("expired") {
         "The token request expired on the way: check this server's clock."
     } else {

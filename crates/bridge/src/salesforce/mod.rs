@@ -32,7 +32,10 @@ pub struct Connection {
     /// The app this is (tokens are cached per app).
     pub app_id: String,
     pub org_id: String,
+    /// Where tokens are asked for (the org's My Domain, or the login host of its kind).
     pub login_url: String,
+    /// The JWT assertion's audience: the login host of the org's kind (production or sandbox).
+    pub audience: String,
     pub consumer_key: String,
     pub username: String,
     pub private_key: SecretString,

@@ -123,6 +123,12 @@ impl Bridge {
             .unwrap()
     }
 
+    /// The app's stored row.
+    pub async fn app_row(&self) -> byoc_bridge::db::apps::AppRow {
+        let id = self.app_id.clone();
+        self.app.db.run(move |c| byoc_bridge::db::apps::find(c, &id)).await.unwrap().unwrap()
+    }
+
     pub fn settings(&self) -> byoc_bridge::config::Settings {
         self._db.settings()
     }

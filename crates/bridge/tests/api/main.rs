@@ -20,5 +20,6 @@ mod provisioning;
 mod retention;
 mod secrets;
 mod sim_infobip;
+mod vendor_contract;
 mod wizard;
 mod wizard_browser;

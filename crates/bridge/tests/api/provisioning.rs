@@ -82,6 +82,7 @@ async fn apply_is_idempotent_and_converges(test_db: TestDb) {
     let app = services.db.run(|c| rows::find(c, "acme")).await.unwrap().expect("app created");
     assert_eq!(app.status, byoc_bridge::db::AppStatus::Active);
     assert_eq!(app.login_url, "https://test.salesforce.com");
+    assert_eq!(app.org_type, byoc_bridge::db::OrgType::Sandbox, "a sandbox login host makes a sandbox org");
     let senders = services
         .db
         .run({

@@ -152,7 +152,8 @@ impl Setup {
     pub fn connection_fields(&self) -> Vec<(&'static str, String)> {
         vec![
             ("name", "acme".into()),
-            ("login_url", self.vendors.sf_running.base_url.clone()),
+            ("org_type", "production".into()),
+            ("my_domain", self.vendors.sf_running.base_url.clone()),
             ("org_id", self.vendors.sf.org_id().to_owned()),
             ("integration_username", USERNAME.into()),
             ("consumer_key", CONSUMER_KEY.into()),
@@ -323,7 +324,10 @@ async fn salesforce_refusals_show_on_their_field_and_save_nothing(db: TestDb) {
     for (field, value, expected) in [
         ("integration_username", "someone@else.example", "No active user has this username"),
         ("consumer_key", "3MVG9-unknown", "Salesforce does not know this consumer key"),
-        ("login_url", "http://127.0.0.1:9", "cannot be reached"),
+        ("my_domain", "http://127.0.0.1:9", "cannot be reached"),
+        // The org is a production org: a sandbox's token audience is refused, and the advice
+        // is about the org type, not the URL the token is asked from.
+        ("org_type", "sandbox", "choose Sandbox for a sandbox org"),
         ("org_id", "not-an-org", "15- or 18-character"),
     ] {
         let mut form: Vec<(&str, String)> = std::mem::take(&mut fields);

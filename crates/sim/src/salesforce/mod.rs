@@ -167,8 +167,10 @@ pub struct SalesforceConfig {
     pub org_id: String,
     /// How long issued access tokens stay valid.
     pub token_ttl: Duration,
-    /// Extra accepted JWT audiences besides the simulator's own URL.
-    pub audiences: Vec<String>,
+    /// Whether the org is a sandbox. Salesforce takes a JWT bearer assertion only for the
+    /// login host of the org's kind, `https://test.salesforce.com` for a sandbox and
+    /// `https://login.salesforce.com` otherwise, whichever host the token is asked from.
+    pub sandbox: bool,
     /// The custom platform event carrying conversation entries, and its two fields.
     pub platform_event: String,
     pub event_type_field: String,
@@ -191,7 +193,7 @@ impl Default for SalesforceConfig {
         Self {
             org_id: "00D5g00000SimOr".to_owned(),
             token_ttl: Duration::from_secs(7200),
-            audiences: vec!["https://login.salesforce.com".into(), "https://test.salesforce.com".into()],
+            sandbox: false,
             platform_event: "WhatsApp_Event__e".into(),
             event_type_field: "EventType__c".into(),
             payload_field: "Payload__c".into(),

@@ -111,10 +111,10 @@ fn jwt_bearer(sim: &SalesforceSim, assertion: &str) -> Result<Value, HttpRespons
     };
     let key = decoding_key(&app.certificate_pem).ok_or_else(invalid)?;
 
-    let mut audiences = sim.config.audiences.clone();
-    audiences.push(sim.base_url());
+    // One audience only: the org kind's login host, never the URL the request came to.
+    let audience = if sim.config.sandbox { "https://test.salesforce.com" } else { "https://login.salesforce.com" };
     let mut validation = Validation::new(Algorithm::RS256);
-    validation.set_audience(&audiences);
+    validation.set_audience(&[audience]);
     validation.set_issuer(&[iss]);
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     validation.leeway = 0;

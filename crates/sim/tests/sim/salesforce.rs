@@ -53,7 +53,7 @@ impl Org {
         json!({
             "iss": CONSUMER_KEY,
             "sub": USERNAME,
-            "aud": self.running.base_url,
+            "aud": "https://login.salesforce.com",
             "exp": chrono::Utc::now().timestamp() + 170,
         })
     }
@@ -145,6 +145,15 @@ async fn jwt_bearer_flow_refuses_bad_assertions_with_salesforce_errors() {
     let cases: Vec<(&str, Value, &str, &str)> = vec![
         ("other_private_key.pem", org.claims(), "invalid_grant", "invalid assertion"),
         ("test_private_key.pem", json!({ "aud": "https://evil.example" }), "invalid_grant", "audience is invalid"),
+        // The host the token is asked from is no audience (the bridge once sent its login URL).
+        ("test_private_key.pem", json!({ "aud": org.running.base_url }), "invalid_grant", "audience is invalid"),
+        // A production org takes no sandbox audience.
+        (
+            "test_private_key.pem",
+            json!({ "aud": "https://test.salesforce.com" }),
+            "invalid_grant",
+            "audience is invalid",
+        ),
         ("test_private_key.pem", json!({ "exp": now - 10 }), "invalid_grant", "expired assertion"),
         (
             "test_private_key.pem",
@@ -736,4 +745,27 @@ async fn platform_events_fields_and_object_permissions_are_made_through_the_apis
     let unknown = json!({ "ParentId": set, "SobjectType": "Nothing__e", "PermissionsRead": true });
     let res = call(reqwest::Method::POST, "/sobjects/ObjectPermissions").json(&unknown).send().await.unwrap();
     assert_eq!(res.status(), 400);
+}
+
+#[tokio::test]
+async fn a_sandbox_takes_tokens_for_the_sandbox_login_host_only() {
+    let sim = SalesforceSim::new(SalesforceConfig { sandbox: true, ..SalesforceConfig::default() });
+    sim.register_app(ConnectedApp {
+        consumer_key: CONSUMER_KEY.into(),
+        certificate_pem: fixture("test_certificate.pem"),
+        approved_users: vec![USERNAME.into()],
+        scopes: vec!["interaction_api".into()],
+        callback_urls: vec![],
+    });
+    sim.add_user(USERNAME, "Integration User", "System Administrator");
+    let org = Org { running: sim.start("127.0.0.1", 0).unwrap(), sim, http: reqwest::Client::new() };
+    let with_audience = |aud: &str| {
+        let mut claims = org.claims();
+        claims["aud"] = json!(aud);
+        org.assertion("test_private_key.pem", claims)
+    };
+    let (status, body) = org.token_response(&with_audience("https://login.salesforce.com")).await;
+    assert_eq!((status, body["error_description"].as_str()), (400, Some("audience is invalid")));
+    let (status, body) = org.token_response(&with_audience("https://test.salesforce.com")).await;
+    assert_eq!(status, 200, "{body}");
 }

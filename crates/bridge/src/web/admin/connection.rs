@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::wizard::{Admin, Field, Section, StepView, place_error, show, signed_in_admin};
+use crate::db::OrgType;
 use crate::db::apps::AppRow;
 use crate::error::AppError;
 use crate::provisioning::{self as prov, AppSpec, CTX_PRIVATE_KEY};
@@ -28,7 +29,11 @@ pub struct ConnectionForm {
     csrf: String,
     #[serde(default)]
     name: String,
-    login_url: String,
+    /// `production` or `sandbox`.
+    org_type: String,
+    /// Optional: the org's My Domain URL, where tokens are asked for.
+    #[serde(default)]
+    my_domain: String,
     org_id: String,
     integration_username: String,
     consumer_key: String,
@@ -48,7 +53,12 @@ impl ConnectionForm {
         Self {
             csrf: String::new(),
             name: app.map(|a| a.name.clone()).unwrap_or_else(|| "whatsapp".into()),
-            login_url: app.map_or_else(|| "https://login.salesforce.com".into(), |a| a.login_url.clone()),
+            org_type: app.map_or(OrgType::Production, |a| a.org_type).to_string(),
+            // The default login hosts are the org type's, not a My Domain.
+            my_domain: app
+                .map(|a| a.login_url.clone())
+                .filter(|u| u != OrgType::Production.audience() && u != OrgType::Sandbox.audience())
+                .unwrap_or_default(),
             org_id: opt(app.map(|a| &a.org_id)),
             integration_username: opt(app.map(|a| &a.integration_username)),
             consumer_key: opt(app.map(|a| &a.consumer_key)),
@@ -62,6 +72,24 @@ impl ConnectionForm {
     }
 }
 
+fn org_type_field(value: &str) -> Field {
+    let mut field = Field::text("org_type", "Type of org", value).kind("select").required().help(
+        "A sandbox's tokens are for https://test.salesforce.com, a production org's for https://login.salesforce.com.",
+    );
+    field.options = vec![("production".into(), "Production".into()), ("sandbox".into(), "Sandbox".into())];
+    field
+}
+
+impl ConnectionForm {
+    /// Where tokens are asked for: the My Domain, or the login host of the org's type.
+    fn login_url(&self) -> String {
+        match self.my_domain.trim() {
+            "" => self.org_type.parse::<OrgType>().unwrap_or(OrgType::Production).audience().to_owned(),
+            url => url.to_owned(),
+        }
+    }
+}
+
 fn sections(admin: &Admin, form: &ConnectionForm) -> Vec<Section> {
     let app = admin.app.as_ref();
     let mut fields = Vec::new();
@@ -71,10 +99,10 @@ fn sections(admin: &Admin, form: &ConnectionForm) -> Vec<Section> {
         );
     }
     fields.extend([
-        Field::text("login_url", "Login URL", &form.login_url)
+        org_type_field(&form.org_type),
+        Field::text("my_domain", "My Domain URL (optional)", &form.my_domain)
             .kind("url")
-            .required()
-            .help("https://login.salesforce.com (production), https://test.salesforce.com (sandbox), or the org's My Domain URL."),
+            .help("https://<your domain>.my.salesforce.com (Setup → My Domain). Without it, tokens are asked from login.salesforce.com or test.salesforce.com."),
         Field::text("org_id", "Org ID", &form.org_id).required().help("Setup → Company Information → Salesforce.com Organization ID."),
         Field::text("integration_username", "Integration user's username", &form.integration_username).required(),
         Field::text("consumer_key", "Connected app's consumer key", &form.consumer_key).required(),
@@ -136,12 +164,12 @@ fn auth_field(error: &SalesforceError) -> &'static str {
             } else if d.contains("user") {
                 "integration_username"
             } else if d.contains("audience") {
-                "login_url"
+                "org_type"
             } else {
                 ""
             }
         }
-        SalesforceError::LoginUnreachable(_) => "login_url",
+        SalesforceError::LoginUnreachable(_) => "my_domain",
         _ => "",
     }
 }
@@ -163,8 +191,10 @@ pub async fn save(
             StatusCode::BAD_REQUEST,
         )
     };
+    let login_url = form.login_url();
     let spec = AppSpec {
-        login_url: Some(form.login_url.trim().to_owned()),
+        org_type: Some(form.org_type.trim().to_owned()),
+        login_url: Some(login_url.clone()),
         org_id: Some(form.org_id.trim().to_owned()),
         integration_username: Some(form.integration_username.trim().to_owned()),
         consumer_key: Some(form.consumer_key.trim().to_owned()),
@@ -174,8 +204,13 @@ pub async fn save(
         payload_field: Some(form.payload_field.trim().to_owned()),
         ..AppSpec::default()
     };
-    // Validate the values first (the same rules as the command line), without saving.
-    if let Err(e) = prov::validate_spec(&spec) {
+    // Validate the values first (the same rules as the command line), without saving; the
+    // login URL is what the My Domain field gives.
+    let checked = match form.my_domain.trim() {
+        "" => Ok(()),
+        url => prov::validate::service_url("my_domain", url).map(|_| ()),
+    };
+    if let Err(e) = checked.and_then(|()| prov::validate_spec(&spec)) {
         let problem = place_error(&mut sections, &e);
         return refuse(sections, problem);
     }
@@ -185,8 +220,10 @@ pub async fn save(
     };
     let mut notice = None;
     if let Some(key) = &private_key {
+        let org_type = form.org_type.parse::<OrgType>().unwrap_or(OrgType::Production);
         let credentials = Credentials {
-            login_url: form.login_url.trim(),
+            login_url: &login_url,
+            audience: org_type.audience(),
             consumer_key: form.consumer_key.trim(),
             username: form.integration_username.trim(),
             private_key: key.expose_secret(),
@@ -383,7 +420,12 @@ pub async fn token_for(state: &AppState, app: &AppRow) -> Result<crate::salesfor
         return Err("The BYOC connection is not complete (step 1).".into());
     };
     let key = state.cipher.decrypt(CTX_PRIVATE_KEY, enc).map_err(|e| e.to_string())?;
-    let credentials =
-        Credentials { login_url: &app.login_url, consumer_key, username, private_key: key.expose_secret() };
+    let credentials = Credentials {
+        login_url: &app.login_url,
+        audience: app.org_type.audience(),
+        consumer_key,
+        username,
+        private_key: key.expose_secret(),
+    };
     state.salesforce.sign_in(&credentials).await.map_err(|e| explain(&e))
 }
