@@ -252,6 +252,7 @@ fn registry(ctx: JobContext) -> Registry<JobContext> {
     Registry::new(ctx)
         .register::<crate::inbound::deliver::DeliverInbound>()
         .register::<crate::inbound::receipts::Acknowledge>()
+        .register::<crate::inbound::receipts::ReportDeliveryFailure>()
         .register::<crate::handover::import::ImportHandover>()
         .register::<crate::proactive::start::StartProactive>()
         .register::<crate::outbound::relay::RelayOutbound>()

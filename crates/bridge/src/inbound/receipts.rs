@@ -1,5 +1,6 @@
 //! Delivery and seen reports for the agents' messages become Salesforce acknowledgements
-//! (`Delivered`, `Read`), at most 25 per call as the API allows.
+//! (`Delivered`, `Read`), at most 25 per call as the API allows; a report that WhatsApp did
+//! not deliver one becomes a `MessageDeliveryFailed` entry on it, so the agent sees why.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +34,17 @@ pub struct Acknowledge {
     pub acks: Vec<Ack>,
 }
 
+/// The `report_delivery_failure` job: tells the agent that WhatsApp did not deliver the
+/// stored outbound message `message_id`, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportDeliveryFailure {
+    pub message_id: i64,
+    /// `WHATSAPP_<Infobip's error name>`.
+    pub code: String,
+    /// In the agent's words.
+    pub reason: String,
+}
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReceiptsStored {
     pub acknowledged: usize,
@@ -46,6 +58,7 @@ pub fn store(conn: &mut DbConn, app_id: &str, reports: &[Report]) -> Result<Rece
     let now = crate::db::now();
     let mut stored = ReceiptsStored::default();
     let mut by_conversation: BTreeMap<i64, Vec<Ack>> = BTreeMap::new();
+    let mut failures = Vec::new();
     for report in reports {
         let Some(message) = conversations::outbound_by_provider_id(conn, app_id, &report.message_id)? else {
             stored.unknown += 1;
@@ -56,9 +69,20 @@ pub fn store(conn: &mut DbConn, app_id: &str, reports: &[Report]) -> Result<Rece
             ReportKind::Delivered => "Delivered",
             ReportKind::Seen => "Read",
             ReportKind::Pending => continue,
-            ReportKind::Failed { reason, .. } => {
-                conversations::mark_failed(conn, message.id, reason, now, now)?;
+            ReportKind::Failed(failure) => {
+                conversations::mark_failed(conn, message.id, &failure.summary(), now, now)?;
                 stored.failed += 1;
+                // An agent's entry gets the failure on it; a template from the panel shows its
+                // status there instead.
+                if message.sf_entry_id.is_some() {
+                    let job = ReportDeliveryFailure {
+                        message_id: message.id,
+                        code: failure.code(),
+                        reason: failure.explain(),
+                    };
+                    failures
+                        .push(job.to_job()?.for_app(app_id).ordered_by(super::ordering_key(message.conversation_id)));
+                }
                 continue;
             }
         };
@@ -79,6 +103,7 @@ pub fn store(conn: &mut DbConn, app_id: &str, reports: &[Report]) -> Result<Rece
             new_jobs.push(job.to_job()?.for_app(app_id).ordered_by(super::ordering_key(conversation_id)));
         }
     }
+    new_jobs.extend(failures);
     jobs::enqueue(conn, &new_jobs)?;
     Ok(stored)
 }
@@ -117,6 +142,31 @@ impl BackgroundJob for Acknowledge {
                 .collect(),
         };
         ctx.salesforce.acknowledge(&app.salesforce, &request).await?;
+        Ok(())
+    }
+}
+
+impl BackgroundJob for ReportDeliveryFailure {
+    const KIND: &'static str = "report_delivery_failure";
+    type Context = JobContext;
+
+    async fn run(self, ctx: &JobContext, _attempt: &Attempt) -> Result<(), JobFailure> {
+        let id = self.message_id;
+        let (message, conversation) = ctx
+            .db
+            .run(move |c| {
+                let Some(m) = conversations::message(c, id)? else { return Ok(None) };
+                Ok(conversations::find(c, m.conversation_id)?.map(|conv| (m, conv)))
+            })
+            .await?
+            .ok_or_else(|| JobFailure::permanent(format!("message {id} no longer exists")))?;
+        let entry =
+            message.sf_entry_id.ok_or_else(|| JobFailure::permanent("the message carries no Salesforce entry"))?;
+        let app = ctx.active_app(&message.app_id).await?;
+        ctx.salesforce
+            .report_delivery_failure(&app.salesforce, &conversation.end_user_id, &entry, &self.code, &self.reason)
+            .await?;
+        tracing::info!(app.id = %app.id, message.id = id, code = %self.code, "the agent was told WhatsApp did not deliver");
         Ok(())
     }
 }

@@ -5,6 +5,7 @@ pub mod account;
 pub mod catalog;
 mod client;
 pub mod conversations;
+pub mod delivery;
 mod error;
 pub mod media;
 pub mod messages;

@@ -6,6 +6,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::delivery::DeliveryFailure;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
 pub struct ParseError(pub String);
@@ -73,10 +75,7 @@ pub enum ReportKind {
     Delivered,
     Seen,
     /// Not delivered, with Infobip's reason.
-    Failed {
-        reason: String,
-        permanent: bool,
-    },
+    Failed(DeliveryFailure),
     /// Still under way (`PENDING`, `ACCEPTED`): nothing to tell Salesforce yet.
     Pending,
 }
@@ -102,14 +101,19 @@ pub fn parse_reports(body: &[u8]) -> Result<Vec<Report>, ParseError> {
             let kind = match group.as_str() {
                 "DELIVERED" => ReportKind::Delivered,
                 "PENDING" | "ACCEPTED" => ReportKind::Pending,
-                _ => ReportKind::Failed {
-                    reason: format!(
-                        "{}: {}",
-                        text(&r, "/error/name").or_else(|| text(&r, "/status/name")).unwrap_or(group.clone()),
-                        text(&r, "/error/description").or_else(|| text(&r, "/status/description")).unwrap_or_default()
-                    ),
+                _ => ReportKind::Failed(DeliveryFailure {
+                    error_id: r.pointer("/error/id").and_then(Value::as_i64).filter(|id| *id != 0),
+                    name: text(&r, "/error/name")
+                        .filter(|n| n.as_str() != "NO_ERROR")
+                        .or_else(|| text(&r, "/status/name"))
+                        .unwrap_or(group.clone()),
+                    description: text(&r, "/error/description")
+                        .filter(|_| text(&r, "/error/name").as_deref() != Some("NO_ERROR"))
+                        .or_else(|| text(&r, "/status/description"))
+                        .unwrap_or_default(),
                     permanent: r.pointer("/error/permanent").and_then(Value::as_bool).unwrap_or(true),
-                },
+                    group,
+                }),
             };
             Ok(Report { message_id, kind, at })
         })
@@ -174,7 +178,11 @@ mod tests {
             {"messageId":"c","status":{"groupName":"PENDING"}}]}"#;
         let reports = parse_reports(dlr).unwrap();
         assert_eq!(reports[0].kind, ReportKind::Delivered);
-        assert_eq!(reports[1].kind, ReportKind::Failed { reason: "EC_NO_SESSION: No session".into(), permanent: true });
+        let ReportKind::Failed(failure) = &reports[1].kind else { panic!("{:?}", reports[1]) };
+        assert_eq!(
+            (failure.summary().as_str(), failure.error_id, failure.permanent),
+            ("EC_NO_SESSION: No session", None, true)
+        );
         assert_eq!(reports[2].kind, ReportKind::Pending);
         let seen = br#"{"results":[{"messageId":"a","from":"1","to":"2","seenAt":"2019-04-09T16:01:56.494+0000"}]}"#;
         assert_eq!(parse_reports(seen).unwrap()[0].kind, ReportKind::Seen);
