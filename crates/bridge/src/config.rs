@@ -38,6 +38,8 @@ pub struct SalesforceSettings {
     pub subscription_lease_secs: u64,
     /// A PEM certificate authority to trust for the Pub/Sub API besides the system's.
     pub extra_ca_file: Option<String>,
+    /// HTTP/2 PINGs on the Pub/Sub connection (0: none).
+    pub pubsub_ping_secs: u64,
     pub request_timeout_ms: u64,
     pub token_max_age_secs: u64,
 }
@@ -221,6 +223,13 @@ impl Settings {
                 "must be more than 0 and at most half of worker.lease_secs",
             ));
         }
+        let ping = self.salesforce.pubsub_ping_secs;
+        if ping != 0 && ping < 300 {
+            return Err(ConfigError::new(
+                "salesforce.pubsub_ping_secs",
+                "must be 0 (no pings) or at least 300: gRPC servers close connections that ping more often",
+            ));
+        }
         if !(1..=999).contains(&self.infobip.conversation_page_size) {
             return Err(ConfigError::new("infobip.conversation_page_size", "must be between 1 and 999"));
         }
@@ -383,6 +392,7 @@ mod tests {
         assert_eq!(s.server.port, 8080);
         assert_eq!(s.database_location().unwrap(), DatabaseLocation::Sqlite("data/byoc-bridge.db".into()));
         assert!(s.worker.enabled);
+        assert!(s.salesforce.pubsub_ping_secs >= 300, "Pub/Sub pings no more often than servers allow");
     }
 
     #[test]
@@ -429,6 +439,8 @@ mod tests {
             ("BYOC__SECURITY__MASTER_KEY", "tooshort", "security.master_key"),
             ("BYOC__TELEMETRY__LOG_FILTER", "info,[[[", "telemetry.log_filter"),
             ("BYOC__WORKER__CONCURRENCY", "0", "worker.concurrency"),
+            // Pings more often than every 5 minutes get connections closed (too_many_pings).
+            ("BYOC__SALESFORCE__PUBSUB_PING_SECS", "60", "salesforce.pubsub_ping_secs"),
             ("BYOC__NOPE__X", "1", "nope"),
         ];
         for (var, value, key) in cases {

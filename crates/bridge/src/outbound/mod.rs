@@ -4,6 +4,7 @@
 //! work in the outbox together with the new replay position, in one transaction; the
 //! [`relay`] job sends it through Infobip.
 
+pub mod reconnect;
 pub mod relay;
 pub mod render;
 pub mod subscriber;

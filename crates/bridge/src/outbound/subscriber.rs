@@ -22,6 +22,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use super::AgentEntry;
+use super::reconnect::{Ended as StreamEnd, Reconnect, is_server_goaway};
 use crate::db::{Db, cursors};
 use crate::directory::{ActiveApp, Directory};
 use crate::metrics::Metrics;
@@ -164,11 +165,12 @@ impl Subscriber {
 
     /// `keep_subscribed` for any topic: the app's platform event, or the session change events.
     pub async fn keep_subscribed_to(self, app: Arc<ActiveApp>, topic: String, cancel: CancellationToken) -> Ended {
-        let mut failures = 0u32;
+        let mut reconnect = Reconnect::default();
         let mut ended = Ended::Cancelled;
         while !cancel.is_cancelled() {
+            let mut healthy = false;
             let delay = match self.renew(&app, &topic).await {
-                Ok(true) => match self.subscribe_once(&app, &topic, &cancel).await {
+                Ok(true) => match self.subscribe_once(&app, &topic, &cancel, &mut healthy).await {
                     Ok(()) => break,
                     // Not a fault: start again at once from the earliest retained event.
                     Err(SubscribeError::ReplayExpired) => Duration::ZERO,
@@ -177,10 +179,14 @@ impl Subscriber {
                         ended = Ended::TopicUnavailable;
                         break;
                     }
+                    Err(SubscribeError::Salesforce(crate::salesforce::Error::PubSub(status)))
+                        if is_server_goaway(&status) =>
+                    {
+                        tracing::info!(app.id = %app.id, topic = %topic, reason = status.message(), "the Pub/Sub server closed the connection; reconnecting from the stored position");
+                        reconnect.after(StreamEnd::Closed, healthy)
+                    }
                     Err(e) => {
-                        failures += 1;
-                        let delay = Duration::from_millis(500u64.saturating_mul(1 << failures.min(7)))
-                            .min(Duration::from_secs(60));
+                        let delay = reconnect.after(StreamEnd::Failed, healthy);
                         tracing::warn!(app.id = %app.id, error = %e, retry_in_ms = delay.as_millis() as u64, "subscription interrupted");
                         delay
                     }
@@ -215,11 +221,13 @@ impl Subscriber {
             .await
     }
 
+    /// One stream, until it ends; `healthy` turns true once it delivered a response.
     async fn subscribe_once(
         &self,
         app: &Arc<ActiveApp>,
         topic: &str,
         cancel: &CancellationToken,
+        healthy: &mut bool,
     ) -> Result<(), SubscribeError> {
         use crate::salesforce::Error as Sf;
         let topic = topic.to_owned();
@@ -275,7 +283,10 @@ impl Subscriber {
                 message = stream.message() => message,
             };
             let response = match response {
-                Ok(Some(r)) => r,
+                Ok(Some(r)) => {
+                    *healthy = true;
+                    r
+                }
                 Ok(None) => return Err(SubscribeError::Ended),
                 Err(status) => return Err(self.on_error(app, &topic, status).await),
             };

@@ -72,7 +72,10 @@ impl Client {
         Ok(Self {
             tokens: auth::TokenCache::new(http.clone(), Duration::from_secs(settings.token_max_age_secs)),
             http,
-            pubsub: pubsub::PubSubOptions { extra_ca },
+            pubsub: pubsub::PubSubOptions {
+                extra_ca,
+                ping: Some(Duration::from_secs(settings.pubsub_ping_secs)).filter(|d| !d.is_zero()),
+            },
         })
     }
 

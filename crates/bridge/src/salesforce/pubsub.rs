@@ -20,6 +20,8 @@ pub const DEFAULT_ENDPOINT: &str = "https://api.pubsub.salesforce.com:7443";
 pub(super) struct PubSubOptions {
     /// A PEM certificate authority trusted besides the system's.
     pub extra_ca: Option<Vec<u8>>,
+    /// How often to send HTTP/2 PINGs; `None` for never.
+    pub ping: Option<Duration>,
 }
 
 /// A connection to the Pub/Sub API for one app, with the token its calls carry.
@@ -42,12 +44,12 @@ impl Client {
             }
             endpoint = endpoint.tls_config(tls).map_err(|e| connect(e.to_string()))?;
         }
-        let channel = endpoint
-            .connect_timeout(Duration::from_secs(10))
-            .http2_keep_alive_interval(Duration::from_secs(60))
-            .connect()
-            .await
-            .map_err(|e| connect(e.to_string()))?;
+        let mut endpoint =
+            endpoint.connect_timeout(Duration::from_secs(10)).tcp_keepalive(Some(Duration::from_secs(60)));
+        if let Some(every) = self.pubsub.ping {
+            endpoint = endpoint.http2_keep_alive_interval(every).keep_alive_while_idle(false);
+        }
+        let channel = endpoint.connect().await.map_err(|e| connect(e.to_string()))?;
         let token = self.tokens.get(app).await?;
         Ok(PubSub { client: PubSubClient::new(channel), token, tenant_id: app.org_id.clone() })
     }
