@@ -21,6 +21,8 @@ pub enum Fault {
     Slow(Duration),
     /// The connection is cut while the response is being written.
     Drop,
+    /// No fault: the request is answered as usual (to script "the second call fails").
+    Pass,
 }
 
 /// Random fault rates, each between 0 and 1, applied to requests under `path_prefix`.
@@ -119,7 +121,7 @@ pub async fn inject(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let fault = req.app_data::<web::Data<Faults>>().and_then(|f| f.pick(req.path()));
     let bodies = req.app_data::<web::Data<FaultBodies>>().cloned();
-    let Some(fault) = fault else {
+    let Some(fault) = fault.filter(|f| *f != Fault::Pass) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let bodies = bodies.map(|b| b.get_ref().clone());
@@ -136,6 +138,7 @@ pub async fn inject(
             tokio::time::sleep(by).await;
             Ok(next.call(req).await?.map_into_boxed_body())
         }
+        Fault::Pass => Ok(next.call(req).await?.map_into_boxed_body()),
         Fault::Drop => {
             // A body stream that fails after the headers: the server aborts the connection.
             let failing = futures_util::stream::once(async {

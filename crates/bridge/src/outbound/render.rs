@@ -1,12 +1,51 @@
-//! What an agent entry becomes on WhatsApp, within WhatsApp's limits: text; choices as
-//! interactive buttons (up to 3, titles up to 20 characters) or a list (up to 10 rows,
-//! titles up to 24), else numbered text; attachments as the matching media message.
+//! What an agent entry becomes on WhatsApp, within WhatsApp's limits: text (a long one split
+//! into several messages at paragraph, sentence or word boundaries); choices as interactive
+//! buttons (up to 3, titles up to 20 characters) or a list (up to 10 rows, titles up to 24),
+//! else numbered text; attachments as the matching media message.
 
 use serde_json::Value;
 
 use super::AgentEntry;
 use crate::directory::ActiveApp;
 use crate::infobip::messages::{Body, ButtonsAction, Content, ListAction, ListRow, ListSection, ReplyButton};
+
+/// Infobip's limits (WhatsApp API `TextContent.text`, media `caption`, interactive `body`).
+const MAX_TEXT: usize = 4096;
+const MAX_CAPTION: usize = 3000;
+const MAX_BODY: usize = 1024;
+
+/// A text as one message, or as several in order when it is longer than WhatsApp takes.
+fn texts(text: &str) -> Vec<Content> {
+    split_text(text, MAX_TEXT).into_iter().map(Content::text).collect()
+}
+
+/// Cuts `text` into parts of at most `max` characters: after a paragraph, else after a
+/// sentence, else at a space (each at least halfway into the part), else where it must.
+pub fn split_text(text: &str, max: usize) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while rest.chars().count() > max {
+        let limit = rest.char_indices().nth(max).map_or(rest.len(), |(i, _)| i);
+        let window = &rest[..limit];
+        let half = window.len() / 2;
+        let after = |needles: &[&str]| {
+            needles.iter().filter_map(|n| window.rfind(n).map(|i| i + n.trim_end().len())).filter(|&i| i >= half).max()
+        };
+        let cut = after(&["\n\n"])
+            .or_else(|| after(&[". ", "! ", "? ", ".\n", "!\n", "?\n", "。"]))
+            .or_else(|| window.rfind(char::is_whitespace).filter(|&i| i > 0))
+            .unwrap_or(limit);
+        parts.push(window[..cut].trim_end().to_owned());
+        rest = rest[cut..].trim_start();
+    }
+    if !parts.is_empty() {
+        rest = rest.trim_end();
+    }
+    if !rest.is_empty() || parts.is_empty() {
+        parts.push(rest.to_owned());
+    }
+    parts
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
@@ -32,15 +71,13 @@ pub fn plan(app: &ActiveApp, entry: &AgentEntry, media_url: &dyn Fn(usize) -> St
                 })
             });
             if joined && !app.welcome_message.trim().is_empty() {
-                Plan::Send(vec![Content::text(&app.welcome_message)])
+                Plan::Send(texts(&app.welcome_message))
             } else {
                 Plan::Nothing
             }
         }
         "TypingStartedIndicator" => Plan::Typing,
-        "SessionStatusChanged" if !app.closing_message.trim().is_empty() => {
-            Plan::Send(vec![Content::text(&app.closing_message)])
-        }
+        "SessionStatusChanged" if !app.closing_message.trim().is_empty() => Plan::Send(texts(&app.closing_message)),
         _ => Plan::Nothing,
     }
 }
@@ -52,7 +89,7 @@ fn message(m: &Value, media_url: &dyn Fn(usize) -> String) -> Plan {
             let content = m.get("staticContent").unwrap_or(&Value::Null);
             let text = content.get("text").and_then(Value::as_str).unwrap_or_default();
             match content.get("formatType").and_then(Value::as_str) {
-                Some("Text") => Plan::Send(vec![Content::text(text)]),
+                Some("Text") => Plan::Send(texts(text)),
                 Some("Attachments") => attachments(content, text, media_url),
                 other => {
                     Plan::Unsupported(format!("{} messages cannot be shown on WhatsApp.", other.unwrap_or("These")))
@@ -70,11 +107,16 @@ fn attachments(content: &Value, text: &str, media_url: &dyn Fn(usize) -> String)
         return Plan::Unsupported("The message has no attachment.".into());
     }
     let mut parts = Vec::new();
+    // A text too long for a caption goes first, as messages of its own.
+    let captioned = text.chars().count() <= MAX_CAPTION;
+    if !captioned {
+        parts.extend(texts(text));
+    }
     for (i, file) in files.iter().enumerate() {
         let mime = file.get("mimeType").and_then(Value::as_str).unwrap_or_default();
         let name = file.get("name").and_then(Value::as_str).unwrap_or("file");
         // The text goes with the first file that can carry a caption (audio cannot).
-        let caption = (i == 0 && !text.is_empty()).then(|| text.chars().take(3000).collect::<String>());
+        let caption = (i == 0 && captioned && !text.is_empty()).then(|| text.to_owned());
         let media_url = media_url(i);
         let part = match mime {
             "image/jpeg" | "image/png" => Content::Image { media_url, caption },
@@ -114,14 +156,16 @@ fn choices(c: &Value) -> Plan {
     if options.is_empty() {
         return Plan::Unsupported("The choices message has no options.".into());
     }
-    let body = prompt.chars().take(1024).collect::<String>();
+    let body = prompt.clone();
     let fits = |max: usize| options.iter().all(|(id, title)| title.chars().count() <= max && id.len() <= 200);
     let list_picker = c.get("formatType").and_then(Value::as_str) == Some("ListPicker");
-    if options.len() <= 3 && fits(20) && !list_picker {
+    // A question too long for an interactive message's body is asked as numbered text.
+    let short = body.chars().count() <= MAX_BODY;
+    if short && options.len() <= 3 && fits(20) && !list_picker {
         let buttons = options.iter().map(|(id, title)| ReplyButton::new(id, title)).collect();
         return Plan::Send(vec![Content::Buttons { body: Body { text: body }, action: ButtonsAction { buttons } }]);
     }
-    if options.len() <= 10 && fits(24) {
+    if short && options.len() <= 10 && fits(24) {
         let rows = options.iter().map(|(id, title)| ListRow { id: id.clone(), title: title.clone() }).collect();
         let action = ListAction { title: "Choose".into(), sections: vec![ListSection { rows }] };
         return Plan::Send(vec![Content::List { body: Body { text: body }, action }]);
@@ -132,7 +176,7 @@ fn choices(c: &Value) -> Plan {
         text.push_str(&format!("\n{}. {title}", i + 1));
     }
     text.push_str("\n(Reply with the number of your choice.)");
-    Plan::Send(vec![Content::text(&text)])
+    Plan::Send(texts(&text))
 }
 
 #[cfg(test)]
@@ -176,6 +220,26 @@ mod tests {
         let kinds: Vec<&str> = parts.iter().map(Content::endpoint).collect();
         assert_eq!(kinds, ["text", "audio"]);
         assert_eq!(parts[0], Content::text("listen"));
+    }
+
+    #[test]
+    fn long_texts_are_cut_at_paragraphs_sentences_or_words() {
+        let sentence = "This sentence has exactly fifty characters in it. ";
+        let text = sentence.repeat(200); // 10,000 characters
+        let parts = split_text(&text, MAX_TEXT);
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|p| p.chars().count() <= MAX_TEXT && p.ends_with('.')), "cut after sentences");
+        assert_eq!(parts.join(" "), text.trim_end(), "nothing lost, order kept");
+        let paragraphs = format!("{}\n\n{}", "a ".repeat(1500), "b ".repeat(1500));
+        let parts = split_text(&paragraphs, MAX_TEXT);
+        assert!(parts[0].ends_with('a') && parts[1].starts_with('b'), "cut at the paragraph");
+        let words = "word ".repeat(1000);
+        assert!(split_text(&words, MAX_TEXT).iter().all(|p| p.split(' ').all(|w| w == "word")), "whole words");
+        let one = "x".repeat(5000);
+        assert_eq!(split_text(&one, MAX_TEXT).iter().map(|p| p.len()).collect::<Vec<_>>(), [4096, 904]);
+        assert_eq!(split_text("short", MAX_TEXT), ["short"]);
+        let emoji = "😀".repeat(5000);
+        assert_eq!(split_text(&emoji, MAX_TEXT)[0].chars().count(), 4096, "characters, not bytes");
     }
 
     #[test]

@@ -12,7 +12,8 @@ use crate::helpers::TestDb;
 
 crate::on_both_backends!(
     a_sandbox_gets_its_tokens_for_the_sandbox_audience,
-    a_reply_whatsapp_did_not_deliver_is_reported_to_the_agent_in_plain_words
+    a_reply_whatsapp_did_not_deliver_is_reported_to_the_agent_in_plain_words,
+    a_long_reply_goes_as_several_messages_in_order_and_resumes_where_it_failed
 );
 
 /// The JWT audience follows the org's kind, not the URL the token is asked from (here the
@@ -62,4 +63,31 @@ async fn a_reply_whatsapp_did_not_deliver_is_reported_to_the_agent_in_plain_word
     assert_eq!(failed["errorCode"], "WHATSAPP_EC_NO_SESSION");
     let reason = failed["errorMessage"].as_str().unwrap();
     assert!(reason.contains("24 hours") && reason.contains("template"), "{reason}");
+}
+
+/// WhatsApp takes texts of at most 4,096 characters (Infobip refuses longer ones, and the
+/// reply became a dead letter): a longer reply goes as several messages, cut at sentences, in
+/// order; when one part fails, the retry goes on from that part.
+async fn a_long_reply_goes_as_several_messages_in_order_and_resumes_where_it_failed(db: TestDb) {
+    use byoc_sim::faults::Fault;
+    let bridge = Bridge::start(db).await;
+    let user = "447700900303";
+    let conversation = bridge.open_conversation(user).await;
+    let _subscription = bridge.subscribe().await;
+    let text: String = (0..250).map(|i| format!("Step {i:03} of the instructions is short. ")).collect();
+    assert!(text.chars().count() > 2 * 4096);
+    // The first part goes through; the second meets a server error.
+    bridge.ib.faults.script("/whatsapp/1/message/text", Fault::Pass);
+    bridge.ib.faults.script("/whatsapp/1/message/text", Fault::ServerError);
+    let ok = bridge.ib.sent().len();
+    bridge.sf.agent_send_text(&conversation, &text).unwrap();
+    bridge.until_relays_queued(1).await;
+    bridge.drain_all().await;
+    let parts: Vec<String> =
+        bridge.ib.sent()[ok..].iter().map(|m| m.body["content"]["text"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(parts.len(), 3, "{:?}", parts.iter().map(String::len).collect::<Vec<_>>());
+    assert!(parts.iter().all(|p| p.chars().count() <= 4096 && p.ends_with("short.")));
+    assert_eq!(parts.join(" "), text.trim_end(), "every word, in order, none twice");
+    assert!(bridge.delivery_failures(user).is_empty());
+    assert_eq!(bridge.ib.faults.injected(), 2, "the failure happened on the second part");
 }

@@ -129,6 +129,11 @@ impl InfobipSim {
         self.state().senders.push(number.to_owned());
     }
 
+    /// The number is no longer a WhatsApp sender of the account (sends from it are refused).
+    pub fn remove_sender(&self, number: &str) {
+        self.state().senders.retain(|s| s != number);
+    }
+
     /// A registered template (a `TemplateApiResponse` document) of a sender; replaces one
     /// with the same name and language.
     pub fn add_template(&self, sender: &str, template: Value) {
