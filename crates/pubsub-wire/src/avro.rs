@@ -108,6 +108,59 @@ pub fn decode_event(schema: &Schema, payload: &[u8]) -> Result<EventRecord, Avro
     EventRecord::from_value(decode_datum(schema, payload)?)
 }
 
+/// The field names a change event's `changedFields`, `nulledFields` or `diffFields` stand for.
+///
+/// Salesforce writes them as bitmaps: `0x…` where bit `i` (least significant first) is the
+/// record's `i`-th field, and `<position>-0x…` for the fields of the nested record at that
+/// position (named `Parent.Child`). Entries that are names already are kept as they are.
+pub fn expand_field_bitmaps(schema: &Schema, entries: &[String]) -> Vec<String> {
+    let Schema::Record(record) = schema else { return entries.to_vec() };
+    let names: Vec<&str> = record.fields.iter().map(|f| f.name.as_str()).collect();
+    let mut out = Vec::new();
+    for entry in entries {
+        let (parent, bitmap) = match entry.split_once('-') {
+            Some((position, bits)) if bits.starts_with("0x") => (position.parse::<usize>().ok(), bits),
+            _ => (None, entry.as_str()),
+        };
+        let Some(hex) = bitmap.strip_prefix("0x") else {
+            out.push(entry.clone());
+            continue;
+        };
+        let (prefix, fields): (String, Vec<&str>) = match parent {
+            Some(p) => {
+                let nested = record.fields.get(p).and_then(|f| match &f.schema {
+                    Schema::Record(r) => Some(r),
+                    Schema::Union(u) => u.variants().iter().find_map(|v| match v {
+                        Schema::Record(r) => Some(r),
+                        _ => None,
+                    }),
+                    _ => None,
+                });
+                match nested {
+                    Some(r) => (
+                        format!("{}.", names.get(p).copied().unwrap_or_default()),
+                        r.fields.iter().map(|f| f.name.as_str()).collect(),
+                    ),
+                    None => continue,
+                }
+            }
+            None => (String::new(), names.clone()),
+        };
+        // Hex digits from the right: the last digit holds fields 0 to 3.
+        for (digit_index, digit) in hex.chars().rev().enumerate() {
+            let Some(value) = digit.to_digit(16) else { break };
+            for bit in 0..4 {
+                if value & (1 << bit) != 0 {
+                    if let Some(name) = fields.get(digit_index * 4 + bit) {
+                        out.push(format!("{prefix}{name}"));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +213,28 @@ mod tests {
         assert!(matches!(decode_datum(&schema, &extra), Err(AvroError::TrailingBytes(1))));
         assert!(decode_datum(&schema, &[0xff]).is_err());
         assert!(matches!(decode_with_schema_json(SCHEMA, &datum(None)), Ok(Value::Record(_))));
+    }
+
+    #[test]
+    fn change_event_bitmaps_name_their_fields() {
+        let schema = parse_schema(
+            r#"{"type":"record","name":"E","fields":[
+                {"name":"ChangeEventHeader","type":{"type":"record","name":"H","fields":[{"name":"a","type":"string"}]}},
+                {"name":"Name","type":["null","string"]},
+                {"name":"Address","type":["null",{"type":"record","name":"A","fields":[
+                    {"name":"Street","type":["null","string"]},{"name":"City","type":["null","string"]}]}]},
+                {"name":"Status","type":["null","string"]},
+                {"name":"F4","type":"string"},{"name":"F5","type":"string"},{"name":"F6","type":"string"},
+                {"name":"F7","type":"string"},{"name":"F8","type":"string"}]}"#,
+        )
+        .unwrap();
+        let expand = |entries: &[&str]| {
+            expand_field_bitmaps(&schema, &entries.iter().map(|e| (*e).to_owned()).collect::<Vec<_>>())
+        };
+        assert_eq!(expand(&["0x8"]), ["Status"]);
+        assert_eq!(expand(&["0x10A"]), ["Name", "Status", "F8"]);
+        assert_eq!(expand(&["2-0x2"]), ["Address.City"]);
+        assert_eq!(expand(&["Status"]), ["Status"], "names are kept");
     }
 
     #[test]

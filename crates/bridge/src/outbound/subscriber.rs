@@ -352,7 +352,7 @@ impl Subscriber {
             let schema = self.schema(client, &event.schema_id, schemas).await?;
             if topic == super::SESSION_CHANGE_TOPIC {
                 match avro::decode_datum(schema, &event.payload) {
-                    Ok(value) => ended_sessions.extend(ended_sessions_of(&value)),
+                    Ok(value) => ended_sessions.extend(ended_sessions_of(schema, &value)),
                     Err(e) => {
                         tracing::error!(app.id = %app.id, event.id = %event.id, error = %e, "undecodable change event skipped")
                     }
@@ -404,8 +404,9 @@ impl Subscriber {
 }
 
 /// The MessagingSession ids a change event reports as `Ended`. Update events are deltas:
-/// `Status` is set only when it changed.
-fn ended_sessions_of(value: &apache_avro::types::Value) -> Vec<String> {
+/// `Status` is set only when it changed, and `changedFields` (bitmaps of schema positions,
+/// or names) says which fields did.
+fn ended_sessions_of(schema: &apache_avro::Schema, value: &apache_avro::types::Value) -> Vec<String> {
     use apache_avro::types::Value as A;
     fn field<'a>(record: &'a A, name: &str) -> Option<&'a A> {
         match record {
@@ -416,12 +417,8 @@ fn ended_sessions_of(value: &apache_avro::types::Value) -> Vec<String> {
             _ => None,
         }
     }
-    let ended = matches!(field(value, "Status"), Some(A::String(s)) if s == "Ended");
-    if !ended {
-        return Vec::new();
-    }
-    match field(value, "ChangeEventHeader").and_then(|h| field(h, "recordIds")) {
-        Some(A::Array(ids)) => ids
+    let strings = |v: Option<&A>| match v {
+        Some(A::Array(items)) => items
             .iter()
             .filter_map(|v| match v {
                 A::String(s) => Some(s.clone()),
@@ -429,7 +426,15 @@ fn ended_sessions_of(value: &apache_avro::types::Value) -> Vec<String> {
             })
             .collect(),
         _ => Vec::new(),
+    };
+    let header = field(value, "ChangeEventHeader");
+    let changed = avro::expand_field_bitmaps(schema, &strings(header.and_then(|h| field(h, "changedFields"))));
+    let status_changed = changed.is_empty() || changed.iter().any(|f| f == "Status");
+    let ended = matches!(field(value, "Status"), Some(A::String(s)) if s == "Ended");
+    if !ended || !status_changed {
+        return Vec::new();
     }
+    strings(header.and_then(|h| field(h, "recordIds")))
 }
 
 #[cfg(test)]

@@ -34,11 +34,35 @@ pub fn messaging_session_change_schema() -> String {
                 { "name": "diffFields", "type": { "type": "array", "items": "string" } },
                 { "name": "changedFields", "type": { "type": "array", "items": "string" } }
             ]}},
+            { "name": "Name", "type": ["null", "string"], "default": null },
+            { "name": "OwnerId", "type": ["null", "string"], "default": null },
             { "name": "Status", "type": ["null", "string"], "default": null },
-            { "name": "EndTime", "type": ["null", "long"], "default": null }
+            { "name": "StartTime", "type": ["null", "long"], "default": null },
+            { "name": "EndTime", "type": ["null", "long"], "default": null },
+            { "name": "AcceptTime", "type": ["null", "long"], "default": null },
+            { "name": "EndedByType", "type": ["null", "string"], "default": null },
+            { "name": "MessagingChannelId", "type": ["null", "string"], "default": null },
+            { "name": "MessagingEndUserId", "type": ["null", "string"], "default": null }
         ]
     })
     .to_string()
+}
+
+/// Salesforce's bitmap of schema fields, as change events carry `changedFields`,
+/// `nulledFields` and `diffFields`: bit `i` (least significant first) stands for the record's
+/// `i`-th field, written as hex (`0x…`); fields of a nested record are written
+/// `<parent position>-0x…`. (Pub/Sub guide, "Event Deserialization Considerations".)
+pub fn field_bitmap(schema_json: &str, fields: &[&str]) -> Vec<String> {
+    let schema: serde_json::Value = serde_json::from_str(schema_json).unwrap_or_default();
+    let names: Vec<&str> =
+        schema["fields"].as_array().into_iter().flatten().filter_map(|f| f["name"].as_str()).collect();
+    let mut bits: u128 = 0;
+    for field in fields {
+        if let Some(i) = names.iter().position(|n| n == field) {
+            bits |= 1 << i;
+        }
+    }
+    if bits == 0 { Vec::new() } else { vec![format!("0x{bits:X}")] }
 }
 
 /// A choice offered to the end user.
@@ -268,13 +292,35 @@ impl SalesforceSim {
             ("commitUser".into(), A::String(self.agent().0)),
             ("nulledFields".into(), strings(&[])),
             ("diffFields".into(), strings(&[])),
-            ("changedFields".into(), strings(&["Status", "EndTime"])),
         ]);
-        let record = A::Record(vec![
-            ("ChangeEventHeader".into(), header),
-            ("Status".into(), A::Union(1, Box::new(A::String(status.to_owned())))),
-            ("EndTime".into(), A::Union(1, Box::new(A::Long(at)))),
-        ]);
+        // An update is a delta: the fields that changed, and a bitmap naming them.
+        let changed = ["Status", "EndTime", "EndedByType"];
+        let bitmap = field_bitmap(&messaging_session_change_schema(), &changed);
+        let A::Record(mut header_fields) = header else { return Err(err("header".into())) };
+        header_fields.push(("changedFields".into(), A::Array(bitmap.into_iter().map(A::String).collect())));
+        let value = |name: &str| -> A {
+            match name {
+                "Status" => A::Union(1, Box::new(A::String(status.to_owned()))),
+                "EndTime" => A::Union(1, Box::new(A::Long(at))),
+                "EndedByType" => A::Union(1, Box::new(A::String("Agent".into()))),
+                _ => A::Union(0, Box::new(A::Null)),
+            }
+        };
+        let mut fields = vec![("ChangeEventHeader".to_owned(), A::Record(header_fields))];
+        for name in [
+            "Name",
+            "OwnerId",
+            "Status",
+            "StartTime",
+            "EndTime",
+            "AcceptTime",
+            "EndedByType",
+            "MessagingChannelId",
+            "MessagingEndUserId",
+        ] {
+            fields.push((name.to_owned(), value(name)));
+        }
+        let record = A::Record(fields);
         let payload = avro::encode_datum(&schema, record).map_err(|e| err(e.to_string()))?;
         let schema_id = self.pubsub.schema_id(CDC_TOPIC).unwrap_or_default();
         self.pubsub
@@ -284,5 +330,18 @@ impl SalesforceSim {
             )
             .map_err(|e| err(e.to_string()))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_fields_are_a_bitmap_of_schema_positions() {
+        let schema = messaging_session_change_schema();
+        // ChangeEventHeader is field 0; Status 3, EndTime 5, EndedByType 7.
+        assert_eq!(field_bitmap(&schema, &["Status", "EndTime", "EndedByType"]), ["0xA8"]);
+        assert!(field_bitmap(&schema, &[]).is_empty());
     }
 }
