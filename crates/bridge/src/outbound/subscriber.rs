@@ -292,6 +292,11 @@ impl Subscriber {
             };
             if !response.events.is_empty() {
                 self.store(&mut client, app, &topic, default_sender.as_deref(), response.events, &mut schemas).await?;
+            } else if !response.latest_replay_id.is_empty() {
+                // A keep-alive: its position is as good as the last event's and newer, so an
+                // idle topic never comes back after the retention window with a stale cursor.
+                let (app_id, t, position) = (app.id.clone(), topic.clone(), B64.encode(&response.latest_replay_id));
+                self.db.write(move |c| cursors::set(c, &app_id, &t, &position)).await?;
             }
             if response.pending_num_requested < TOP_UP_BELOW {
                 let more = FetchRequest {

@@ -13,6 +13,7 @@ crate::on_both_backends!(
     one_replica_holds_the_subscription_and_another_takes_over_when_it_dies,
     a_thousand_replies_arrive_once_and_in_order_through_breaks_and_a_restart,
     an_expired_replay_position_resumes_from_the_earliest_event_and_counts_the_gap,
+    a_keepalive_position_is_kept_so_replies_sent_while_away_are_not_missed,
     a_reply_infobip_refuses_is_reported_to_the_agent,
     a_reply_that_stays_unsendable_is_reported_when_retries_run_out,
     a_message_with_several_files_that_fails_part_way_sends_each_file_once,
@@ -266,6 +267,45 @@ async fn an_expired_replay_position_resumes_from_the_earliest_event_and_counts_t
     assert_eq!(sent, ["before", "after"]);
     let metrics = bridge.app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("byoc_pubsub_replay_gaps_total 1"), "{metrics}");
+}
+
+/// A new app subscribes at LATEST. Without storing the keep-alive's position, a bridge that
+/// restarts before the first event would subscribe at LATEST again and miss what the agent
+/// sent while it was away.
+async fn a_keepalive_position_is_kept_so_replies_sent_while_away_are_not_missed(db: TestDb) {
+    use byoc_sim::salesforce::SalesforceConfig;
+    let org = SalesforceConfig {
+        pubsub: byoc_sim::pubsub::PubSubSimConfig {
+            keepalive_interval: std::time::Duration::from_millis(100),
+            ..Default::default()
+        },
+        ..SalesforceConfig::default()
+    };
+    let bridge = Bridge::start_full(db, &[], org).await;
+    let conversation = bridge.open_conversation("447700901100").await;
+    let app = bridge.app.subscriber.directory.snapshot().await.unwrap().by_id_or_name(&bridge.app_id).unwrap();
+    let topic = format!("/event/{}", app.platform_event);
+    let cursor = || {
+        let (db, app_id, topic) = (bridge.app.db.clone(), bridge.app_id.clone(), topic.clone());
+        async move { db.run(move |c| byoc_bridge::db::cursors::get(c, &app_id, &topic)).await.unwrap() }
+    };
+    assert_eq!(cursor().await, None);
+    let subscription = bridge.subscribe().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cursor().await.is_none() {
+        assert!(std::time::Instant::now() < deadline, "a keep-alive's position was never stored");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    drop(subscription);
+    bridge.until("the subscription stopped", || bridge.sf.pubsub.open_streams() == 0).await;
+
+    bridge.sf.agent_send_text(&conversation, "sent while the bridge was away").unwrap();
+    let _subscription = bridge.subscribe().await;
+    bridge.until_relays_queued(1).await;
+    bridge.drain().await;
+    let sent: Vec<String> =
+        bridge.ib.sent().iter().map(|m| m.body["content"]["text"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(sent, ["sent while the bridge was away"]);
 }
 
 async fn a_reply_infobip_refuses_is_reported_to_the_agent(db: TestDb) {

@@ -118,10 +118,13 @@ impl Bus {
             ReplayPreset::Earliest => Ok(t.events.front().map_or(t.last_seq, |e| e.seq - 1)),
             ReplayPreset::Custom => {
                 let seq = decode_replay_id(replay_id).ok_or(StartError::MalformedReplayId)?;
-                // Only an event still retained is a valid position: an id from the future or
-                // one already purged is "corrupted", and the client falls back to EARLIEST.
-                let oldest = t.events.front().map(|e| e.seq).ok_or(StartError::UnknownReplayId)?;
-                if seq < oldest || seq > t.last_seq {
+                // Valid positions: a retained event, the tip (also of a topic without events:
+                // a keep-alive's replay id), and "before the first event" while nothing has been
+                // purged. An id from the future or of a purged event is "corrupted", and the
+                // client falls back to EARLIEST.
+                let oldest = t.events.front().map_or(t.last_seq, |e| e.seq);
+                let before_first = seq == 0 && oldest <= 1;
+                if seq != t.last_seq && !before_first && (seq < oldest || seq > t.last_seq) {
                     return Err(StartError::UnknownReplayId);
                 }
                 Ok(seq)

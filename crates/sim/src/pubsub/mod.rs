@@ -43,8 +43,12 @@ use pubsub_wire::proto::{ConsumerEvent, ProducerEvent};
 pub struct PubSubSimConfig {
     /// How long events stay replayable (Salesforce: 72 hours for high-volume platform events).
     pub retention: Duration,
-    /// Idle time after which a stream gets an empty keep-alive `FetchResponse` (Salesforce: 270 s).
+    /// Idle time after which a stream with credit left gets an empty keep-alive
+    /// `FetchResponse` (Salesforce: within 270 s).
     pub keepalive_interval: Duration,
+    /// How long a stream whose credit is used up waits for a new `FetchRequest` before it is
+    /// closed (Salesforce: 60 s after the last `FetchResponse`).
+    pub credit_timeout: Duration,
     /// `TopicInfo.tenant_guid`; empty to echo the caller's `tenantid`.
     pub tenant_guid: String,
 }
@@ -54,6 +58,7 @@ impl Default for PubSubSimConfig {
         Self {
             retention: Duration::from_secs(72 * 3600),
             keepalive_interval: Duration::from_secs(270),
+            credit_timeout: Duration::from_secs(60),
             tenant_guid: String::new(),
         }
     }

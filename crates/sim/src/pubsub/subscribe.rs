@@ -68,10 +68,6 @@ fn add_credit(pending: i32, requested: i32) -> i32 {
     pending.saturating_add(requested.max(0)).min(MAX_OUTSTANDING)
 }
 
-fn replay_id_or_empty(position: u64) -> Vec<u8> {
-    if position == 0 { Vec::new() } else { encode_replay_id(position) }
-}
-
 fn start_error(e: StartError, topic: &str, rpc_id: &str) -> Status {
     match e {
         StartError::UnknownTopic => plain_status(Code::NotFound, &format!("topic {topic} not found"), rpc_id),
@@ -124,6 +120,7 @@ async fn serve(
     let mut inbound_open = true;
     let mut published = shared.published.subscribe();
     let keepalive = shared.config.keepalive_interval;
+    let credit_timeout = shared.config.credit_timeout;
     let mut last_sent = Instant::now();
 
     loop {
@@ -176,12 +173,18 @@ async fn serve(
             changed = published.changed() => if changed.is_err() {
                 return Ok(());
             },
-            _ = sleep_until(last_sent + keepalive) => {
-                // Idle: an empty batch tells the client where the subscription stands. It carries
-                // the last position delivered, so storing it never skips an undelivered event.
+            // Credit used up: the client has this long to ask for more, then the stream closes.
+            _ = sleep_until(last_sent + credit_timeout), if pending == 0 => {
+                tracing::debug!(rpc_id, "no credit left and none asked for: closing the simulated stream");
+                return Ok(());
+            }
+            _ = sleep_until(last_sent + keepalive), if pending > 0 => {
+                // Idle with credit left: an empty batch tells the client where the subscription
+                // stands, on a topic without events too. It carries the last position delivered,
+                // so storing it never skips an undelivered event.
                 let response = FetchResponse {
                     events: Vec::new(),
-                    latest_replay_id: replay_id_or_empty(position),
+                    latest_replay_id: encode_replay_id(position),
                     rpc_id: rpc_id.to_owned(),
                     pending_num_requested: pending,
                 };

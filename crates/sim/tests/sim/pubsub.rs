@@ -36,7 +36,10 @@ struct Harness {
 }
 
 async fn start(retention: Duration, keepalive_interval: Duration) -> Harness {
-    let config = PubSubSimConfig { retention, keepalive_interval, ..Default::default() };
+    start_with(PubSubSimConfig { retention, keepalive_interval, ..Default::default() }).await
+}
+
+async fn start_with(config: PubSubSimConfig) -> Harness {
     let sim = PubSubSim::new(config, static_credentials(TOKEN, INSTANCE, TENANT));
     sim.register_platform_event(EVENT, "ns__EventType__c", "ns__Payload__c").unwrap();
     let cancel = CancellationToken::new();
@@ -275,6 +278,50 @@ async fn idle_stream_gets_keepalives_carrying_the_latest_replay_id() {
     let keepalive = sub.next().await.unwrap();
     assert!(keepalive.events.is_empty());
     assert_eq!(keepalive.latest_replay_id, live);
+}
+
+/// The npm client crashed on a keep-alive without a replay id: a topic without events still
+/// has a position, and a client can resume from it.
+#[tokio::test]
+async fn keepalives_on_a_topic_without_events_carry_a_position_to_resume_from() {
+    let h = start(Duration::from_secs(3600), Duration::from_millis(150)).await;
+    let mut sub = Subscription::open(&h, ReplayPreset::Latest, vec![], 10).await.unwrap();
+    let keepalive = sub.next().await.unwrap();
+    assert!(keepalive.events.is_empty());
+    assert!(!keepalive.latest_replay_id.is_empty(), "a keep-alive always carries latest_replay_id");
+    drop(sub);
+    let first = h.sim.publish(TOPIC, &record(0)).unwrap();
+    let mut resumed = Subscription::open(&h, ReplayPreset::Custom, keepalive.latest_replay_id, 10).await.unwrap();
+    let batch = resumed.next().await.unwrap();
+    assert_eq!(batch.events.iter().map(|e| e.replay_id.clone()).collect::<Vec<_>>(), [first]);
+}
+
+/// With its credit used up, a stream gets no keep-alives; the client has a while to ask for
+/// more (Salesforce: 60 s after the last response), else the stream closes.
+#[tokio::test]
+async fn a_stream_whose_credit_is_used_up_waits_for_more_then_closes() {
+    let h = start_with(PubSubSimConfig {
+        keepalive_interval: Duration::from_millis(100),
+        credit_timeout: Duration::from_secs(3),
+        ..Default::default()
+    })
+    .await;
+    publish_n(&h.sim, 3);
+    let mut sub = Subscription::open(&h, ReplayPreset::Earliest, vec![], 2).await.unwrap();
+    let batch = sub.next().await.unwrap();
+    assert_eq!((batch.events.len(), batch.pending_num_requested), (2, 0));
+    // Asking again in time: the stream goes on, with the third event.
+    sub.request(5).await;
+    let batch = sub.next().await.unwrap();
+    assert_eq!((batch.events.len(), batch.pending_num_requested), (1, 4));
+    // Credit left and nothing to send: keep-alives.
+    assert!(sub.next().await.unwrap().events.is_empty());
+    // Used up and not renewed: no keep-alive, then the end of the stream.
+    publish_n(&h.sim, 4);
+    let batch = sub.next().await.unwrap();
+    assert_eq!((batch.events.len(), batch.pending_num_requested), (4, 0));
+    let end = tokio::time::timeout(WAIT, sub.responses.message()).await.expect("the stream closes in time");
+    assert!(matches!(end, Ok(None)), "closed without an error: {end:?}");
 }
 
 #[tokio::test]
