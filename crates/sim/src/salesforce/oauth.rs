@@ -36,10 +36,12 @@ async fn userinfo(sim: web::Data<SalesforceSim>, req: actix_web::HttpRequest) ->
         .filter(|t| t.expires_at > std::time::Instant::now())
         .and_then(|t| state.users.iter().find(|u| u.id == t.user_id));
     match user {
+        // Salesforce answers with the 18-character, case-safe org id here, while the
+        // Interaction API's OrgId header wants the 15-character one.
         Some(u) => HttpResponse::Ok().json(json!({
-            "sub": format!("{}/id/{}/{}", sim.base_url(), u.org_id, u.id),
+            "sub": format!("{}/id/{}/{}", sim.base_url(), crate::ids::id_18(&u.org_id), u.id),
             "user_id": u.id,
-            "organization_id": u.org_id,
+            "organization_id": crate::ids::id_18(&u.org_id),
             "preferred_username": u.username,
             "name": u.display_name,
             "profile": format!("{}/{}", sim.base_url(), u.id),
