@@ -25,6 +25,50 @@ pub enum Fault {
     Pass,
 }
 
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    /// `server_error`, `throttle[:retry-after secs]`, `slow:<millis>`, `drop` or `pass`: the
+    /// spelling of the `sim` commands' `--fault` flag and of `POST /__sim/faults`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, arg) = s.split_once(':').map_or((s, None), |(k, a)| (k, Some(a)));
+        let number = |what: &str| -> Result<u64, String> {
+            arg.ok_or_else(|| format!("{kind} needs {what}, as in {kind}:{what}"))?
+                .parse()
+                .map_err(|_| format!("{kind}: {what} must be a whole number"))
+        };
+        match kind {
+            "server_error" => Ok(Self::ServerError),
+            "throttle" => Ok(Self::Throttle { retry_after_secs: if arg.is_some() { number("secs")? } else { 1 } }),
+            "slow" => Ok(Self::Slow(Duration::from_millis(number("millis")?))),
+            "drop" => Ok(Self::Drop),
+            "pass" => Ok(Self::Pass),
+            other => {
+                Err(format!("unknown fault {other:?}: use server_error, throttle[:secs], slow:millis, drop or pass"))
+            }
+        }
+    }
+}
+
+impl FaultRates {
+    /// Sets one rate from `kind=rate` (`server_error`, `throttle`, `slow`, `drop`).
+    pub fn set(&mut self, spec: &str) -> Result<(), String> {
+        let (kind, rate) = spec.split_once('=').ok_or_else(|| format!("{spec:?}: use kind=rate, as in drop=0.05"))?;
+        let rate: f64 = rate.parse().map_err(|_| format!("{spec:?}: the rate must be a number"))?;
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(format!("{spec:?}: the rate must be between 0 and 1"));
+        }
+        match kind {
+            "server_error" => self.server_error = rate,
+            "throttle" => self.throttle = rate,
+            "slow" => self.slow = rate,
+            "drop" => self.drop = rate,
+            other => return Err(format!("unknown fault {other:?}: use server_error, throttle, slow or drop")),
+        }
+        Ok(())
+    }
+}
+
 /// Random fault rates, each between 0 and 1, applied to requests under `path_prefix`.
 #[derive(Debug, Clone, Default)]
 pub struct FaultRates {
@@ -79,7 +123,17 @@ impl Faults {
         self.state.lock().map(|s| s.injected).unwrap_or_default()
     }
 
+    /// The scripted faults not yet used: (path prefix, fault).
+    pub fn scripted(&self) -> Vec<(String, Fault)> {
+        self.state.lock().map(|s| s.scripted.iter().cloned().collect()).unwrap_or_default()
+    }
+
     fn pick(&self, path: &str) -> Option<Fault> {
+        // The simulators' own control and inspection endpoints are never faulty (their file
+        // and media links may be: the bridge downloads those).
+        if crate::control::CONTROL_PATHS.iter().any(|p| path.starts_with(p)) {
+            return None;
+        }
         let mut s = self.state.lock().ok()?;
         if let Some(i) = s.scripted.iter().position(|(prefix, _)| path.starts_with(prefix.as_str())) {
             s.injected += 1;

@@ -3,6 +3,7 @@
 //! the real services refuse, so the bridge's own clients run against them unchanged.
 
 pub mod contract;
+pub mod control;
 pub mod faults;
 pub mod ids;
 pub mod infobip;

@@ -19,6 +19,7 @@ mod process;
 mod provisioning;
 mod retention;
 mod secrets;
+mod sim_cli;
 mod sim_infobip;
 mod vendor_contract;
 mod wizard;

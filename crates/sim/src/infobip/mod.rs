@@ -3,6 +3,7 @@
 //! inbound messages and reports to the bridge.
 
 mod api;
+mod control;
 mod phone;
 pub mod webhooks;
 
@@ -56,6 +57,8 @@ pub(crate) struct State {
     pub chat: Vec<(String, bool, String)>,
     /// Where the simulated phone posts inbound messages (the bridge's webhook).
     pub webhook: Option<webhooks::WebhookSender>,
+    /// Where delivery and seen reports are posted (`/__sim/webhooks/report`).
+    pub report_webhook: Option<webhooks::WebhookSender>,
     /// Pages of conversations read: (conversation id, page, limit).
     pub conversation_reads: Vec<(String, usize, usize)>,
     /// Template lists served.
@@ -155,9 +158,15 @@ impl InfobipSim {
         format!("{}/whatsapp/1/senders/{sender}/media/{id}", self.base_url())
     }
 
-    /// Where inbound messages typed on the simulated phone (`/__sim/phone`) are posted.
+    /// Where inbound messages are posted (from the simulated phone, `/__sim/phone`, and
+    /// `/__sim/webhooks/inbound`).
     pub fn set_webhook(&self, sender: webhooks::WebhookSender) {
         self.state().webhook = Some(sender);
+    }
+
+    /// Where delivery and seen reports are posted.
+    pub fn set_report_webhook(&self, sender: webhooks::WebhookSender) {
+        self.state().report_webhook = Some(sender);
     }
 
     /// Events (typing indicators) the bridge sent: (end user, event type).
@@ -193,11 +202,19 @@ impl InfobipSim {
             }))
             .app_data(web::JsonConfig::default().limit(1024 * 1024))
             .configure(api::configure)
-            .configure(phone::configure);
+            .configure(phone::configure)
+            .configure(control::configure)
+            .configure(crate::control::configure);
     }
 
     pub fn start(&self, host: &str, port: u16) -> std::io::Result<Running> {
         let sim = self.clone();
         super::server::serve(host, port, &self.base_url, move |cfg| sim.configure(cfg))
+    }
+
+    /// [`Self::start`] over HTTPS, as the real service speaks.
+    pub fn start_tls(&self, host: &str, port: u16, tls: &super::server::TlsIdentity) -> std::io::Result<Running> {
+        let sim = self.clone();
+        super::server::serve_with(host, port, Some(tls), &self.base_url, move |cfg| sim.configure(cfg))
     }
 }

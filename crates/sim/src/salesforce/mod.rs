@@ -3,6 +3,7 @@
 //! recorded: conversations and their entries in order, and a request log.
 
 pub mod agent;
+mod control;
 mod errors;
 mod interaction;
 mod oauth;
@@ -382,13 +383,21 @@ impl SalesforceSim {
             .configure(interaction::configure)
             .route("/__sim/state", web::get().to(inspect))
             .route("/__sim/files/{token}", web::get().to(file))
-            .configure(page::configure);
+            .configure(page::configure)
+            .configure(control::configure)
+            .configure(crate::control::configure);
     }
 
     /// Serves on `host:port` (0 = any free port) on the current runtime.
     pub fn start(&self, host: &str, port: u16) -> std::io::Result<Running> {
         let sim = self.clone();
         super::server::serve(host, port, &self.base_url, move |cfg| sim.configure(cfg))
+    }
+
+    /// [`Self::start`] over HTTPS, as the real service speaks.
+    pub fn start_tls(&self, host: &str, port: u16, tls: &super::server::TlsIdentity) -> std::io::Result<Running> {
+        let sim = self.clone();
+        super::server::serve_with(host, port, Some(tls), &self.base_url, move |cfg| sim.configure(cfg))
     }
 }
 
