@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod contract;
+mod npm_client;
 mod pubsub;
 mod salesforce;
 mod salesforce_agent;

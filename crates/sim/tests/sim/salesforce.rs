@@ -3,7 +3,7 @@
 
 use byoc_sim::faults::Fault;
 use byoc_sim::salesforce::{ConnectedApp, SalesforceConfig, SalesforceSim};
-use byoc_sim::server::Running;
+use byoc_sim::server::{Running, TlsIdentity};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -13,7 +13,7 @@ pub const USERNAME: &str = "integration@acme.example";
 pub const CHANNEL: &str = "7c0c7f4e-1b1a-4c3f-9a7e-2f4b7a1d5e6f";
 pub const CONTEXT: &str = "Partner1_ChannelDefinition1";
 
-fn fixture(name: &str) -> String {
+pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
@@ -25,7 +25,13 @@ pub struct Org {
 
 impl Org {
     pub async fn start() -> Self {
-        let sim = SalesforceSim::new(SalesforceConfig::default());
+        Self::start_with(SalesforceConfig::default(), None).await
+    }
+
+    /// An org with this configuration, on HTTPS on `localhost` when `tls` is given (the
+    /// client then trusts the test CA).
+    pub async fn start_with(config: SalesforceConfig, tls: Option<&TlsIdentity>) -> Self {
+        let sim = SalesforceSim::new(config);
         sim.register_app(ConnectedApp {
             consumer_key: CONSUMER_KEY.into(),
             certificate_pem: fixture("test_certificate.pem"),
@@ -36,8 +42,14 @@ impl Org {
         sim.add_user(USERNAME, "Integration User", "System Administrator");
         sim.add_user("stranger@acme.example", "Not Approved", "Agent");
         sim.add_channel(CHANNEL, CONTEXT);
-        let running = sim.start("127.0.0.1", 0).unwrap();
-        Self { sim, running, http: reqwest::Client::new() }
+        let Some(tls) = tls else {
+            let running = sim.start("127.0.0.1", 0).unwrap();
+            return Self { sim, running, http: reqwest::Client::new() };
+        };
+        let running = sim.start_tls("localhost", 0, tls).unwrap();
+        let ca = reqwest::Certificate::from_pem(fixture("tls_ca.pem").as_bytes()).unwrap();
+        let http = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+        Self { sim, running, http }
     }
 
     pub fn url(&self, path: &str) -> String {
