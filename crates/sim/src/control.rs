@@ -14,10 +14,6 @@ use serde_json::json;
 
 use crate::faults::{Fault, FaultRates, Faults};
 
-/// Paths the fault plan never touches: the simulators' own controls and inspection.
-pub(crate) const CONTROL_PATHS: &[&str] =
-    &["/__sim/faults", "/__sim/state", "/__sim/pubsub", "/__sim/tokens", "/__sim/webhooks"];
-
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/__sim/faults", web::get().to(show))
         .route("/__sim/faults", web::post().to(script))

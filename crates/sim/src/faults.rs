@@ -10,6 +10,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 
+/// Paths the fault plan never touches: the simulators' own controls and inspection.
+const CONTROL_PATHS: &[&str] = &["/__sim/faults", "/__sim/state", "/__sim/pubsub", "/__sim/tokens", "/__sim/webhooks"];
+
 /// What a faulty request gets instead of a real answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
@@ -131,7 +134,7 @@ impl Faults {
     fn pick(&self, path: &str) -> Option<Fault> {
         // The simulators' own control and inspection endpoints are never faulty (their file
         // and media links may be: the bridge downloads those).
-        if crate::control::CONTROL_PATHS.iter().any(|p| path.starts_with(p)) {
+        if CONTROL_PATHS.iter().any(|p| path.starts_with(p)) {
             return None;
         }
         let mut s = self.state.lock().ok()?;
