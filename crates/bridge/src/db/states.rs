@@ -217,8 +217,6 @@ text_enum!(
     GrantKind, "grant kind" {
         /// The first start's setup link.
         Bootstrap = "bootstrap",
-        /// A Salesforce sign-in under way (its PKCE verifier).
-        SignIn = "signin",
         /// The sign-in window's code for the iframe's own session.
         Handoff = "handoff",
     }

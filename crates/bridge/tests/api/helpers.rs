@@ -194,3 +194,52 @@ pub fn specs() -> std::sync::Arc<byoc_sim::contract::Specs> {
     byoc_sim::contract::Specs::shared()
         .expect("the contract: contract/ in the repository, or the directory in BYOC_SPECS_DIR")
 }
+
+/// Every row of every table (but the migrations' own), each as text, sorted: equal snapshots
+/// mean a request changed nothing that is stored.
+pub async fn snapshot(db: &Db) -> std::collections::BTreeMap<String, Vec<String>> {
+    use diesel::sql_types::Text;
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        row: String,
+    }
+    db.run(|conn| {
+        let (tables, columns): (&str, fn(&str) -> String) = match conn {
+            byoc_bridge::db::DbConn::Sqlite(_) => (
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+                |t| format!("SELECT name FROM pragma_table_info('{t}')"),
+            ),
+            byoc_bridge::db::DbConn::Postgres(_) => (
+                "SELECT CAST(table_name AS TEXT) AS name FROM information_schema.tables \
+                 WHERE table_schema = current_schema()",
+                |t| {
+                    format!(
+                        "SELECT CAST(column_name AS TEXT) AS name FROM information_schema.columns \
+                         WHERE table_schema = current_schema() AND table_name = '{t}'"
+                    )
+                },
+            ),
+        };
+        let mut all = std::collections::BTreeMap::new();
+        let names: Vec<Name> = byoc_bridge::dispatch!(conn, |c| diesel::sql_query(tables).load(c)?);
+        for table in names.into_iter().map(|n| n.name).filter(|t| t != "__diesel_schema_migrations") {
+            let cols: Vec<Name> = byoc_bridge::dispatch!(conn, |c| diesel::sql_query(columns(&table)).load(c)?);
+            let expr: Vec<String> =
+                cols.iter().map(|c| format!("COALESCE(CAST(\"{}\" AS TEXT), '<null>')", c.name)).collect();
+            let sql = format!("SELECT {} AS row FROM \"{table}\"", expr.join(" || '|' || "));
+            let rows: Vec<Row> = byoc_bridge::dispatch!(conn, |c| diesel::sql_query(&sql).load(c)?);
+            let mut rows: Vec<String> = rows.into_iter().map(|r| r.row).collect();
+            rows.sort();
+            all.insert(table, rows);
+        }
+        Ok(all)
+    })
+    .await
+    .unwrap()
+}

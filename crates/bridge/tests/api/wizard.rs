@@ -13,14 +13,17 @@ crate::on_both_backends!(
     salesforce_refusals_show_on_their_field_and_save_nothing,
     infobip_key_problems_show_on_the_key_and_save_nothing,
     pages_need_a_session_a_valid_csrf_token_and_an_org_admin,
-    an_admins_own_key_comes_from_its_file_or_its_text
+    an_admins_own_key_comes_from_its_file_or_its_text,
+    a_sign_in_returns_only_to_a_path_of_this_site,
+    starting_a_sign_in_writes_no_row_and_its_cookie_serves_once
 );
 
-/// A browser without JavaScript: one cookie jar entry, redirects followed by hand.
+/// A browser without JavaScript: a cookie jar (name → value, paths ignored), redirects
+/// followed by hand.
 pub struct Admin {
     pub base: String,
     http: reqwest::Client,
-    cookie: Option<String>,
+    jar: std::collections::BTreeMap<String, String>,
 }
 
 pub struct Page {
@@ -47,49 +50,65 @@ impl Page {
 impl Admin {
     pub fn new(base: &str) -> Self {
         let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
-        Self { base: base.to_owned(), http, cookie: None }
+        Self { base: base.to_owned(), http, jar: Default::default() }
     }
 
-    async fn send(&mut self, mut req: reqwest::RequestBuilder) -> Page {
-        if let Some(c) = &self.cookie {
-            req = req.header("Cookie", format!("byoc_session={c}"));
+    pub fn jar_has_no(&self, name: &str) -> bool {
+        !self.jar.contains_key(name)
+    }
+
+    /// The session token the bridge gave this browser.
+    pub fn session(&self) -> Option<String> {
+        self.jar.get(byoc_bridge::web::admin::COOKIE).cloned()
+    }
+
+    fn with_cookies(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if self.jar.is_empty() {
+            return req;
         }
-        let mut res = req.send().await.unwrap();
-        for _ in 0..5 {
-            if let Some(set) = res.headers().get("set-cookie").and_then(|v| v.to_str().ok()) {
-                assert!(
-                    set.contains("Secure") && set.contains("SameSite=None") && set.contains("Partitioned"),
-                    "{set}"
-                );
-                let value = set.split(';').next().unwrap().trim_start_matches("byoc_session=").to_owned();
-                self.cookie = Some(value).filter(|v| !v.is_empty());
+        let header: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        req.header("Cookie", header.join("; "))
+    }
+
+    fn keep_cookies(&mut self, res: &reqwest::Response) {
+        for set in res.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
+            assert!(set.contains("Secure") && set.contains("HttpOnly"), "{set}");
+            if set.starts_with("byoc_session=") {
+                assert!(set.contains("SameSite=None") && set.contains("Partitioned"), "{set}");
             }
+            let (name, value) = set.split(';').next().unwrap().split_once('=').unwrap();
+            let gone = value.is_empty() || set.contains("Max-Age=0");
+            if gone {
+                self.jar.remove(name);
+            } else {
+                self.jar.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let mut res = self.with_cookies(req).send().await.unwrap();
+        for _ in 0..5 {
+            self.keep_cookies(&res);
             if !res.status().is_redirection() {
                 break;
             }
             let location = res.headers()["location"].to_str().unwrap().to_owned();
             let url = if location.starts_with('/') { format!("{}{location}", self.base) } else { location };
-            let mut next = self.http.get(url);
-            if let Some(c) = &self.cookie {
-                next = next.header("Cookie", format!("byoc_session={c}"));
-            }
-            res = next.send().await.unwrap();
+            res = self.with_cookies(self.http.get(url)).send().await.unwrap();
         }
         Page { status: res.status().as_u16(), html: res.text().await.unwrap() }
     }
 
     /// Where a GET of `path` redirects to (not followed).
-    pub async fn redirect_of(&self, path: &str) -> String {
+    pub async fn redirect_of(&mut self, path: &str) -> String {
         self.redirect_of_url(&format!("{}{path}", self.base)).await
     }
 
-    pub async fn redirect_of_url(&self, url: &str) -> String {
-        let mut req = self.http.get(url);
-        if let Some(c) = &self.cookie {
-            req = req.header("Cookie", format!("byoc_session={c}"));
-        }
-        let res = req.send().await.unwrap();
+    pub async fn redirect_of_url(&mut self, url: &str) -> String {
+        let res = self.with_cookies(self.http.get(url)).send().await.unwrap();
         assert!(res.status().is_redirection(), "{url}: {}", res.status());
+        self.keep_cookies(&res);
         res.headers()["location"].to_str().unwrap().to_owned()
     }
 
@@ -415,7 +434,7 @@ async fn pages_need_a_session_a_valid_csrf_token_and_an_org_admin(db: TestDb) {
     // A browser gets it as a page, in words.
     let browser = reqwest::Client::new()
         .post(format!("{}/setup/connection", setup.app.address))
-        .header("Cookie", format!("byoc_session={}", admin.cookie.clone().unwrap()))
+        .header("Cookie", format!("byoc_session={}", admin.session().unwrap()))
         .header("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
         .form(&form)
         .send()
@@ -430,7 +449,7 @@ async fn pages_need_a_session_a_valid_csrf_token_and_an_org_admin(db: TestDb) {
     setup.connect(&mut admin, &["interaction_api", "api"]).await;
     let res = reqwest::Client::new()
         .get(format!("{}/setup/connection", setup.app.address))
-        .header("Cookie", format!("byoc_session={}", admin.cookie.clone().unwrap()))
+        .header("Cookie", format!("byoc_session={}", admin.session().unwrap()))
         .send()
         .await
         .unwrap();
@@ -446,11 +465,9 @@ async fn pages_need_a_session_a_valid_csrf_token_and_an_org_admin(db: TestDb) {
         [("admin@acme.example", 200, 200), ("agent@acme.example", 200, 403), ("admin@elsewhere.example", 403, 401)]
     {
         let mut browser = Admin::new(&setup.app.address);
-        let res = browser.http.get(format!("{}/setup/signin", setup.app.address)).send().await.unwrap();
-        let authorize = res.headers()["location"].to_str().unwrap().to_owned();
+        let authorize = browser.redirect_of("/setup/signin").await;
         assert!(authorize.contains("code_challenge_method=S256"), "{authorize}");
-        let res = browser.http.get(format!("{authorize}&login_hint={user}")).send().await.unwrap();
-        let callback = res.headers()["location"].to_str().unwrap().to_owned();
+        let callback = browser.redirect_of_url(&format!("{authorize}&login_hint={user}")).await;
         let page = browser.get(callback.trim_start_matches(&setup.app.address)).await;
         assert_eq!(page.status, status, "{user}: {}", page.html);
         assert_eq!(browser.get("/setup/connection").await.status, setup_status, "{user}");
@@ -506,4 +523,70 @@ async fn an_admins_own_key_comes_from_its_file_or_its_text(db: TestDb) {
         admin.upload("/setup/connection", "/setup/connection/key", Form::new().text("private_key", pasted)).await;
     assert!(page.html.contains("A private key is set"), "{}", page.html);
     assert_ne!(admin.get("/setup/certificate.crt").await.html, certificate);
+}
+
+/// The org connected and its admin known to Salesforce, for the sign-in tests.
+async fn connected_with_admin(db: TestDb) -> Setup {
+    let setup = fresh(db, &[]).await;
+    let mut admin = setup.bootstrap().await;
+    setup.connect(&mut admin, &["interaction_api", "api"]).await;
+    setup.vendors.sf.add_user("admin@acme.example", "Ada Admin", "System Administrator");
+    setup
+}
+
+async fn a_sign_in_returns_only_to_a_path_of_this_site(db: TestDb) {
+    let setup = connected_with_admin(db).await;
+    for (next, back_to) in [
+        ("/%20/evil.example/x", "/"),
+        ("//evil.example/x", "/"),
+        ("/%5Cevil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("/setup/../templates%3Fid%3D0Mw1", "/templates?id=0Mw1"),
+    ] {
+        let mut browser = Admin::new(&setup.app.address);
+        let authorize = browser.redirect_of(&format!("/setup/signin?next={next}")).await;
+        let callback = browser.redirect_of_url(&format!("{authorize}&login_hint=admin@acme.example")).await;
+        let page = browser.get(callback.trim_start_matches(&setup.app.address)).await;
+        assert_eq!(page.status, 200, "{next}: {}", page.html);
+        assert!(page.html.contains(&format!("href=\"{back_to}\">continue here")), "{next}: {}", page.html);
+        // The iframe's hand-off lands on the same path.
+        let code = page.html.split("data-code=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+        let landing = Admin::new(&setup.app.address).redirect_of(&format!("/setup/handoff?code={code}")).await;
+        assert_eq!(landing, back_to, "{next}");
+    }
+    // Browsers drop a tab or line break inside a URL (`/\t/evil.example` is `//evil.example`);
+    // such a `next` only comes from a crafted link: refused, naming `next`, before Salesforce.
+    for next in ["/%09/evil.example/x", "/%0D%0ASet-Cookie:%20x=1", "/a%0Ab"] {
+        let res = reqwest::get(format!("{}/setup/signin?next={next}", setup.app.address)).await.unwrap();
+        assert_eq!(res.status(), 400, "{next}");
+        assert!(res.headers().get("set-cookie").is_none(), "{next}");
+        assert!(res.text().await.unwrap().contains("`next`"), "{next}");
+    }
+}
+
+async fn starting_a_sign_in_writes_no_row_and_its_cookie_serves_once(db: TestDb) {
+    let setup = connected_with_admin(db).await;
+    let before = crate::helpers::snapshot(&setup.app.db).await;
+    let mut starts = Vec::new();
+    for _ in 0..20 {
+        let mut stranger = Admin::new(&setup.app.address);
+        let authorize = stranger.redirect_of("/setup/signin?next=/setup/summary").await;
+        starts.push((stranger, authorize));
+    }
+    assert_eq!(crate::helpers::snapshot(&setup.app.db).await, before, "nobody signed in: nothing stored");
+
+    // Salesforce's answer counts only in the browser that started that sign-in.
+    let (mut first, authorize) = starts.remove(0);
+    let callback = first.redirect_of_url(&format!("{authorize}&login_hint=admin@acme.example")).await;
+    let path = callback.trim_start_matches(&setup.app.address).to_owned();
+    let mut other = starts.remove(0).0;
+    let page = other.get(&path).await;
+    assert_eq!(page.status, 401, "another browser's cookie does not match the state: {}", page.html);
+    assert_eq!(Admin::new(&setup.app.address).get(&path).await.status, 401, "no cookie, no sign-in");
+    let page = first.get(&path).await;
+    assert!(page.html.contains("Signed in as Ada Admin"), "{}", page.html);
+    // The cookie is spent: the same answer again signs nobody in.
+    assert!(first.jar_has_no("byoc_signin"));
+    let mut replay = Admin::new(&setup.app.address);
+    assert_eq!(replay.get(&path).await.status, 401);
 }

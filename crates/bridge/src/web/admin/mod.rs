@@ -33,11 +33,16 @@ pub fn session_cookie(token: &str, max_age_secs: i64) -> String {
 }
 
 fn cookie_token(req: &HttpRequest) -> Option<String> {
+    cookie_value(req, COOKIE)
+}
+
+/// The value of the cookie `name`, if the request has a non-empty one.
+pub fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
     let header = req.headers().get("Cookie")?.to_str().ok()?;
     header
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.to_owned())
         .filter(|v| !v.is_empty())
 }

@@ -68,11 +68,34 @@ pub async fn sign_in_page(state: &AppState, status: StatusCode, message: &str) -
     sign_in_page_to(state, status, message, "/").await
 }
 
-/// A local path to return to after signing in (nothing that leads to another site).
-fn local_path(next: Option<&str>) -> String {
+/// A path on this site to return to after signing in, or `None` when `next` is no plain path
+/// of this origin. Browsers drop tabs and line breaks from URLs (`/\t/host` is `//host`, another
+/// site), so any control or space character disqualifies it, and what remains must resolve to
+/// this origin.
+fn local_path(next: &str) -> Option<String> {
+    if !next.starts_with('/') || next.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
+        return None;
+    }
+    let base = url::Url::parse("https://bridge.invalid/").ok()?;
+    let joined = base.join(next).ok()?;
+    if joined.origin() != base.origin() {
+        return None;
+    }
+    Some(match joined.query() {
+        Some(query) => format!("{}?{query}", joined.path()),
+        None => joined.path().to_owned(),
+    })
+}
+
+/// Where a sign-in asked for by a visitor returns: `/` unless `next` is a path of this site.
+/// Line breaks are refused outright, since they only come from a crafted link.
+fn return_path(next: Option<&str>) -> Result<String, AppError> {
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
-        _ => "/".to_owned(),
+        Some(n) if n.chars().any(char::is_control) => {
+            Err(AppError::BadRequest("`next` must be a path on this site, without control characters".into()))
+        }
+        Some(n) => Ok(local_path(n).unwrap_or_else(|| "/".into())),
+        None => Ok("/".into()),
     }
 }
 
@@ -87,7 +110,7 @@ pub async fn sign_in_page_to(
     // The sign-in page shows inside the connected orgs' consoles too.
     let ancestors = super::frame_ancestors_of(connected.iter());
     let apps = connected.into_iter().map(|a| (a.name.clone(), a.name)).collect();
-    let next = url::form_urlencoded::byte_serialize(local_path(Some(next)).as_bytes()).collect();
+    let next = url::form_urlencoded::byte_serialize(local_path(next).as_deref().unwrap_or("/").as_bytes()).collect();
     render(status, &SignInPage { message: message.to_owned(), next, apps }, &ancestors)
 }
 
@@ -131,7 +154,7 @@ fn callback_url(state: &AppState) -> String {
     format!("{}/setup/oauth/callback", state.base_url)
 }
 
-/// Starts the Salesforce sign-in: a PKCE verifier is kept server-side under the `state`.
+/// Starts the Salesforce sign-in: its PKCE verifier waits in a sealed cookie for the callback.
 #[get("/setup/signin")]
 pub async fn start_sign_in(
     state: web::Data<AppState>,
@@ -154,16 +177,16 @@ pub async fn start_sign_in(
     let verifier = crate::crypto::random_token().map_err(|e| AppError::Internal(e.into()))?;
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
     let state_token = crate::crypto::random_token().map_err(|e| AppError::Internal(e.into()))?;
-    let now = crate::db::now();
-    let grant = Grant {
-        id_hash: hash(&state_token),
-        kind: GrantKind::SignIn,
-        app_id: Some(app.id.clone()),
-        data: json!({ "verifier": verifier, "next": local_path(query.next.as_deref()) }).to_string(),
-        created_at: now,
-        expires_at: now + chrono::Duration::minutes(SIGNIN_MINUTES),
+    // The sign-in's secrets travel in a sealed cookie, not a row: anyone may start a sign-in,
+    // and a visitor who never comes back must leave nothing behind.
+    let pending = PendingSignIn {
+        state_hash: hash(&state_token),
+        verifier,
+        next: return_path(query.next.as_deref())?,
+        app_id: app.id.clone(),
+        expires_at: (crate::db::now() + chrono::Duration::minutes(SIGNIN_MINUTES)).and_utc().timestamp(),
     };
-    state.db.write(move |c| rows::insert_grant(c, &grant)).await?;
+    let sealed = pending.seal(&state.cipher)?;
     let mut url = url::Url::parse(&format!("{}/services/oauth2/authorize", app.login_url.trim_end_matches('/')))
         .map_err(|e| AppError::Internal(e.into()))?;
     url.query_pairs_mut()
@@ -174,7 +197,56 @@ pub async fn start_sign_in(
         .append_pair("state", &state_token)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
-    Ok(super::see_other(url.as_str()))
+    let mut response = super::see_other(url.as_str());
+    set_cookie(&mut response, &pending_cookie(&sealed, SIGNIN_MINUTES * 60))?;
+    Ok(response)
+}
+
+/// What the callback needs of the sign-in it finishes, sealed (encrypted and authenticated)
+/// with the master key into the browser's cookie.
+#[derive(serde::Serialize, Deserialize)]
+struct PendingSignIn {
+    /// The OAuth `state` the callback must come back with (hashed: the cookie needs no more).
+    state_hash: String,
+    verifier: String,
+    next: String,
+    app_id: String,
+    /// Unix seconds; the cookie's own Max-Age is only the browser's promise.
+    expires_at: i64,
+}
+
+const PENDING_CONTEXT: &str = "cookie.signin";
+
+impl PendingSignIn {
+    fn seal(&self, cipher: &crate::crypto::Cipher) -> Result<String, AppError> {
+        let json = serde_json::to_string(self).map_err(|e| AppError::Internal(e.into()))?;
+        cipher.encrypt(PENDING_CONTEXT, &json).map_err(|e| AppError::Internal(e.into()))
+    }
+
+    /// The pending sign-in of this request if its cookie opens, matches `state` and is current.
+    fn open(cipher: &crate::crypto::Cipher, req: &HttpRequest, state: Option<&str>) -> Option<Self> {
+        use secrecy::ExposeSecret;
+        let sealed = super::cookie_value(req, PENDING_COOKIE)?;
+        let json = cipher.decrypt(PENDING_CONTEXT, &sealed).ok()?;
+        let pending: Self = serde_json::from_str(json.expose_secret()).ok()?;
+        let matches = crate::crypto::constant_time_eq(hash(state?).as_bytes(), pending.state_hash.as_bytes());
+        let current = pending.expires_at > crate::db::now().and_utc().timestamp();
+        (matches && current).then_some(pending)
+    }
+}
+
+const PENDING_COOKIE: &str = "byoc_signin";
+
+/// Top-level navigations only (the sign-in runs in its own window): `SameSite=Lax` lets the
+/// cookie come back with Salesforce's redirect to the callback and nowhere else.
+fn pending_cookie(value: &str, max_age_secs: i64) -> String {
+    format!("{PENDING_COOKIE}={value}; Path=/setup/oauth; Max-Age={max_age_secs}; HttpOnly; Secure; SameSite=Lax")
+}
+
+fn set_cookie(response: &mut HttpResponse, cookie: &str) -> Result<(), AppError> {
+    let value = actix_web::http::header::HeaderValue::from_str(cookie).map_err(|e| AppError::Internal(e.into()))?;
+    response.headers_mut().append(actix_web::http::header::SET_COOKIE, value);
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -186,33 +258,42 @@ pub struct CallbackQuery {
 }
 
 #[get("/setup/oauth/callback")]
-pub async fn callback(state: web::Data<AppState>, query: web::Query<CallbackQuery>) -> Result<HttpResponse, AppError> {
+pub async fn callback(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<CallbackQuery>,
+) -> Result<HttpResponse, AppError> {
+    // Whatever happens next, this sign-in's cookie has served.
+    let mut response = finish_sign_in(&state, &req, &query).await?;
+    set_cookie(&mut response, &pending_cookie("", 0))?;
+    Ok(response)
+}
+
+async fn finish_sign_in(state: &AppState, req: &HttpRequest, query: &CallbackQuery) -> Result<HttpResponse, AppError> {
     if let Some(error) = &query.error {
         let message =
             format!("Salesforce did not sign you in: {error} {}", query.error_description.clone().unwrap_or_default());
-        return sign_in_page(&state, StatusCode::UNAUTHORIZED, &message).await;
+        return sign_in_page(state, StatusCode::UNAUTHORIZED, &message).await;
     }
-    let id = hash(query.state.as_deref().unwrap_or_default());
-    let grant = state.db.write(move |c| rows::take_grant(c, &id, GrantKind::SignIn, crate::db::now())).await?;
-    let (Some(grant), Some(code)) = (grant, query.code.clone()) else {
-        return sign_in_page(&state, StatusCode::UNAUTHORIZED, "The sign-in expired; start it again.").await;
+    let pending = PendingSignIn::open(&state.cipher, req, query.state.as_deref());
+    let (Some(pending), Some(code)) = (pending, query.code.clone()) else {
+        return sign_in_page(state, StatusCode::UNAUTHORIZED, "The sign-in expired; start it again.").await;
     };
-    let app_id = grant.app_id.clone().unwrap_or_default();
+    let app_id = pending.app_id.clone();
     let app = state.db.run(move |c| apps::find(c, &app_id)).await?.ok_or_else(|| AppError::NotFound("app".into()))?;
-    let verifier: Value = serde_json::from_str(&grant.data).unwrap_or(Value::Null);
-    let redirect_uri = callback_url(&state);
+    let redirect_uri = callback_url(state);
     let exchange = CodeExchange {
         login_url: &app.login_url,
         code: &code,
         redirect_uri: &redirect_uri,
         client_id: app.consumer_key.as_deref().unwrap_or_default(),
-        code_verifier: verifier["verifier"].as_str().unwrap_or_default(),
+        code_verifier: &pending.verifier,
     };
     let own_token = match state.salesforce.exchange_code(&exchange).await {
         Ok(token) => token,
         Err(crate::salesforce::Error::TokenRequest { description, .. }) => {
             let message = format!("Salesforce refused the sign-in: {description}");
-            return sign_in_page(&state, StatusCode::UNAUTHORIZED, &message).await;
+            return sign_in_page(state, StatusCode::UNAUTHORIZED, &message).await;
         }
         Err(e) => return Err(AppError::Unavailable(format!("Salesforce sign-in: {e}"))),
     };
@@ -224,7 +305,7 @@ pub async fn callback(state: web::Data<AppState>, query: web::Query<CallbackQuer
     let configured = app.org_id.as_deref().unwrap_or_default();
     if crate::salesforce::org_id_15(&user.organization_id) != crate::salesforce::org_id_15(configured) {
         return sign_in_page(
-            &state,
+            state,
             StatusCode::FORBIDDEN,
             "You signed in to another Salesforce org than the one this bridge is set up for.",
         )
@@ -233,9 +314,9 @@ pub async fn callback(state: web::Data<AppState>, query: web::Query<CallbackQuer
     // Admins may open the setup; everyone else of the org (agents) only the template panel.
     let user_id = user.user_id.clone();
     let role = if state.salesforce.may_customize(&own_token, &user_id).await { Role::Admin } else { Role::Agent };
-    let next = local_path(verifier["next"].as_str());
+    let next = local_path(&pending.next).unwrap_or_else(|| "/".into());
     let name = user.name.or(user.preferred_username).unwrap_or_else(|| "admin".into());
-    let token = open_session(&state, Some(app.id.clone()), role, user_id.clone(), name.clone()).await?;
+    let token = open_session(state, Some(app.id.clone()), role, user_id.clone(), name.clone()).await?;
     // A second, one-time code lets the Salesforce iframe that opened this window get a session
     // of its own (its cookies are partitioned apart from this window's).
     let code = crate::crypto::random_token().map_err(|e| AppError::Internal(e.into()))?;
@@ -283,7 +364,8 @@ pub async fn handoff(state: web::Data<AppState>, query: web::Query<HandoffQuery>
     // Only what the sign-in recorded; anything else is the lesser role.
     let role = text("role").parse().unwrap_or(Role::Agent);
     let token = open_session(&state, grant.app_id.clone(), role, text("user_id"), text("user_name")).await?;
-    Ok(redirect_with_session(&local_path(who["next"].as_str()), &token))
+    let next = who["next"].as_str().and_then(local_path).unwrap_or_else(|| "/".into());
+    Ok(redirect_with_session(&next, &token))
 }
 
 #[post("/setup/signout")]
