@@ -42,7 +42,8 @@ pub struct Message {
     pub received_at: Option<NaiveDateTime>,
 }
 
-/// Finds or creates the conversation of (app, end user, sender); returns its id.
+/// Finds or creates the conversation of (app, end user, sender); returns its id. A conversation
+/// that exists is left as it is: a replayed request must change no row.
 pub fn upsert(
     conn: &mut DbConn,
     app_id: &str,
@@ -50,7 +51,10 @@ pub fn upsert(
     sender: &str,
     now: NaiveDateTime,
 ) -> Result<i64, DbError> {
-    let id = crate::dispatch!(conn, |c| diesel::insert_into(conversations::table)
+    if let Some(id) = find_id(conn, app_id, end_user, sender)? {
+        return Ok(id);
+    }
+    crate::dispatch!(conn, |c| diesel::insert_into(conversations::table)
         .values((
             conversations::app_id.eq(app_id),
             conversations::end_user_id.eq(end_user),
@@ -58,12 +62,11 @@ pub fn upsert(
             conversations::created_at.eq(now),
             conversations::updated_at.eq(now),
         ))
+        // A replica that created it since the lookup wins; its row is the one.
         .on_conflict((conversations::app_id, conversations::end_user_id, conversations::sender_number))
-        .do_update()
-        .set(conversations::updated_at.eq(now))
-        .returning(conversations::id)
-        .get_result(c)?);
-    Ok(id)
+        .do_nothing()
+        .execute(c)?);
+    find_id(conn, app_id, end_user, sender)?.ok_or(DbError::Query(diesel::result::Error::NotFound))
 }
 
 /// The conversation of (app, end user, sender), if there is one.
@@ -145,6 +148,12 @@ pub fn insert_message(conn: &mut DbConn, m: &NewMessage<'_>, now: NaiveDateTime)
         .returning(messages::id)
         .get_result::<i64>(c)
         .optional()?);
+    if id.is_some() {
+        // A new message is news of its conversation (recent conversations come first).
+        diesel::update(conversations::table.find(m.conversation_id))
+            .set(conversations::updated_at.eq(now))
+            .execute(conn)?;
+    }
     Ok(id)
 }
 

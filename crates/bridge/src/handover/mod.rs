@@ -39,12 +39,12 @@ pub(crate) fn bad(field: &'static str, problem: impl Into<String>) -> BadRequest
     BadRequest { field, problem: problem.into() }
 }
 
-/// A string field; chatbots often send numbers unquoted, so those are taken as text too.
+/// A string field. A number is refused like any other type: the schema says string, and a
+/// number read as text may already have lost digits (a phone number beyond 2^53).
 pub(crate) fn string_field(body: &Value, field: &'static str) -> Result<Option<String>, BadRequest> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
         Some(_) => Err(bad(field, "must be a string")),
     }
 }

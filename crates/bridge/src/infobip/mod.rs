@@ -10,6 +10,7 @@ mod error;
 pub mod media;
 pub mod messages;
 pub mod rate;
+mod shape;
 pub mod signature;
 pub mod templates;
 pub mod webhook;

@@ -1,9 +1,9 @@
 //! Infobip's WhatsApp webhook documents: inbound messages, delivery reports, seen reports.
 //! Parsing is lenient where Infobip is (unknown message types, extra fields, timestamps
-//! with `+0000` offsets) and strict about what the bridge cannot do without.
+//! with `+0000` offsets), strict about what the bridge cannot do without, and refuses a field
+//! whose type Infobip's schema does not give it (`shape`).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::delivery::DeliveryFailure;
@@ -12,9 +12,20 @@ use super::delivery::DeliveryFailure;
 #[error("{0}")]
 pub struct ParseError(pub String);
 
-#[derive(Debug, Deserialize)]
-struct Envelope {
-    results: Option<Vec<Value>>,
+/// The `results` of a webhook body. serde's own messages are not used: they quote the value
+/// they could not take, and a value here may be a phone number.
+fn results(body: &[u8]) -> Result<Vec<Value>, ParseError> {
+    let envelope: Value = serde_json::from_slice(body).map_err(|e| {
+        ParseError(format!("body is not valid JSON: {:?} at line {} column {}", e.classify(), e.line(), e.column()))
+    })?;
+    if !envelope.is_object() {
+        return Err(ParseError("body must be a JSON object".into()));
+    }
+    match envelope.get("results") {
+        Some(Value::Array(results)) => Ok(results.clone()),
+        None | Some(Value::Null) => Err(ParseError("`results` is missing".into())),
+        Some(_) => Err(ParseError("`results` must be an array".into())),
+    }
 }
 
 /// One inbound message as the bridge needs it; `raw` is the whole result, kept until the
@@ -40,13 +51,11 @@ fn text(v: &Value, pointer: &str) -> Option<String> {
 /// sender, a recipient and a message type; otherwise the whole body is refused, naming the
 /// first problem, so nothing of a malformed delivery is half-stored.
 pub fn parse_inbound(body: &[u8]) -> Result<Vec<InboundMessage>, ParseError> {
-    let envelope: Envelope =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not valid JSON: {e}")))?;
-    let results = envelope.results.ok_or_else(|| ParseError("`results` is missing".into()))?;
-    results
+    results(body)?
         .into_iter()
         .enumerate()
         .map(|(i, raw)| {
+            super::shape::check(&raw, i, super::shape::INBOUND).map_err(ParseError)?;
             let missing = |field: &str| ParseError(format!("results[{i}].{field} is missing"));
             let message_id = text(&raw, "/messageId").ok_or_else(|| missing("messageId"))?;
             // Users may be known only by their business-scoped id (no phone number).
@@ -83,13 +92,11 @@ pub enum ReportKind {
 /// Parses delivery reports and seen reports (both `{results: [...]}`; a seen report has
 /// `seenAt`, a delivery report `status`).
 pub fn parse_reports(body: &[u8]) -> Result<Vec<Report>, ParseError> {
-    let envelope: Envelope =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not valid JSON: {e}")))?;
-    let results = envelope.results.ok_or_else(|| ParseError("`results` is missing".into()))?;
-    results
+    results(body)?
         .into_iter()
         .enumerate()
         .map(|(i, r)| {
+            super::shape::check(&r, i, super::shape::REPORT).map_err(ParseError)?;
             let message_id =
                 text(&r, "/messageId").ok_or_else(|| ParseError(format!("results[{i}].messageId is missing")))?;
             if let Some(seen) = text(&r, "/seenAt") {

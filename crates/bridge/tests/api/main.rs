@@ -21,6 +21,7 @@ mod retention;
 mod secrets;
 mod sim_cli;
 mod sim_infobip;
+mod strict;
 mod vendor_contract;
 mod wizard;
 mod wizard_browser;
