@@ -165,7 +165,20 @@ fn inputs_for(t: &WaTemplate, given: &Inputs, problems: &[(String, String)]) -> 
 }
 
 /// The Infobip account a sender of the app belongs to, or why there is none, in plain words.
-async fn sender_account(state: &AppState, app: &AppRow, sender: &str) -> Result<Account, String> {
+/// Why the panel cannot offer a sender's templates, with the status a send answers: the
+/// agent's choice (400) or what the bridge could not reach (502, 503).
+struct SenderProblem {
+    status: StatusCode,
+    message: String,
+}
+
+impl SenderProblem {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+}
+
+async fn sender_account(state: &AppState, app: &AppRow, sender: &str) -> Result<Account, SenderProblem> {
     let (app_id, number) = (app.id.clone(), sender.to_owned());
     let account = state
         .db
@@ -174,15 +187,25 @@ async fn sender_account(state: &AppState, app: &AppRow, sender: &str) -> Result<
             Ok(rows::accounts(c, &app_id)?.into_iter().find(|a| a.id == s.infobip_account_id))
         })
         .await
-        .map_err(|e| e.to_string())?
-        .ok_or("This number is not a sender of the app.")?;
-    crate::directory::open_account(&state.cipher, account).map_err(|e| e.to_string())
+        .map_err(|_| SenderProblem::new(StatusCode::SERVICE_UNAVAILABLE, "The bridge's database is busy; try again."))?
+        .ok_or_else(|| SenderProblem::new(StatusCode::BAD_REQUEST, "This number is not a sender of the app."))?;
+    crate::directory::open_account(&state.cipher, account)
+        .map_err(|_| SenderProblem::new(StatusCode::INTERNAL_SERVER_ERROR, "The sender's Infobip key cannot be read."))
 }
 
-/// The sender's approved templates, or why they cannot be listed, in plain words.
-async fn templates(state: &AppState, app: &AppRow, sender: &str) -> Result<Arc<Vec<WaTemplate>>, String> {
+/// The sender's account and approved templates, or why they cannot be listed, in plain words.
+async fn templates(
+    state: &AppState,
+    app: &AppRow,
+    sender: &str,
+) -> Result<(Account, Arc<Vec<WaTemplate>>), SenderProblem> {
     let account = sender_account(state, app, sender).await?;
-    state.templates.approved(&account, sender).await.map_err(|e| explain_list_problem(&e))
+    let all = state
+        .templates
+        .approved(&account, sender)
+        .await
+        .map_err(|e| SenderProblem::new(StatusCode::BAD_GATEWAY, explain_list_problem(&e)))?;
+    Ok((account, all))
 }
 
 struct Outcome {
@@ -263,7 +286,7 @@ async fn show(
     let (mut list, mut chosen_template) = (Vec::new(), None);
     if !sender.is_empty() {
         match templates(state, app, &sender).await {
-            Ok(all) => {
+            Ok((_, all)) => {
                 chosen_template = query.template.as_ref().and_then(|k| all.iter().find(|t| &t.key() == k).cloned());
                 list = all
                     .iter()
@@ -271,7 +294,7 @@ async fn show(
                     .map(|t| (t.key(), t.name.clone(), t.category.clone(), t.language.clone()))
                     .collect();
             }
-            Err(why) => problem = Some(why),
+            Err(why) => problem = Some(why.message),
         }
     }
     let (inputs, fixed_buttons, preview_of, preview_body) = match &chosen_template {
@@ -372,17 +395,11 @@ pub async fn send(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
     let to = crate::handover::whatsapp_id("to", &field("to"));
     outcome.recipient = Some(field("to"));
     let sender = field("sender");
-    let listed = async {
-        let account = sender_account(&state, &app, &sender).await?;
-        let all = state.templates.approved(&account, &sender).await.map_err(|e| explain_list_problem(&e))?;
-        Ok::<_, String>((account, all))
-    }
-    .await;
-    let (account, chosen) = match listed {
+    let (account, chosen) = match templates(&state, &app, &sender).await {
         Ok((account, all)) => (account, all.iter().find(|t| t.key() == field("template")).cloned()),
         Err(why) => {
-            outcome.problem = Some(why);
-            return show(&state, &session, &app, &query, outcome, StatusCode::BAD_GATEWAY).await;
+            outcome.problem = Some(why.message);
+            return show(&state, &session, &app, &query, outcome, why.status).await;
         }
     };
     let Some(template) = chosen else {

@@ -237,6 +237,14 @@ async fn wrong_values_and_infobip_errors_send_nothing_wrong(db: TestDb) {
     assert!(failed.html.contains("Not sent. Infobip is temporarily unavailable"), "{}", failed.html);
     assert!(failed.html.contains("<strong>failed:"), "{}", failed.html);
 
+    // A sender of no app (a stale or edited form) is the agent's mistake: 400, nothing sent.
+    let mut stranger = form_of(&page);
+    stranger.iter_mut().filter(|(k, _)| k == "sender").for_each(|(_, v)| *v = "441134960999".into());
+    let refs: Vec<(&str, &str)> = stranger.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refused = agent.post("/templates/send", &refs).await;
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    assert!(refused.html.contains("This number is not a sender of the app."), "{}", refused.html);
+
     // A forged form is refused.
     let mut forged = form_of(&page);
     forged.iter_mut().filter(|(k, _)| k == "csrf").for_each(|(_, v)| *v = "forged".into());
