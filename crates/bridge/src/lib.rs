@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod proactive;
 pub mod provisioning;
+pub mod redact;
 pub mod salesforce;
 pub mod startup;
 pub mod telemetry;

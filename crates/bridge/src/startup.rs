@@ -142,7 +142,7 @@ impl Application {
             App::new()
                 .wrap(from_fn(crate::web::html_errors))
                 .wrap(from_fn(crate::web::record_metrics))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<crate::web::request_span::RequestSpan>::new())
                 .app_data(app_state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .app_data(web::JsonConfig::default().limit(max_body))

@@ -94,5 +94,7 @@ pub fn describe(fault: &Fault) -> String {
         Fault::Slow(by) => format!("slow:{}", by.as_millis()),
         Fault::Drop => "drop".into(),
         Fault::Pass => "pass".into(),
+        Fault::Late(by) => format!("late:{}", by.as_millis()),
+        Fault::RefuseQuoting => "refuse_quoting".into(),
     }
 }

@@ -26,12 +26,19 @@ pub enum Fault {
     Drop,
     /// No fault: the request is answered as usual (to script "the second call fails").
     Pass,
+    /// The request is carried out at once, but its answer comes only after this delay: a client
+    /// that gives up first does not know that the vendor already acted.
+    Late(Duration),
+    /// 400 with the vendor's validation error, quoting the request as vendors do (a customer's
+    /// words, a phone number): what a client must not copy into its logs.
+    RefuseQuoting,
 }
 
 impl std::str::FromStr for Fault {
     type Err = String;
 
-    /// `server_error`, `throttle[:retry-after secs]`, `slow:<millis>`, `drop` or `pass`: the
+    /// `server_error`, `throttle[:retry-after secs]`, `slow:<millis>`, `drop`, `pass`,
+    /// `late:<millis>` or `refuse_quoting`: the
     /// spelling of the `sim` commands' `--fault` flag and of `POST /__sim/faults`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (kind, arg) = s.split_once(':').map_or((s, None), |(k, a)| (k, Some(a)));
@@ -46,9 +53,12 @@ impl std::str::FromStr for Fault {
             "slow" => Ok(Self::Slow(Duration::from_millis(number("millis")?))),
             "drop" => Ok(Self::Drop),
             "pass" => Ok(Self::Pass),
-            other => {
-                Err(format!("unknown fault {other:?}: use server_error, throttle[:secs], slow:millis, drop or pass"))
-            }
+            "late" => Ok(Self::Late(Duration::from_millis(number("millis")?))),
+            "refuse_quoting" => Ok(Self::RefuseQuoting),
+            other => Err(format!(
+                "unknown fault {other:?}: use server_error, throttle[:secs], slow:millis, drop, pass, late:millis \
+                 or refuse_quoting"
+            )),
         }
     }
 }
@@ -164,11 +174,12 @@ impl Faults {
     }
 }
 
-/// The vendor-specific bodies of a 5xx and a 429.
+/// The vendor-specific bodies of a 5xx, a 429 and a validation error quoting the request.
 #[derive(Clone)]
 pub struct FaultBodies {
     pub server_error: serde_json::Value,
     pub throttle: serde_json::Value,
+    pub refusal: fn(&str) -> serde_json::Value,
 }
 
 /// Middleware applying the plan in `web::Data<Faults>` with bodies from `web::Data<FaultBodies>`.
@@ -182,9 +193,9 @@ pub async fn inject(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let bodies = bodies.map(|b| b.get_ref().clone());
-    let (server_error, throttle) = match bodies {
-        Some(b) => (b.server_error, b.throttle),
-        None => (serde_json::json!({}), serde_json::json!({})),
+    let (server_error, throttle, refusal) = match bodies {
+        Some(b) => (b.server_error, b.throttle, b.refusal),
+        None => (serde_json::json!({}), serde_json::json!({}), (|_: &str| serde_json::json!({})) as fn(&str) -> _),
     };
     match fault {
         Fault::ServerError => Ok(req.into_response(HttpResponse::ServiceUnavailable().json(server_error))),
@@ -196,6 +207,17 @@ pub async fn inject(
             Ok(next.call(req).await?.map_into_boxed_body())
         }
         Fault::Pass => Ok(next.call(req).await?.map_into_boxed_body()),
+        Fault::Late(by) => {
+            let response = next.call(req).await?;
+            tokio::time::sleep(by).await;
+            Ok(response.map_into_boxed_body())
+        }
+        Fault::RefuseQuoting => {
+            let mut req = req;
+            let body = req.extract::<web::Bytes>().await.unwrap_or_default();
+            let quoted: String = String::from_utf8_lossy(&body).chars().take(2000).collect();
+            Ok(req.into_response(HttpResponse::BadRequest().json(refusal(&quoted))))
+        }
         Fault::Drop => {
             // A body stream that fails after the headers: the server aborts the connection.
             let failing = futures_util::stream::once(async {

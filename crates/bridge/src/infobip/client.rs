@@ -68,7 +68,7 @@ impl Client {
         request: reqwest::RequestBuilder,
         scope: Option<&'static str>,
     ) -> Result<Value, Error> {
-        let response = request.send().await.map_err(|e| Error::Transport(e.to_string()))?;
+        let response = request.send().await.map_err(|e| Error::Transport(crate::redact::http_error(e)))?;
         let status = response.status().as_u16();
         let retry_after = retry_after(&response);
         let body: Value = response.json().await.unwrap_or(Value::Null);

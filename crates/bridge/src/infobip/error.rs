@@ -74,18 +74,27 @@ pub fn describe(status: u16, body: &Value) -> String {
         let mut text = format!(
             "{status} {}: {}",
             e["messageId"].as_str().unwrap_or("ERROR"),
-            e["text"].as_str().unwrap_or_default()
+            crate::redact::vendor_text(e["text"].as_str().unwrap_or_default())
         );
         if let Some(fields) = e.get("validationErrors").and_then(Value::as_object) {
             for (field, problems) in fields {
-                let problems: Vec<&str> = problems.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                let problems: Vec<String> = problems
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(crate::redact::vendor_text)
+                    .collect();
                 text.push_str(&format!("; {field}: {}", problems.join(", ")));
             }
         }
         return text;
     }
     if let Some(code) = body.get("errorCode").and_then(Value::as_str) {
-        return format!("{status} {code}: {}", body["description"].as_str().unwrap_or_default());
+        return format!(
+            "{status} {code}: {}",
+            crate::redact::vendor_text(body["description"].as_str().unwrap_or_default())
+        );
     }
     format!("{status}")
 }

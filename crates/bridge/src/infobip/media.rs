@@ -28,7 +28,7 @@ impl Client {
             .request_url(account.credentials(), url)
             .send()
             .await
-            .map_err(|e| Error::Transport(format!("media download failed: {e}")))?;
+            .map_err(|e| Error::Transport(format!("media download failed: {}", crate::redact::http_error(e))))?;
         let status = response.status().as_u16();
         if status == 404 || status == 410 {
             return Ok(Media::Gone);
@@ -53,7 +53,9 @@ impl Client {
         let mut bytes = Vec::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::Transport(format!("media download interrupted: {e}")))?;
+            let chunk = chunk.map_err(|e| {
+                Error::Transport(format!("media download interrupted: {}", crate::redact::http_error(e)))
+            })?;
             if bytes.len() + chunk.len() > max_bytes {
                 return Ok(Media::TooLarge);
             }

@@ -149,9 +149,9 @@ pub(super) async fn fetch_token(http: &reqwest::Client, c: &Credentials<'_>) -> 
         .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())])
         .send()
         .await
-        .map_err(|e| Error::LoginUnreachable(e.to_string()))?;
+        .map_err(|e| Error::LoginUnreachable(crate::redact::http_error(e)))?;
     let status = response.status().as_u16();
-    let bytes = response.bytes().await.map_err(|e| Error::LoginUnreachable(e.to_string()))?;
+    let bytes = response.bytes().await.map_err(|e| Error::LoginUnreachable(crate::redact::http_error(e)))?;
     if status == 200 {
         let body: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| Error::TokenEndpoint { status })?;
         return Ok(AccessToken::new(SecretString::from(body.access_token), body.instance_url));

@@ -167,7 +167,9 @@ impl Client {
                     .await
                     .map_err(transport)?;
                 let bytes = check(response).await?;
-                serde_json::from_slice(&bytes).map_err(|e| refused(202, format!("unreadable answer: {e}")))
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    refused(202, format!("unreadable answer: {}", crate::redact::vendor_text(&e.to_string())))
+                })
             }
         })
         .await
@@ -246,7 +248,7 @@ impl Client {
 }
 
 fn transport(e: reqwest::Error) -> Error {
-    Error::Transport(format!("request failed: {e}"))
+    Error::Transport(format!("request failed: {}", crate::redact::http_error(e)))
 }
 
 fn refused(status: u16, detail: String) -> Error {
@@ -268,7 +270,7 @@ async fn check(response: reqwest::Response) -> Result<Vec<u8>, Error> {
     }
     let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
     let code = body.as_ref().and_then(|b| b.code);
-    let message = body.and_then(|b| b.message).unwrap_or_default();
+    let message = crate::redact::vendor_text(&body.and_then(|b| b.message).unwrap_or_default());
     let detail = match code {
         Some(c) => format!("{status} code {c}: {message}"),
         None => format!("{status}: {message}"),

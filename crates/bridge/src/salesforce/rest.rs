@@ -29,9 +29,10 @@ fn describe(body: &Value) -> String {
     body.as_array()
         .and_then(|a| a.first())
         .map(|e| {
-            format!("{}: {}", e["errorCode"].as_str().unwrap_or("ERROR"), e["message"].as_str().unwrap_or_default())
+            let message = crate::redact::vendor_text(e["message"].as_str().unwrap_or_default());
+            format!("{}: {message}", e["errorCode"].as_str().unwrap_or("ERROR"))
         })
-        .unwrap_or_else(|| body.to_string())
+        .unwrap_or_else(|| crate::redact::vendor_text(&body.to_string()))
 }
 
 /// `https://<instance>/services/data/<version>/<path>`.
@@ -50,7 +51,7 @@ impl Client {
             .bearer_auth(token.token.expose_secret())
             .send()
             .await
-            .map_err(|e| Error::Transport(e.to_string()))?;
+            .map_err(|e| Error::Transport(crate::redact::http_error(e)))?;
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         match status {

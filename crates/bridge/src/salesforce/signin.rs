@@ -45,7 +45,7 @@ impl Client {
             .form(&form)
             .send()
             .await
-            .map_err(|e| Error::LoginUnreachable(e.to_string()))?;
+            .map_err(|e| Error::LoginUnreachable(crate::redact::http_error(e)))?;
         let status = response.status().as_u16();
         let body: Value = response.json().await.map_err(|_| Error::TokenEndpoint { status })?;
         let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -70,7 +70,7 @@ impl Client {
             .bearer_auth(token.token.expose_secret())
             .send()
             .await
-            .map_err(|e| Error::LoginUnreachable(e.to_string()))?;
+            .map_err(|e| Error::LoginUnreachable(crate::redact::http_error(e)))?;
         let status = response.status().as_u16();
         response.json().await.map_err(|_| Error::TokenEndpoint { status })
     }
@@ -97,8 +97,12 @@ impl Client {
     /// A file an agent attached, from the link in their entry (streamed to Infobip by the
     /// media route).
     pub async fn fetch_file(&self, url: &str) -> Result<reqwest::Response, Error> {
-        let response =
-            self.http.get(url).send().await.map_err(|e| Error::Transport(format!("fetching the file failed: {e}")))?;
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| Error::Transport(format!("fetching the file failed: {}", crate::redact::http_error(e))))?;
         let status = response.status().as_u16();
         if !response.status().is_success() {
             return Err(Error::Unavailable {

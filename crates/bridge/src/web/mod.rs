@@ -10,6 +10,7 @@ mod handover;
 mod health;
 mod media;
 pub mod panel;
+pub(crate) mod request_span;
 mod status;
 mod webhooks;
 

@@ -211,10 +211,11 @@ pub async fn snapshot(db: &Db) -> std::collections::BTreeMap<String, Vec<String>
     }
     db.run(|conn| {
         let (tables, columns): (&str, fn(&str) -> String) = match conn {
-            byoc_bridge::db::DbConn::Sqlite(_) => (
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-                |t| format!("SELECT name FROM pragma_table_info('{t}')"),
-            ),
+            byoc_bridge::db::DbConn::Sqlite(_) => {
+                ("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'", |t| {
+                    format!("SELECT name FROM pragma_table_info('{t}')")
+                })
+            }
             byoc_bridge::db::DbConn::Postgres(_) => (
                 "SELECT CAST(table_name AS TEXT) AS name FROM information_schema.tables \
                  WHERE table_schema = current_schema()",
@@ -242,4 +243,45 @@ pub async fn snapshot(db: &Db) -> std::collections::BTreeMap<String, Vec<String>
     })
     .await
     .unwrap()
+}
+
+/// What the bridge logs in this test process, as the service writes it (JSON lines, `info`
+/// and the bridge's own `debug`), from the first call of `captured_logs` on. Tests looking
+/// for what must never be logged share it, so every test running alongside is checked too.
+#[derive(Clone)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+pub fn captured_logs() -> CapturedLogs {
+    static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let env = [
+            ("BYOC__TELEMETRY__LOG_FORMAT".to_owned(), "json".to_owned()),
+            ("BYOC__TELEMETRY__LOG_FILTER".to_owned(), "info,byoc_bridge=debug".to_owned()),
+        ];
+        let settings = Settings::load_from(&env).expect("log settings");
+        let sink = buffer.clone();
+        byoc_bridge::telemetry::init(&settings.telemetry, move || LogSink(sink.clone()));
+        CapturedLogs(buffer)
+    })
+    .clone()
 }

@@ -11,6 +11,7 @@ mod http;
 mod inbound;
 mod inbound_more;
 mod jobs;
+mod logs;
 mod migrations;
 mod outbound;
 mod panel;

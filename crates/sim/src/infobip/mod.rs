@@ -199,6 +199,11 @@ impl InfobipSim {
             .app_data(web::Data::new(FaultBodies {
                 server_error: api::legacy_error("GENERAL_ERROR", "Something went wrong.", None),
                 throttle: api::legacy_error("TOO_MANY_REQUESTS", "Too many requests", None),
+                refusal: |quoted| {
+                    let mut fields = serde_json::Map::new();
+                    fields.insert("content".into(), serde_json::json!([format!("\"{quoted}\" is not valid")]));
+                    api::legacy_error("BAD_REQUEST", "Bad request", Some(fields))
+                },
             }))
             .app_data(web::JsonConfig::default().limit(1024 * 1024))
             .configure(api::configure)

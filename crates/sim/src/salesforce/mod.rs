@@ -373,6 +373,7 @@ impl SalesforceSim {
             .app_data(web::Data::new(FaultBodies {
                 server_error: errors::body(10094, None),
                 throttle: serde_json::json!({ "message": "Interaction request rate limit exceeded.", "code": 429 }),
+                refusal: |quoted| errors::body(10045, Some(&format!("Cannot read the entry \"{quoted}\"."))),
             }))
             .app_data(web::PayloadConfig::new(30 * 1024 * 1024))
             .app_data(web::JsonConfig::default().limit(1024 * 1024))
