@@ -61,6 +61,9 @@ pub struct ServerSettings {
     pub public_base_url: String,
     pub workers: usize,
     pub max_body_bytes: usize,
+    pub header_read_secs: u64,
+    pub body_read_secs: u64,
+    pub max_requests_per_client: usize,
     pub shutdown_timeout_secs: u64,
 }
 
@@ -179,6 +182,11 @@ impl Settings {
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(ConfigError::new("server.public_base_url", "must start with http:// or https://"));
             }
+        }
+        if self.server.header_read_secs == 0 || self.server.body_read_secs == 0 {
+            let key =
+                if self.server.header_read_secs == 0 { "server.header_read_secs" } else { "server.body_read_secs" };
+            return Err(ConfigError::new(key, "must be at least 1 (a client may not hold a connection forever)"));
         }
         if self.server.max_body_bytes < 1024 {
             return Err(ConfigError::new("server.max_body_bytes", "must be at least 1024"));

@@ -138,8 +138,18 @@ impl Application {
         }
         let max_body = settings.server.max_body_bytes;
         let app_state = state.clone();
+        let limits = web::Data::new(crate::web::guard::ClientLimits::new(
+            settings.server.max_requests_per_client,
+            Duration::from_secs(settings.server.body_read_secs),
+        ));
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(crate::web::guard::limit_clients))
+                .app_data(limits.clone())
                 .wrap(from_fn(crate::web::html_errors))
                 .wrap(from_fn(crate::web::record_metrics))
                 .wrap(TracingLogger::<crate::web::request_span::RequestSpan>::new())
@@ -148,13 +158,13 @@ impl Application {
                 .app_data(web::JsonConfig::default().limit(max_body))
                 .configure(crate::web::configure)
         })
+        .client_request_timeout(Duration::from_secs(settings.server.header_read_secs))
+        .max_connections(crate::web::guard::max_connections_per_worker(workers))
         .listen(listener)?
         // Signals are ours to handle: the workers must stop too, not just the HTTP server.
         .disable_signals()
         .shutdown_timeout(settings.server.shutdown_timeout_secs);
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
+        server = server.workers(workers);
         Ok(Self {
             port,
             base_url: settings.public_base_url(port),

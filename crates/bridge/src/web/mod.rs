@@ -6,6 +6,7 @@ pub mod admin;
 mod assets;
 mod conversations_api;
 mod error_page;
+pub(crate) mod guard;
 mod handover;
 mod health;
 mod media;

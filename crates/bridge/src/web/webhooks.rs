@@ -54,7 +54,10 @@ where
 {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("cannot read the body: {e}")))?;
+        let chunk = chunk.map_err(|e| match e {
+            e if super::guard::is_deadline(&e) => AppError::RequestTimeout("the body did not arrive in time".into()),
+            e => AppError::BadRequest(format!("cannot read the body: {e}")),
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(AppError::PayloadTooLarge { limit });
         }

@@ -22,6 +22,7 @@ mod retention;
 mod secrets;
 mod sim_cli;
 mod sim_infobip;
+mod slow_clients;
 mod strict;
 mod vendor_contract;
 mod wizard;

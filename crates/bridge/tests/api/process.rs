@@ -6,12 +6,17 @@ use std::time::Duration;
 
 use crate::helpers::TestDb;
 
-const BIN: &str = env!("CARGO_BIN_EXE_byoc-bridge");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_byoc-bridge");
 
 crate::on_both_backends!(serves_and_exits_cleanly_on_sigterm, cli_apply_is_idempotent);
 
-fn command(test_db: &TestDb, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+pub(crate) fn command(test_db: &TestDb, args: &[&str]) -> Command {
+    command_of(test_db, BIN, args)
+}
+
+/// `program args`, with the test's database and nothing else of this process's environment.
+pub(crate) fn command_of(test_db: &TestDb, program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(program);
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -247,14 +252,19 @@ async fn wait(what: &str, ok: impl Fn() -> bool) {
 }
 
 /// A `byoc-bridge serve` process, with what its log said about its port and subscription.
-struct Replica {
-    child: std::process::Child,
-    port: u16,
+pub(crate) struct Replica {
+    pub child: std::process::Child,
+    pub port: u16,
     owner: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 fn replica(test_db: &TestDb, env: &[(&str, String)]) -> Replica {
-    let mut cmd = command(test_db, &["serve"]);
+    serving(command(test_db, &["serve"]), test_db, env)
+}
+
+/// Starts `cmd` (a `serve`) with the worker and the subscription on, in a data directory of
+/// its own; returns once it announced its port.
+pub(crate) fn serving(mut cmd: Command, test_db: &TestDb, env: &[(&str, String)]) -> Replica {
     cmd.env("BYOC__WORKER__ENABLED", "true").env("BYOC__SALESFORCE__SUBSCRIBE", "true");
     for (k, v) in env {
         cmd.env(k, v);
