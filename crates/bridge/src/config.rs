@@ -225,11 +225,8 @@ impl Settings {
                 return Err(ConfigError::new(key, "must be greater than 0"));
             }
         }
-        if w.slice_ms == 0 || w.slice_ms > w.lease_secs * 1000 / 2 {
-            return Err(ConfigError::new(
-                "worker.slice_ms",
-                "must be more than 0 and at most half of worker.lease_secs",
-            ));
+        if w.slice_ms > w.lease_secs * 1000 / 2 {
+            return Err(ConfigError::new("worker.slice_ms", "must be at most half of worker.lease_secs"));
         }
         let ping = self.salesforce.pubsub_ping_secs;
         if ping != 0 && ping < 300 {
