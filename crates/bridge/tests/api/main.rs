@@ -5,6 +5,8 @@ mod bridge;
 mod browser;
 mod helpers;
 
+mod fuzz;
+
 mod handover;
 
 mod http;
