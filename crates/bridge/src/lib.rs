@@ -23,6 +23,7 @@ pub mod outbound;
 pub mod proactive;
 pub mod provisioning;
 pub mod redact;
+pub mod replica;
 pub mod salesforce;
 pub mod startup;
 pub mod telemetry;

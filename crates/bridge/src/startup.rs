@@ -62,6 +62,8 @@ pub struct Application {
     runner: Runner,
     subscriber: crate::outbound::subscriber::Subscriber,
     shutdown: CancellationToken,
+    /// This process's name in leases, held until it stops.
+    replica: crate::replica::Replica,
 }
 
 impl Application {
@@ -80,6 +82,7 @@ impl Application {
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
         let directory = Directory::new(services.db.clone(), services.cipher.clone());
+        let replica = crate::replica::Replica::claim(&settings.security.data_dir);
         let wake = Arc::new(tokio::sync::Notify::new());
         let media = crate::media_links::MediaLinks::new(
             &settings.public_base_url(port),
@@ -101,14 +104,15 @@ impl Application {
             history_refused: Arc::default(),
         };
         let runner = Runner::new(services.db.clone(), registry(jobs), metrics.clone(), settings.worker.clone())
-            .with_waker(wake.clone());
+            .with_waker(wake.clone())
+            .with_owner(format!("worker-{}", replica.id()));
         let subscriber = crate::outbound::subscriber::Subscriber {
             db: services.db.clone(),
             directory: directory.clone(),
             salesforce: salesforce.clone(),
             metrics: metrics.clone(),
             wake,
-            owner: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
+            owner: replica.id().to_owned(),
             lease: Duration::from_secs(settings.salesforce.subscription_lease_secs),
         };
         let state = web::Data::new(AppState {
@@ -173,6 +177,7 @@ impl Application {
             runner,
             subscriber,
             shutdown: CancellationToken::new(),
+            replica,
         })
     }
 
@@ -222,6 +227,7 @@ impl Application {
             port = self.port,
             url = %self.base_url,
             backend = %self.state.db.backend(),
+            replica = %self.replica.id(),
             "byoc-bridge listening on {}",
             self.base_url
         );
@@ -269,15 +275,6 @@ fn registry(ctx: JobContext) -> Registry<JobContext> {
 }
 
 /// The machine's name, to make lease owners recognisable in the database.
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "byoc".to_owned())
-}
-
 /// Resolves when the process receives SIGTERM or SIGINT (Ctrl-C).
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -10,6 +10,23 @@ use super::{DbConn, DbError};
 /// the earliest retained event.
 pub const EARLIEST: &str = "EARLIEST";
 
+/// Stored, with the time in epoch milliseconds, when a subscription started from the latest
+/// event and has no position yet (none until the first event or keep-alive, which may be
+/// minutes away). A restart then replays from the earliest retained event and skips what was
+/// created before that time, instead of starting from the latest again and skipping what was
+/// published while it was down.
+const SINCE_PREFIX: &str = "SINCE:";
+
+/// The stored form of "listening since `millis`".
+pub fn since(millis: i64) -> String {
+    format!("{SINCE_PREFIX}{millis}")
+}
+
+/// The time of a stored "listening since", if that is what `stored` is.
+pub fn since_of(stored: &str) -> Option<i64> {
+    stored.strip_prefix(SINCE_PREFIX)?.parse().ok()
+}
+
 pub fn get(conn: &mut DbConn, app_id: &str, topic: &str) -> Result<Option<String>, DbError> {
     Ok(event_cursors::table
         .find((app_id, topic))

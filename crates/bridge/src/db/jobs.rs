@@ -216,6 +216,18 @@ pub fn release(conn: &mut DbConn, ids: &[i64]) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Queues the running jobs `owner` holds, attempts unchanged (the attempt did happen): for
+/// the jobs of a process that died under this owner's name.
+pub fn reclaim(conn: &mut DbConn, owner: &str) -> Result<usize, DbError> {
+    Ok(diesel::update(jobs::table.filter(jobs::lease_owner.eq(owner)).filter(jobs::state.eq(JobState::Running)))
+        .set((
+            jobs::state.eq(JobState::Queued),
+            jobs::lease_owner.eq(None::<String>),
+            jobs::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?)
+}
+
 /// Turns a job into a visible dead letter with its reason.
 pub fn bury(conn: &mut DbConn, id: i64, error: &str, now: NaiveDateTime) -> Result<(), DbError> {
     diesel::update(jobs::table.find(id))

@@ -31,6 +31,12 @@ use crate::salesforce::pubsub::PubSub;
 const BATCH: i32 = 100;
 /// Ask for more when fewer than this many events are still owed.
 const TOP_UP_BELOW: i32 = 50;
+/// How far Salesforce's clock may be behind ours when a "listening since" is compared with
+/// events' creation times: an event up to this long before the first subscription may be
+/// relayed (it is an answer from just before the bridge listened), none after it is missed.
+const CLOCK_SKEW_MS: i64 = 10_000;
+/// How often a replica without the lease looks whether it is free.
+const STANDBY_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubscribeError {
@@ -191,8 +197,9 @@ impl Subscriber {
                         delay
                     }
                 },
-                // Another replica holds it: look again before its lease could run out.
-                Ok(false) => self.lease / 3,
+                // Another replica holds it: look again soon, so that a clean stop (which
+                // releases the lease) is taken over at once, not when the lease would expire.
+                Ok(false) => STANDBY_POLL.min(self.lease / 3),
                 Err(e) => {
                     tracing::warn!(app.id = %app.id, error = %e, "cannot read the subscription lease");
                     self.lease / 3
@@ -251,11 +258,24 @@ impl Subscriber {
 
         let (app_id, t) = (app.id.clone(), topic.clone());
         let cursor = self.db.run(move |c| cursors::get(c, &app_id, &t)).await?;
+        let mut created_since = None;
         let (preset, replay_id) = match cursor.as_deref() {
             Some(cursors::EARLIEST) => (ReplayPreset::Earliest, Vec::new()),
-            Some(stored) => (ReplayPreset::Custom, B64.decode(stored).unwrap_or_default()),
-            // A new app starts with what happens from now on, not 72 hours of history.
-            None => (ReplayPreset::Latest, Vec::new()),
+            Some(stored) => match cursors::since_of(stored) {
+                Some(millis) => {
+                    created_since = Some(millis - CLOCK_SKEW_MS);
+                    (ReplayPreset::Earliest, Vec::new())
+                }
+                None => (ReplayPreset::Custom, B64.decode(stored).unwrap_or_default()),
+            },
+            // A new app starts with what happens from now on, not 72 hours of history; the
+            // time is kept at once, so a restart before the first position misses nothing.
+            None => {
+                let (app_id, t) = (app.id.clone(), topic.clone());
+                let since = cursors::since(chrono::Utc::now().timestamp_millis());
+                self.db.write(move |c| cursors::set(c, &app_id, &t, &since)).await?;
+                (ReplayPreset::Latest, Vec::new())
+            }
         };
         let (requests, rx) = mpsc::channel(4);
         let first = FetchRequest {
@@ -291,7 +311,9 @@ impl Subscriber {
                 Err(status) => return Err(self.on_error(app, &topic, status).await),
             };
             if !response.events.is_empty() {
-                self.store(&mut client, app, &topic, default_sender.as_deref(), response.events, &mut schemas).await?;
+                let events = response.events;
+                self.store(&mut client, app, &topic, default_sender.as_deref(), events, &mut schemas, created_since)
+                    .await?;
             } else if !response.latest_replay_id.is_empty() {
                 // A keep-alive: its position is as good as the last event's and newer, so an
                 // idle topic never comes back after the retention window with a stale cursor.
@@ -347,7 +369,10 @@ impl Subscriber {
         default_sender: Option<&str>,
         events: Vec<ConsumerEvent>,
         schemas: &mut HashMap<String, apache_avro::Schema>,
+        created_since: Option<i64>,
     ) -> Result<(), SubscribeError> {
+        // Replaying after a restart that had no position yet: what came before is not ours.
+        let before_us = |created: Option<i64>| created_since.zip(created).is_some_and(|(since, at)| at < since);
         let mut entries = Vec::new();
         let mut ended_sessions = Vec::new();
         let mut last = Vec::new();
@@ -357,6 +382,7 @@ impl Subscriber {
             let schema = self.schema(client, &event.schema_id, schemas).await?;
             if topic == super::SESSION_CHANGE_TOPIC {
                 match avro::decode_datum(schema, &event.payload) {
+                    Ok(value) if before_us(commit_timestamp(&value)) => {}
                     Ok(value) => ended_sessions.extend(ended_sessions_of(schema, &value)),
                     Err(e) => {
                         tracing::error!(app.id = %app.id, event.id = %event.id, error = %e, "undecodable change event skipped")
@@ -373,6 +399,10 @@ impl Subscriber {
                     continue;
                 }
             };
+            if before_us(Some(record.created_date)) {
+                self.metrics.outbound("ignored");
+                continue;
+            }
             if record.field(&app.event_type_field) != Some("Interaction") {
                 self.metrics.outbound("ignored");
                 continue;
@@ -413,15 +443,6 @@ impl Subscriber {
 /// or names) says which fields did.
 fn ended_sessions_of(schema: &apache_avro::Schema, value: &apache_avro::types::Value) -> Vec<String> {
     use apache_avro::types::Value as A;
-    fn field<'a>(record: &'a A, name: &str) -> Option<&'a A> {
-        match record {
-            A::Record(fields) => fields.iter().find(|(n, _)| n == name).map(|(_, v)| match v {
-                A::Union(_, inner) => inner.as_ref(),
-                other => other,
-            }),
-            _ => None,
-        }
-    }
     let strings = |v: Option<&A>| match v {
         Some(A::Array(items)) => items
             .iter()
@@ -440,6 +461,27 @@ fn ended_sessions_of(schema: &apache_avro::Schema, value: &apache_avro::types::V
         return Vec::new();
     }
     strings(header.and_then(|h| field(h, "recordIds")))
+}
+
+/// A record's field, looking through a union.
+fn field<'a>(record: &'a apache_avro::types::Value, name: &str) -> Option<&'a apache_avro::types::Value> {
+    use apache_avro::types::Value as A;
+    match record {
+        A::Record(fields) => fields.iter().find(|(n, _)| n == name).map(|(_, v)| match v {
+            A::Union(_, inner) => inner.as_ref(),
+            other => other,
+        }),
+        _ => None,
+    }
+}
+
+/// When a change event's transaction was committed (`ChangeEventHeader.commitTimestamp`).
+fn commit_timestamp(value: &apache_avro::types::Value) -> Option<i64> {
+    use apache_avro::types::Value as A;
+    match field(value, "ChangeEventHeader").and_then(|h| field(h, "commitTimestamp")) {
+        Some(A::Long(ms) | A::TimestampMillis(ms)) => Some(*ms),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -138,6 +138,19 @@ impl Runner {
         self
     }
 
+    /// Leases under this replica's stable name, so a restart can take its own back.
+    pub fn with_owner(mut self, owner: String) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    /// Queues again the jobs this replica's previous process held when it died: nobody else
+    /// runs under this name, so they are nobody's now, and need not wait for their leases.
+    pub async fn reclaim_own_leases(&self) -> Result<usize, DbError> {
+        let owner = self.owner.clone();
+        self.db.write(move |c| jobs::reclaim(c, &owner)).await
+    }
+
     /// Lets code that just enqueued work wake an idle runner instead of waiting for the poll.
     pub fn waker(&self) -> Arc<Notify> {
         self.wake.clone()
@@ -314,6 +327,11 @@ impl Runner {
     /// Steps until `cancel` fires. Idles on the poll interval or until woken.
     pub async fn run(self, cancel: CancellationToken) {
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        match self.reclaim_own_leases().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "took back the jobs this replica held when it last stopped"),
+            Err(e) => tracing::warn!(error.cause_chain = ?anyhow::Error::from(e), "could not take back own job leases"),
+        }
         tracing::info!(worker = %self.owner, "job worker started");
         while !cancel.is_cancelled() {
             let idle = match self.step().await {

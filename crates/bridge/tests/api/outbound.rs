@@ -14,6 +14,7 @@ crate::on_both_backends!(
     a_thousand_replies_arrive_once_and_in_order_through_breaks_and_a_restart,
     an_expired_replay_position_resumes_from_the_earliest_event_and_counts_the_gap,
     a_keepalive_position_is_kept_so_replies_sent_while_away_are_not_missed,
+    a_restart_before_the_first_position_misses_no_reply_on_either_topic,
     a_reply_infobip_refuses_is_reported_to_the_agent,
     a_reply_that_stays_unsendable_is_reported_when_retries_run_out,
     a_message_with_several_files_that_fails_part_way_sends_each_file_once,
@@ -292,7 +293,8 @@ async fn a_keepalive_position_is_kept_so_replies_sent_while_away_are_not_missed(
     assert_eq!(cursor().await, None);
     let subscription = bridge.subscribe().await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while cursor().await.is_none() {
+    let positioned = |c: Option<String>| c.is_some_and(|c| byoc_bridge::db::cursors::since_of(&c).is_none());
+    while !positioned(cursor().await) {
         assert!(std::time::Instant::now() < deadline, "a keep-alive's position was never stored");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
@@ -306,6 +308,43 @@ async fn a_keepalive_position_is_kept_so_replies_sent_while_away_are_not_missed(
     let sent: Vec<String> =
         bridge.ib.sent().iter().map(|m| m.body["content"]["text"].as_str().unwrap().to_owned()).collect();
     assert_eq!(sent, ["sent while the bridge was away"]);
+}
+
+/// No event and no keep-alive yet (Salesforce sends the first after 270 s): a bridge that
+/// stops now must still find, after its restart, the replies sent while it was down.
+async fn a_restart_before_the_first_position_misses_no_reply_on_either_topic(db: TestDb) {
+    // The session's end comes only as a change event: both topics are tested.
+    let org = byoc_sim::salesforce::SalesforceConfig {
+        session_status_on_event: false,
+        ..byoc_sim::salesforce::SalesforceConfig::default()
+    };
+    let bridge = Bridge::start_full(db, &[], org).await;
+    let user = "447700901101";
+    let conversation = bridge.open_conversation(user).await;
+    let app = bridge.app.subscriber.directory.snapshot().await.unwrap().by_id_or_name(&bridge.app_id).unwrap();
+    let cursor = |topic: String| {
+        let (db, app_id) = (bridge.app.db.clone(), bridge.app_id.clone());
+        async move { db.run(move |c| byoc_bridge::db::cursors::get(c, &app_id, &topic)).await.unwrap() }
+    };
+    let event_topic = format!("/event/{}", app.platform_event);
+    let session_topic = byoc_bridge::outbound::SESSION_CHANGE_TOPIC.to_owned();
+    let (events, sessions) = (bridge.subscribe().await, bridge.subscribe_sessions().await);
+    for topic in [&event_topic, &session_topic] {
+        let stored = cursor(topic.clone()).await.expect("a position as soon as the subscription is open");
+        assert!(byoc_bridge::db::cursors::since_of(&stored).is_some(), "{topic}: {stored}");
+    }
+    drop((events, sessions));
+    bridge.until("the subscriptions stopped", || bridge.sf.pubsub.open_streams() == 0).await;
+
+    // While the bridge is down the agent answers and ends the session.
+    bridge.sf.agent_send_text(&conversation, "sent while the bridge was down").unwrap();
+    bridge.sf.agent_end(&conversation).unwrap();
+    let (_events, _sessions) = (bridge.subscribe().await, bridge.subscribe_sessions().await);
+    bridge.until_relays_queued(2).await;
+    bridge.drain().await;
+    let sent: Vec<String> =
+        bridge.ib.sent().iter().map(|m| m.body["content"]["text"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(sent, ["sent while the bridge was down", "Thanks for chatting with us."]);
 }
 
 async fn a_reply_infobip_refuses_is_reported_to_the_agent(db: TestDb) {
