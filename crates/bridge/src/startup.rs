@@ -244,10 +244,10 @@ impl Application {
                 server.await.context("HTTP server task")?.context("HTTP server")?;
             }
         }
-        if let Some(subscriptions) = subscriptions {
-            if let Err(e) = subscriptions.await {
-                tracing::warn!(error = %e, "subscriber ended abnormally");
-            }
+        if let Some(subscriptions) = subscriptions
+            && let Err(e) = subscriptions.await
+        {
+            tracing::warn!(error = %e, "subscriber ended abnormally");
         }
         if let Err(e) = maintenance.await {
             tracing::warn!(error = %e, "maintenance task ended abnormally");

@@ -150,10 +150,10 @@ pub fn expand_field_bitmaps(schema: &Schema, entries: &[String]) -> Vec<String> 
         for (digit_index, digit) in hex.chars().rev().enumerate() {
             let Some(value) = digit.to_digit(16) else { break };
             for bit in 0..4 {
-                if value & (1 << bit) != 0 {
-                    if let Some(name) = fields.get(digit_index * 4 + bit) {
-                        out.push(format!("{prefix}{name}"));
-                    }
+                if value & (1 << bit) != 0
+                    && let Some(name) = fields.get(digit_index * 4 + bit)
+                {
+                    out.push(format!("{prefix}{name}"));
                 }
             }
         }

@@ -33,11 +33,11 @@ fn main() -> ExitCode {
     }
     for (path, text) in &files {
         let target = out.join(path);
-        if let Some(parent) = target.parent() {
-            if let Err(e) = std::fs::create_dir_all(parent) {
-                eprintln!("cannot create {}: {e}", parent.display());
-                return ExitCode::FAILURE;
-            }
+        if let Some(parent) = target.parent()
+            && let Err(e) = std::fs::create_dir_all(parent)
+        {
+            eprintln!("cannot create {}: {e}", parent.display());
+            return ExitCode::FAILURE;
         }
         if let Err(e) = std::fs::write(&target, text) {
             eprintln!("cannot write {}: {e}", target.display());

@@ -97,10 +97,8 @@ pub async fn deliver(
             let conversation_id = conversation.id;
             ctx.db
                 .write(move |c| {
-                    if changed {
-                        if let Some(id) = &sf_conversation {
-                            conversations::set_salesforce_ids(c, conversation_id, id, session.as_deref())?;
-                        }
+                    if changed && let Some(id) = &sf_conversation {
+                        conversations::set_salesforce_ids(c, conversation_id, id, session.as_deref())?;
                     }
                     conversations::mark_delivered(c, message.id, &entry_id, now, purge)
                 })

@@ -51,10 +51,10 @@ impl TemplateCatalog {
     /// The sender's `APPROVED` templates, from the cache while it is fresh.
     pub async fn approved(&self, account: &Account, sender: &str) -> Result<Arc<Vec<Template>>, Error> {
         let key = (account.id.clone(), sender.to_owned());
-        if let Some((fetched, list)) = self.lists().get(&key) {
-            if fetched.elapsed() < self.keep_for {
-                return Ok(list.clone());
-            }
+        if let Some((fetched, list)) = self.lists().get(&key)
+            && fetched.elapsed() < self.keep_for
+        {
+            return Ok(list.clone());
         }
         let list = Arc::new(self.infobip.approved_templates(account, sender).await?);
         let mut lists = self.lists();

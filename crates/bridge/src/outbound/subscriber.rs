@@ -312,8 +312,8 @@ impl Subscriber {
             };
             if !response.events.is_empty() {
                 let events = response.events;
-                self.store(&mut client, app, &topic, default_sender.as_deref(), events, &mut schemas, created_since)
-                    .await?;
+                let read = Reading { topic: &topic, default_sender: default_sender.as_deref(), created_since };
+                self.store(&mut client, app, &read, events, &mut schemas).await?;
             } else if !response.latest_replay_id.is_empty() {
                 // A keep-alive: its position is as good as the last event's and newer, so an
                 // idle topic never comes back after the retention window with a stale cursor.
@@ -365,12 +365,11 @@ impl Subscriber {
         &self,
         client: &mut PubSub,
         app: &ActiveApp,
-        topic: &str,
-        default_sender: Option<&str>,
+        read: &Reading<'_>,
         events: Vec<ConsumerEvent>,
         schemas: &mut HashMap<String, apache_avro::Schema>,
-        created_since: Option<i64>,
     ) -> Result<(), SubscribeError> {
+        let Reading { topic, default_sender, created_since } = *read;
         // Replaying after a restart that had no position yet: what came before is not ours.
         let before_us = |created: Option<i64>| created_since.zip(created).is_some_and(|(since, at)| at < since);
         let mut entries = Vec::new();
@@ -436,6 +435,16 @@ impl Subscriber {
         }
         Ok(())
     }
+}
+
+/// What a stream's events are read for: their topic, the sender an agent's reply goes out
+/// from by default, and (replaying after a restart that had no position) the creation time
+/// before which events are not this bridge's.
+#[derive(Clone, Copy)]
+struct Reading<'a> {
+    topic: &'a str,
+    default_sender: Option<&'a str>,
+    created_since: Option<i64>,
 }
 
 /// The MessagingSession ids a change event reports as `Ended`. Update events are deltas:

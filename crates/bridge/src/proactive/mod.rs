@@ -109,10 +109,11 @@ impl ProactiveRequest {
 pub fn accept(conn: &mut DbConn, app_id: &str, request: &ProactiveRequest) -> Result<(Proactive, bool), DbError> {
     let now = crate::db::now();
     let conversation = conversations::upsert(conn, app_id, &request.end_user, &request.business_number, now)?;
-    if let Some(existing) = handovers::proactive_for_conversation(conn, conversation)? {
-        if existing.status != ProactiveStatus::Failed && now - existing.created_at < IDEMPOTENCY_WINDOW {
-            return Ok((existing, false));
-        }
+    if let Some(existing) = handovers::proactive_for_conversation(conn, conversation)?
+        && existing.status != ProactiveStatus::Failed
+        && now - existing.created_at < IDEMPOTENCY_WINDOW
+    {
+        return Ok((existing, false));
     }
     let row = Proactive {
         id: uuid::Uuid::now_v7().to_string(),

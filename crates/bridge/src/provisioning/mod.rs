@@ -511,11 +511,11 @@ pub fn upsert_account(
             if let Some(url) = base_url {
                 set(&mut changed, "base_url", &mut row.base_url, url);
             }
-            if let Some(key) = api_key {
-                if ctx.cipher.decrypt(CTX_API_KEY, &row.api_key_enc)?.expose_secret() != key.expose_secret() {
-                    row.api_key_enc = ctx.cipher.encrypt(CTX_API_KEY, key.expose_secret())?;
-                    changed.push("api_key");
-                }
+            if let Some(key) = api_key
+                && ctx.cipher.decrypt(CTX_API_KEY, &row.api_key_enc)?.expose_secret() != key.expose_secret()
+            {
+                row.api_key_enc = ctx.cipher.encrypt(CTX_API_KEY, key.expose_secret())?;
+                changed.push("api_key");
             }
             if changed.is_empty() {
                 return Ok((row, Outcome::Unchanged));

@@ -53,12 +53,12 @@ struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Ok(mut counts) = self.in_flight.lock() {
-            if let Some(count) = counts.get_mut(&self.ip) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    counts.remove(&self.ip);
-                }
+        if let Ok(mut counts) = self.in_flight.lock()
+            && let Some(count) = counts.get_mut(&self.ip)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.ip);
             }
         }
     }

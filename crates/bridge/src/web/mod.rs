@@ -106,10 +106,10 @@ pub async fn record_metrics(
     let mut res = next.call(req).await?;
     // Echo the id that tracing-actix-web put on every log line of this request.
     let request_id = res.request().extensions().get::<tracing_actix_web::RequestId>().copied();
-    if let Some(id) = request_id {
-        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id.to_string()) {
-            res.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
-        }
+    if let Some(id) = request_id
+        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id.to_string())
+    {
+        res.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
     }
     if let Some(metrics) = metrics {
         let labels = HttpLabels {

@@ -42,10 +42,10 @@ async fn serves_and_exits_cleanly_on_sigterm(test_db: TestDb) {
     let reader = std::thread::spawn(move || {
         let mut lines = Vec::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if let Some(port) = v["port"].as_u64() {
-                    let _ = port_tx.send(port);
-                }
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(port) = v["port"].as_u64()
+            {
+                let _ = port_tx.send(port);
             }
             lines.push(line);
         }

@@ -107,11 +107,11 @@ impl<'a> Generator<'a> {
                     .iter()
                     .filter_map(|r| if base_of(r) == target { Some(1) } else { distances.get(r).map(|d| d + 1) })
                     .min();
-                if let Some(d) = best {
-                    if distances.get(name).is_none_or(|&old| d < old) {
-                        distances.insert(name.clone(), d);
-                        changed = true;
-                    }
+                if let Some(d) = best
+                    && distances.get(name).is_none_or(|&old| d < old)
+                {
+                    distances.insert(name.clone(), d);
+                    changed = true;
                 }
             }
             if !changed {
@@ -255,12 +255,12 @@ impl<'a> Generator<'a> {
             }
             out.insert(name, built.value);
         }
-        if found.is_none() {
-            if let (Some(t), Some(values)) = (target, schema.get("additionalProperties").filter(|v| v.is_object())) {
-                let built = self.build(values, Some(t), depth + 1)?;
-                found = built.target.map(|inner| format!("/key{inner}"));
-                out.insert("key".into(), built.value);
-            }
+        if found.is_none()
+            && let (Some(t), Some(values)) = (target, schema.get("additionalProperties").filter(|v| v.is_object()))
+        {
+            let built = self.build(values, Some(t), depth + 1)?;
+            found = built.target.map(|inner| format!("/key{inner}"));
+            out.insert("key".into(), built.value);
         }
         Some(Instance { value: Value::Object(out), target: found })
     }

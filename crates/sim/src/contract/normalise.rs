@@ -30,10 +30,10 @@ pub fn openapi_30(value: &mut Value) {
                     _ => {}
                 }
             }
-            if map.get("nullable") == Some(&Value::Bool(true)) {
-                if let Some(Value::String(t)) = map.get("type").cloned() {
-                    map.insert("type".into(), json!([t, "null"]));
-                }
+            if map.get("nullable") == Some(&Value::Bool(true))
+                && let Some(Value::String(t)) = map.get("type").cloned()
+            {
+                map.insert("type".into(), json!([t, "null"]));
             }
             for v in map.values_mut() {
                 openapi_30(v);
@@ -137,10 +137,10 @@ fn redirect_component(name: &str, schema: &mut Value, bases: &BTreeMap<String, P
 fn redirect(value: &mut Value, bases: &BTreeMap<String, Polymorphic>) {
     match value {
         Value::Object(map) => {
-            if let Some(Value::String(reference)) = map.get_mut("$ref") {
-                if let Some(name) = reference.strip_prefix(SCHEMAS).filter(|n| bases.contains_key(*n)) {
-                    *reference = format!("{SCHEMAS}{name}{DISPATCH}");
-                }
+            if let Some(Value::String(reference)) = map.get_mut("$ref")
+                && let Some(name) = reference.strip_prefix(SCHEMAS).filter(|n| bases.contains_key(*n))
+            {
+                *reference = format!("{SCHEMAS}{name}{DISPATCH}");
             }
             for v in map.values_mut() {
                 redirect(v, bases);

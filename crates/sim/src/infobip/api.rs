@@ -96,10 +96,10 @@ async fn send(sim: web::Data<InfobipSim>, req: HttpRequest, kind: web::Path<Stri
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return refuse(&sim, 400, "BAD_REQUEST", "Bad request", None);
     };
-    if let Some(specs) = &sim.specs {
-        if let Err(violations) = specs.whatsapp.validate_request("post", &spec_path, "application/json", &body) {
-            return refuse(&sim, 400, "BAD_REQUEST", "Bad request", Some(validation_errors(&violations)));
-        }
+    if let Some(specs) = &sim.specs
+        && let Err(violations) = specs.whatsapp.validate_request("post", &spec_path, "application/json", &body)
+    {
+        return refuse(&sim, 400, "BAD_REQUEST", "Bad request", Some(validation_errors(&violations)));
     }
     let messages: Vec<Value> = if kind == "template" {
         body.get("messages").and_then(Value::as_array).cloned().unwrap_or_default()
@@ -115,12 +115,12 @@ async fn send(sim: web::Data<InfobipSim>, req: HttpRequest, kind: web::Path<Stri
             v.insert(field("from"), json!(["sender is not registered for WhatsApp on this account"]));
             return refuse(&sim, 400, "BAD_REQUEST", "Bad request", Some(v));
         }
-        if kind == "template" {
-            if let Err(problem) = check_template(&sim, from, message) {
-                let mut v = Map::new();
-                v.insert(field("content"), json!([problem]));
-                return refuse(&sim, 400, "BAD_REQUEST", "Bad request", Some(v));
-            }
+        if kind == "template"
+            && let Err(problem) = check_template(&sim, from, message)
+        {
+            let mut v = Map::new();
+            v.insert(field("content"), json!([problem]));
+            return refuse(&sim, 400, "BAD_REQUEST", "Bad request", Some(v));
         }
         if !sim.take_send_slot(from) {
             sim.state().refused += 1;
@@ -240,10 +240,10 @@ async fn events(sim: web::Data<InfobipSim>, req: HttpRequest, body: web::Bytes) 
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return refuse(&sim, 400, "BAD_REQUEST", "Bad request", None);
     };
-    if let Some(specs) = &sim.specs {
-        if let Err(violations) = specs.whatsapp.validate_request("post", spec_path, "application/json", &body) {
-            return refuse(&sim, 400, "BAD_REQUEST", "Bad request", Some(validation_errors(&violations)));
-        }
+    if let Some(specs) = &sim.specs
+        && let Err(violations) = specs.whatsapp.validate_request("post", spec_path, "application/json", &body)
+    {
+        return refuse(&sim, 400, "BAD_REQUEST", "Bad request", Some(validation_errors(&violations)));
     }
     let mut messages = Vec::new();
     for event in body.get("events").and_then(Value::as_array).into_iter().flatten() {
