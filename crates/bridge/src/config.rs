@@ -48,6 +48,7 @@ pub struct SalesforceSettings {
 #[serde(deny_unknown_fields)]
 pub struct InfobipSettings {
     pub request_timeout_ms: u64,
+    pub unknown_outcome_wait_secs: u64,
     pub sends_per_second_per_sender: u32,
     pub conversation_page_size: usize,
     pub template_cache_secs: u64,

@@ -273,20 +273,45 @@ pub fn find_for_end_user(
         .optional()?)
 }
 
-/// Marks an outbound message as handed to Infobip.
+/// Marks a queued or sending outbound message as being handed to Infobip at `now`.
+pub fn mark_sending(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<(), DbError> {
+    diesel::update(
+        messages::table
+            .find(id)
+            .filter(messages::status.eq(MessageStatus::Queued).or(messages::status.eq(MessageStatus::Sending))),
+    )
+    .set((messages::status.eq(MessageStatus::Sending), messages::updated_at.eq(now)))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Back to queued: Infobip answered the send with a refusal to take it now (5xx, 429), so
+/// its outcome is known and the next attempt need not wait for a report.
+pub fn mark_queued(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
+    diesel::update(messages::table.find(id).filter(messages::status.eq(MessageStatus::Sending)))
+        .set(messages::status.eq(MessageStatus::Queued))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Marks an outbound message as handed to Infobip, unless a report already said more.
 pub fn mark_sent(
     conn: &mut DbConn,
     id: i64,
     now: NaiveDateTime,
     body_purge_after: NaiveDateTime,
 ) -> Result<(), DbError> {
-    diesel::update(messages::table.find(id))
-        .set((
-            messages::status.eq(MessageStatus::Sent),
-            messages::body_purge_after.eq(body_purge_after),
-            messages::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    diesel::update(
+        messages::table
+            .find(id)
+            .filter(messages::status.eq(MessageStatus::Queued).or(messages::status.eq(MessageStatus::Sending))),
+    )
+    .set((
+        messages::status.eq(MessageStatus::Sent),
+        messages::body_purge_after.eq(body_purge_after),
+        messages::updated_at.eq(now),
+    ))
+    .execute(conn)?;
     Ok(())
 }
 

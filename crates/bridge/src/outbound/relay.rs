@@ -45,12 +45,39 @@ impl BackgroundJob for RelayOutbound {
             })
             .await?
             .ok_or_else(|| JobFailure::permanent(format!("message {id} no longer exists")))?;
-        if message.status != MessageStatus::Queued {
-            return Ok(());
+        match message.status {
+            MessageStatus::Queued => {}
+            // An earlier attempt handed it to Infobip and never learned the outcome.
+            MessageStatus::Sending => unknown_outcome(ctx, &message, attempt)?,
+            // Sent, or a report of the earlier attempt came since: nothing to repeat.
+            _ => return Ok(()),
         }
         let app = ctx.active_app(&message.app_id).await?;
         Relay { ctx, app: &app, message: &message, conversation: &conversation }.run(self, attempt).await
     }
+}
+
+/// Whether a message whose earlier send has no known outcome may be sent again now: only
+/// once no report of it came within `infobip.unknown_outcome_wait_secs` of that send (a report
+/// moves it out of `Sending`, and the job then ends without sending). Until then the job waits,
+/// holding its conversation's place, so no newer reply goes out before it is settled.
+fn unknown_outcome(ctx: &JobContext, message: &Message, attempt: &Attempt) -> Result<(), JobFailure> {
+    let wait = chrono::Duration::seconds(ctx.settings.infobip.unknown_outcome_wait_secs as i64);
+    let waited = attempt.now - message.updated_at;
+    if waited < wait {
+        let after = (wait - waited).to_std().unwrap_or_default();
+        return Err(JobFailure::Retry {
+            reason: "the earlier send's outcome is unknown: waiting for Infobip's report of it".into(),
+            after: Some(after),
+        });
+    }
+    tracing::warn!(
+        message.id = message.id,
+        waited_secs = waited.num_seconds(),
+        "no report of the earlier send came: sending again under the same messageId"
+    );
+    ctx.metrics.outbound("resent_unknown_outcome");
+    Ok(())
 }
 
 /// One relay under way.
@@ -94,6 +121,10 @@ impl Relay<'_> {
             .account_for_sender(&conversation.sender_number)
             .ok_or_else(|| JobFailure::permanent("the conversation's sender number is not configured for this app"))?;
         let count = parts.len();
+        // From here on the outcome may become unknown (a timeout, a crash): say so first.
+        let id = message.id;
+        let now = attempt.now;
+        self.ctx.db.write(move |c| conversations::mark_sending(c, id, now)).await?;
         // An earlier attempt may have sent the first files of this message already.
         for (i, content) in parts.iter().enumerate().skip(job.parts_sent) {
             // The first part carries the entry's WhatsApp id (receipts and replies map to it).
@@ -125,6 +156,10 @@ impl Relay<'_> {
                     return self.fail("RETRIES_EXHAUSTED", &reason).await;
                 }
                 Err(e) => {
+                    if e.status().is_some() {
+                        // Infobip answered: it did not take the message, nothing to wait for.
+                        self.ctx.db.write(move |c| conversations::mark_queued(c, id)).await?;
+                    }
                     if i > 0 {
                         tracing::info!(
                             message.id = message.id,

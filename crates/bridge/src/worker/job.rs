@@ -35,10 +35,12 @@ pub struct Attempt {
     pub job_id: i64,
     /// This attempt's number, 1 for the first.
     pub number: i32,
+    /// The worker's clock for this attempt (tests drive it forward past retry delays).
+    pub now: chrono::NaiveDateTime,
 }
 
 pub(super) type JobFuture = Pin<Box<dyn Future<Output = Result<(), JobFailure>> + Send>>;
-pub(super) type Handler = Arc<dyn Fn(Job) -> JobFuture + Send + Sync>;
+pub(super) type Handler = Arc<dyn Fn(Job, chrono::NaiveDateTime) -> JobFuture + Send + Sync>;
 
 /// The job kinds a runner executes, each bound to its context.
 pub struct Registry<C> {
@@ -53,12 +55,12 @@ impl<C: Clone + Send + Sync + 'static> Registry<C> {
 
     pub fn register<J: BackgroundJob<Context = C>>(mut self) -> Self {
         let context = self.context.clone();
-        let handler: Handler = Arc::new(move |row: Job| {
+        let handler: Handler = Arc::new(move |row: Job, now| {
             let context = context.clone();
             Box::pin(async move {
                 let job: J = serde_json::from_str(&row.payload)
                     .map_err(|e| JobFailure::permanent(format!("bad {} payload: {e}", J::KIND)))?;
-                job.run(&context, &Attempt { job_id: row.id, number: row.attempts }).await
+                job.run(&context, &Attempt { job_id: row.id, number: row.attempts, now }).await
             })
         });
         self.handlers.insert(J::KIND, handler);

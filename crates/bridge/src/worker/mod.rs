@@ -242,7 +242,7 @@ impl Runner {
             let result = match self.handlers.by_kind.get(kind.as_str()) {
                 // A panicking job is a failed attempt, not a dead worker.
                 Some(handler) => {
-                    AssertUnwindSafe(handler(job)).catch_unwind().instrument(span).await.unwrap_or_else(|panic| {
+                    AssertUnwindSafe(handler(job, now)).catch_unwind().instrument(span).await.unwrap_or_else(|panic| {
                         Err(JobFailure::retry(format!("the job panicked: {}", panic_message(&*panic))))
                     })
                 }

@@ -15,6 +15,8 @@ crate::on_both_backends!(
     an_expired_replay_position_resumes_from_the_earliest_event_and_counts_the_gap,
     a_keepalive_position_is_kept_so_replies_sent_while_away_are_not_missed,
     a_restart_before_the_first_position_misses_no_reply_on_either_topic,
+    a_send_infobip_took_but_answered_too_late_is_not_sent_twice,
+    without_a_report_a_send_of_unknown_outcome_is_repeated_once_before_newer_replies,
     a_reply_infobip_refuses_is_reported_to_the_agent,
     a_reply_that_stays_unsendable_is_reported_when_retries_run_out,
     a_message_with_several_files_that_fails_part_way_sends_each_file_once,
@@ -345,6 +347,58 @@ async fn a_restart_before_the_first_position_misses_no_reply_on_either_topic(db:
     let sent: Vec<String> =
         bridge.ib.sent().iter().map(|m| m.body["content"]["text"].as_str().unwrap().to_owned()).collect();
     assert_eq!(sent, ["sent while the bridge was down", "Thanks for chatting with us."]);
+}
+
+/// The agent's two replies; Infobip carries out the first at once but answers only after the
+/// bridge's 2 s timeout.
+async fn late_first_answer(db: TestDb, user: &str) -> Bridge {
+    let bridge = Bridge::start(db).await;
+    let conversation = bridge.open_conversation(user).await;
+    let _subscription = bridge.subscribe().await;
+    bridge
+        .ib
+        .faults
+        .script("/whatsapp/1/message", byoc_sim::faults::Fault::Late(std::time::Duration::from_millis(2500)));
+    bridge.sf.agent_send_text(&conversation, "first").unwrap();
+    bridge.sf.agent_send_text(&conversation, "second").unwrap();
+    bridge.until_relays_queued(2).await;
+    let report = bridge.drain().await;
+    assert_eq!((report.completed, report.retried), (0, 1), "the first timed out, the second waits: {report:?}");
+    assert_eq!(sent_texts(&bridge), ["first"], "Infobip has the first already");
+    bridge
+}
+
+fn sent_texts(bridge: &Bridge) -> Vec<String> {
+    bridge.ib.sent().iter().map(|m| m.body["content"]["text"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+async fn a_send_infobip_took_but_answered_too_late_is_not_sent_twice(db: TestDb) {
+    let user = "447700901102";
+    let bridge = late_first_answer(db, user).await;
+    // However far the clock moves within the wait, the first is not sent again, and the second
+    // does not overtake it.
+    let later = byoc_bridge::db::now() + chrono::Duration::seconds(30);
+    bridge.app.runner.drain_at(later).await.unwrap();
+    assert_eq!(sent_texts(&bridge), ["first"]);
+    // Infobip's delivery report of the first settles it.
+    let first = bridge.ib.sent()[0].body["messageId"].as_str().unwrap().to_owned();
+    let bytes = byoc_sim::infobip::webhooks::delivery_report(&first, user, true).to_string().into_bytes();
+    let signature = bridge.signature(&bytes);
+    let (status, _) =
+        bridge.post_raw("/api/infobip/inbound/reports", bytes, &[("X-Infobip-Signature", &signature)]).await;
+    assert_eq!(status, 200);
+    bridge.drain_all().await;
+    assert_eq!(sent_texts(&bridge), ["first", "second"]);
+}
+
+async fn without_a_report_a_send_of_unknown_outcome_is_repeated_once_before_newer_replies(db: TestDb) {
+    let bridge = late_first_answer(db, "447700901103").await;
+    // Infobip has no lookup by messageId: after the wait the first goes again, under the same
+    // messageId, and still before the second.
+    bridge.drain_all().await;
+    assert_eq!(sent_texts(&bridge), ["first", "first", "second"]);
+    let ids: Vec<String> = bridge.ib.sent().iter().map(|m| m.body["messageId"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids[0], ids[1], "the repeat carries the first's messageId");
 }
 
 async fn a_reply_infobip_refuses_is_reported_to_the_agent(db: TestDb) {
