@@ -3,6 +3,7 @@
 
 mod bridge;
 mod browser;
+mod crash;
 mod helpers;
 
 mod fuzz;

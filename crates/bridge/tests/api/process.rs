@@ -255,7 +255,7 @@ async fn wait(what: &str, ok: impl Fn() -> bool) {
 pub(crate) struct Replica {
     pub child: std::process::Child,
     pub port: u16,
-    owner: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    pub owner: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 fn replica(test_db: &TestDb, env: &[(&str, String)]) -> Replica {
@@ -264,13 +264,18 @@ fn replica(test_db: &TestDb, env: &[(&str, String)]) -> Replica {
 
 /// Starts `cmd` (a `serve`) with the worker and the subscription on, in a data directory of
 /// its own; returns once it announced its port.
-pub(crate) fn serving(mut cmd: Command, test_db: &TestDb, env: &[(&str, String)]) -> Replica {
+pub(crate) fn serving(cmd: Command, test_db: &TestDb, env: &[(&str, String)]) -> Replica {
+    // Each replica has its own data directory; the shared master key comes from the environment.
+    let data = test_db.dir.path().join(format!("replica-{}", uuid::Uuid::new_v4().simple()));
+    serving_in(cmd, &data, env)
+}
+
+/// `serving` in the data directory `data` (a restart of the same replica uses the same one).
+pub(crate) fn serving_in(mut cmd: Command, data: &std::path::Path, env: &[(&str, String)]) -> Replica {
     cmd.env("BYOC__WORKER__ENABLED", "true").env("BYOC__SALESFORCE__SUBSCRIBE", "true");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    // Each replica has its own data directory; the shared master key comes from the environment.
-    let data = test_db.dir.path().join(format!("replica-{}", uuid::Uuid::new_v4().simple()));
     cmd.env("BYOC__SECURITY__DATA_DIR", data.display().to_string());
     let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
