@@ -382,3 +382,35 @@ async fn two_bridge_processes_on_one_postgres_send_each_reply_once_and_fail_over
     assert_eq!(texts, expected, "each reply once, in order, across the failover");
     assert_eq!(stop(survivor.child), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_releases_the_subscription_so_the_standby_takes_over_before_the_lease_ends() {
+    use crate::bridge::Vendors;
+    let Some(test_db) = TestDb::postgres("process::a_clean_stop_releases").await else { return };
+    let vendors = Vendors::start(byoc_sim::salesforce::SalesforceConfig::default()).await;
+    let master_key = byoc_bridge::crypto::MasterKey::generate().unwrap().to_base64();
+    use secrecy::ExposeSecret;
+    let key_env = ("BYOC__SECURITY__MASTER_KEY", master_key.expose_secret().to_owned());
+    let settings = test_db.settings_with(&[(key_env.0, key_env.1.as_str())]);
+    let services = byoc_bridge::startup::Services::open(&settings).await.unwrap();
+    vendors.provision(&services.db, services.cipher.clone()).await;
+    // A lease far longer than the waits below: only a release lets the standby in.
+    let env = [key_env, ("BYOC__SALESFORCE__SUBSCRIPTION_LEASE_SECS", "120".to_owned())];
+    let (a, b) = (replica(&test_db, &env), replica(&test_db, &env));
+    let holder = |r: &Replica| r.owner.lock().unwrap().clone();
+    wait("one replica subscribes", || holder(&a).is_some() || holder(&b).is_some()).await;
+    let (stopping, standby) = if holder(&a).is_some() { (a, b) } else { (b, a) };
+    let owners = || {
+        services.db.run(|c| {
+            use byoc_bridge::db::schema::event_cursors;
+            use diesel::prelude::*;
+            Ok(event_cursors::table.select(event_cursors::lease_owner).load::<Option<String>>(c)?)
+        })
+    };
+    let stopped_owner = holder(&stopping).unwrap();
+    assert!(owners().await.unwrap().contains(&Some(stopped_owner.clone())));
+    assert_eq!(stop(stopping.child), Some(0), "SIGTERM: a clean stop");
+    assert!(!owners().await.unwrap().contains(&Some(stopped_owner)), "the stopped replica let go of every lease");
+    wait("the standby subscribes", || holder(&standby).is_some()).await;
+    assert_eq!(stop(standby.child), Some(0));
+}
