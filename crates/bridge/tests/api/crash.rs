@@ -16,9 +16,9 @@ use byoc_sim::infobip::webhooks::{
 };
 use serde_json::{Value, json};
 
-use crate::bridge::{SENDER, Vendors};
+use crate::bridge::SENDER;
 use crate::helpers::TestDb;
-use crate::process::{Replica, command, serving_in};
+use crate::process::{Provisioned, Replica, command, provisioned, serving_in};
 
 crate::on_both_backends!(kill_9_under_load_loses_nothing_doubles_nothing_and_keeps_order);
 
@@ -70,12 +70,8 @@ fn entry_text(entry: &byoc_sim::salesforce::Entry) -> String {
 
 async fn kill_9_under_load_loses_nothing_doubles_nothing_and_keeps_order(test_db: TestDb) {
     let (users, kills) = (scale("BYOC_CRASH_USERS", 6), scale("BYOC_CRASH_KILLS", 4));
-    let vendors = Vendors::start(byoc_sim::salesforce::SalesforceConfig::default()).await;
-    let master_key = byoc_bridge::crypto::MasterKey::generate().unwrap().to_base64();
-    let master_key = secrecy::ExposeSecret::expose_secret(&master_key).to_owned();
-    let settings = test_db.settings_with(&[("BYOC__SECURITY__MASTER_KEY", master_key.as_str())]);
-    let services = byoc_bridge::startup::Services::open(&settings).await.unwrap();
-    let (_, secret) = vendors.provision(&services.db, services.cipher.clone()).await;
+    let Provisioned { vendors, services: _, key_env: (_, master_key), webhook_secret: secret } =
+        provisioned(&test_db).await;
     // One port for every restart, so Infobip's webhooks find the bridge again.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let env = [

@@ -252,6 +252,27 @@ async fn wait(what: &str, ok: impl Fn() -> bool) {
 }
 
 /// A `byoc-bridge serve` process, with what its log said about its port and subscription.
+/// Both simulators and an active app in the test's database, for `serve` processes that
+/// share `master_key` (each has a data directory of its own).
+pub(crate) struct Provisioned {
+    pub vendors: crate::bridge::Vendors,
+    pub services: byoc_bridge::startup::Services,
+    /// `BYOC__SECURITY__MASTER_KEY` for the processes.
+    pub key_env: (&'static str, String),
+    pub webhook_secret: String,
+}
+
+pub(crate) async fn provisioned(test_db: &TestDb) -> Provisioned {
+    use secrecy::ExposeSecret;
+    let vendors = crate::bridge::Vendors::start(byoc_sim::salesforce::SalesforceConfig::default()).await;
+    let master_key = byoc_bridge::crypto::MasterKey::generate().unwrap().to_base64();
+    let key_env = ("BYOC__SECURITY__MASTER_KEY", master_key.expose_secret().to_owned());
+    let settings = test_db.settings_with(&[(key_env.0, key_env.1.as_str())]);
+    let services = byoc_bridge::startup::Services::open(&settings).await.unwrap();
+    let (_, webhook_secret) = vendors.provision(&services.db, services.cipher.clone()).await;
+    Provisioned { vendors, services, key_env, webhook_secret }
+}
+
 pub(crate) struct Replica {
     pub child: std::process::Child,
     pub port: u16,
@@ -300,16 +321,10 @@ pub(crate) fn serving_in(mut cmd: Command, data: &std::path::Path, env: &[(&str,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_bridge_processes_on_one_postgres_send_each_reply_once_and_fail_over() {
-    use crate::bridge::{SENDER, Vendors};
+    use crate::bridge::SENDER;
     use byoc_sim::infobip::webhooks::{inbound_envelope, inbound_result};
     let Some(test_db) = TestDb::postgres("process::two_bridge_processes").await else { return };
-    let vendors = Vendors::start(byoc_sim::salesforce::SalesforceConfig::default()).await;
-    let master_key = byoc_bridge::crypto::MasterKey::generate().unwrap().to_base64();
-    use secrecy::ExposeSecret;
-    let key_env = ("BYOC__SECURITY__MASTER_KEY", master_key.expose_secret().to_owned());
-    let settings = test_db.settings_with(&[(key_env.0, key_env.1.as_str())]);
-    let services = byoc_bridge::startup::Services::open(&settings).await.unwrap();
-    let (_, secret) = vendors.provision(&services.db, services.cipher.clone()).await;
+    let Provisioned { vendors, services, key_env, webhook_secret: secret } = provisioned(&test_db).await;
 
     let env = [
         key_env.clone(),
@@ -385,15 +400,8 @@ async fn two_bridge_processes_on_one_postgres_send_each_reply_once_and_fail_over
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_stop_releases_the_subscription_so_the_standby_takes_over_before_the_lease_ends() {
-    use crate::bridge::Vendors;
     let Some(test_db) = TestDb::postgres("process::a_clean_stop_releases").await else { return };
-    let vendors = Vendors::start(byoc_sim::salesforce::SalesforceConfig::default()).await;
-    let master_key = byoc_bridge::crypto::MasterKey::generate().unwrap().to_base64();
-    use secrecy::ExposeSecret;
-    let key_env = ("BYOC__SECURITY__MASTER_KEY", master_key.expose_secret().to_owned());
-    let settings = test_db.settings_with(&[(key_env.0, key_env.1.as_str())]);
-    let services = byoc_bridge::startup::Services::open(&settings).await.unwrap();
-    vendors.provision(&services.db, services.cipher.clone()).await;
+    let Provisioned { vendors: _vendors, services, key_env, .. } = provisioned(&test_db).await;
     // A lease far longer than the waits below: only a release lets the standby in.
     let env = [key_env, ("BYOC__SALESFORCE__SUBSCRIPTION_LEASE_SECS", "120".to_owned())];
     let (a, b) = (replica(&test_db, &env), replica(&test_db, &env));

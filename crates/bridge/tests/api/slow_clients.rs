@@ -8,21 +8,17 @@ use byoc_sim::infobip::webhooks::{Encoding, HmacAlgorithm, format_signature, inb
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::bridge::{SENDER, Vendors};
+use crate::bridge::SENDER;
 use crate::helpers::TestDb;
-use crate::process::{BIN, command_of, serving};
+use crate::process::{BIN, Provisioned, command_of, provisioned, serving};
 
 crate::on_both_backends!(stalled_bodies_are_cut_off_while_signed_webhooks_are_served);
 
 const STALLED: usize = 300;
 
 async fn stalled_bodies_are_cut_off_while_signed_webhooks_are_served(test_db: TestDb) {
-    let vendors = Vendors::start(byoc_sim::salesforce::SalesforceConfig::default()).await;
-    let master_key = byoc_bridge::crypto::MasterKey::generate().unwrap().to_base64();
-    let master_key = secrecy::ExposeSecret::expose_secret(&master_key).to_owned();
-    let settings = test_db.settings_with(&[("BYOC__SECURITY__MASTER_KEY", master_key.as_str())]);
-    let services = byoc_bridge::startup::Services::open(&settings).await.unwrap();
-    let (_, secret) = vendors.provision(&services.db, services.cipher.clone()).await;
+    let Provisioned { vendors: _vendors, services, key_env: (_, master_key), webhook_secret: secret } =
+        provisioned(&test_db).await;
     // A small container's file limit: fewer descriptors than stalled clients.
     let mut cmd = command_of(&test_db, "prlimit", &["--nofile=256:256", BIN, "serve"]);
     cmd.stdout(Stdio::null());
