@@ -35,7 +35,8 @@ impl ClientLimits {
 
     /// A place for one more request of `ip`, or `None` when it has its share already.
     fn enter(&self, ip: IpAddr) -> Option<InFlight> {
-        let mut counts = self.in_flight.lock().ok()?;
+        // A panic elsewhere while counting must not lock every client out: the counts stay usable.
+        let mut counts = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let count = counts.entry(ip).or_default();
         if self.per_client > 0 && *count >= self.per_client {
             return None;
@@ -53,9 +54,8 @@ struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Ok(mut counts) = self.in_flight.lock()
-            && let Some(count) = counts.get_mut(&self.ip)
-        {
+        let mut counts = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.ip) {
             *count = count.saturating_sub(1);
             if *count == 0 {
                 counts.remove(&self.ip);
