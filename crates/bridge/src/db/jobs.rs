@@ -17,6 +17,9 @@ use super::schema::jobs;
 use super::{DbConn, DbError, JobState};
 
 /// Serialises claimers across replicas on PostgreSQL (`pg_advisory_xact_lock` key).
+/// Rows per INSERT on PostgreSQL, well under its parameter limit.
+const ENQUEUE_CHUNK: usize = 1_000;
+
 /// Claiming is one short statement per batch, so the lock is held for milliseconds.
 const CLAIM_LOCK_KEY: i64 = 0x6279_6f63_6a6f_6273; // "byocjobs"
 
@@ -95,7 +98,14 @@ pub fn enqueue(conn: &mut DbConn, new: &[NewJob]) -> Result<Vec<i64>, DbError> {
             .iter()
             .map(|job| diesel::insert_into(jobs::table).values(job).returning(jobs::id).get_result(c))
             .collect::<Result<Vec<i64>, _>>()?,
-        DbConn::Postgres(c) => diesel::insert_into(jobs::table).values(new).returning(jobs::id).get_results(c)?,
+        // PostgreSQL takes at most 65,535 parameters per statement (8 per row here).
+        DbConn::Postgres(c) => {
+            let mut ids = Vec::with_capacity(new.len());
+            for rows in new.chunks(ENQUEUE_CHUNK) {
+                ids.extend(diesel::insert_into(jobs::table).values(rows).returning(jobs::id).get_results::<i64>(c)?);
+            }
+            ids
+        }
     };
     Ok(ids)
 }

@@ -40,7 +40,14 @@ async fn readiness_fails_while_migrations_are_pending(test_db: TestDb) {
     assert_eq!(body["problem"], "migrations pending");
     assert_eq!(
         body["pending_migrations"],
-        json!(["20261121000001", "20261121000002", "20261121000003", "20261121000004", "20261201000005"])
+        json!([
+            "20261121000001",
+            "20261121000002",
+            "20261121000003",
+            "20261121000004",
+            "20261201000005",
+            "20261201000006"
+        ])
     );
 
     byoc_bridge::db::migrations::run_pending(&app.db).await.unwrap();

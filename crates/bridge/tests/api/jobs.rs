@@ -21,8 +21,25 @@ crate::on_both_backends!(
     leases_are_renewed_while_their_jobs_run,
     many_keys_with_random_failures_deliver_everything_once_in_order,
     enqueue_and_claim_work_inside_a_callers_transaction,
-    a_panicking_job_is_a_failed_attempt_and_the_worker_goes_on
+    a_panicking_job_is_a_failed_attempt_and_the_worker_goes_on,
+    ten_thousand_jobs_enqueue_at_once_and_are_claimed_in_order
 );
+
+/// More rows than one PostgreSQL statement has parameters for (65,535 / 8 columns).
+async fn ten_thousand_jobs_enqueue_at_once_and_are_claimed_in_order(test_db: TestDb) {
+    let db = test_db.services().await.db;
+    let ids = db
+        .write(|c| {
+            let batch: Vec<NewJob> = (0..10_000).map(|i| NewJob::new("bulk", &json!({ "i": i }))).collect();
+            jobs::enqueue(c, &batch)
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 10_000);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in the order given");
+    let claimed = db.write(|c| jobs::claim(c, "w", 64, std::time::Duration::from_secs(30), now())).await.unwrap();
+    assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), ids[..64]);
+}
 
 /// Records `(key, seq)` of every successful run; fails according to `plan`.
 type Log = Arc<Mutex<Vec<(String, i64)>>>;
