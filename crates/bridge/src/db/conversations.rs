@@ -92,6 +92,12 @@ pub fn touch_inbound(conn: &mut DbConn, id: i64, at: NaiveDateTime) -> Result<()
     Ok(())
 }
 
+/// A message and its conversation, if both still exist (jobs load them together).
+pub fn message_with_conversation(conn: &mut DbConn, id: i64) -> Result<Option<(Message, Conversation)>, DbError> {
+    let Some(m) = message(conn, id)? else { return Ok(None) };
+    Ok(find(conn, m.conversation_id)?.map(|conversation| (m, conversation)))
+}
+
 pub fn find(conn: &mut DbConn, id: i64) -> Result<Option<Conversation>, DbError> {
     Ok(conversations::table.find(id).select(Conversation::as_select()).first(conn).optional()?)
 }

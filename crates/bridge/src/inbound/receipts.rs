@@ -154,10 +154,7 @@ impl BackgroundJob for ReportDeliveryFailure {
         let id = self.message_id;
         let (message, conversation) = ctx
             .db
-            .run(move |c| {
-                let Some(m) = conversations::message(c, id)? else { return Ok(None) };
-                Ok(conversations::find(c, m.conversation_id)?.map(|conv| (m, conv)))
-            })
+            .run(move |c| conversations::message_with_conversation(c, id))
             .await?
             .ok_or_else(|| JobFailure::permanent(format!("message {id} no longer exists")))?;
         let entry =
