@@ -10,3 +10,4 @@ pub mod infobip;
 pub mod pubsub;
 pub mod salesforce;
 pub mod server;
+pub mod tap;

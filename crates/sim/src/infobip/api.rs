@@ -148,6 +148,7 @@ async fn send(sim: web::Data<InfobipSim>, req: HttpRequest, kind: web::Path<Stri
         }));
         let from = message.get("from").and_then(Value::as_str).unwrap_or_default().to_owned();
         let shown = super::phone::describe(&kind, message.get("content").unwrap_or(&Value::Null));
+        sim.tap.call(&to, &message);
         let mut state = sim.state();
         state.chat.push((to.clone(), false, shown));
         state.sent.push(SentMessage { kind: kind.clone(), message_id, from, to, body: message });

@@ -84,6 +84,8 @@ pub struct InfobipSim {
     pub(crate) state: Arc<Mutex<State>>,
     pub(crate) specs: Option<Arc<Specs>>,
     pub faults: Faults,
+    /// Sees each WhatsApp message the moment it is accepted for sending.
+    pub tap: crate::tap::Tap,
     base_url: Arc<Mutex<String>>,
 }
 
@@ -100,6 +102,7 @@ impl InfobipSim {
             state: Arc::default(),
             specs: Specs::shared(),
             faults: Faults::default(),
+            tap: crate::tap::Tap::default(),
             base_url: Arc::default(),
         }
     }

@@ -307,6 +307,9 @@ impl SalesforceSim {
             if conversation.entries.iter().any(|e| e.id == entry.id && !entry.id.is_empty()) {
                 conversation.repeated_posts += 1;
             } else {
+                if entry.sender_role == "EndUser" {
+                    self.tap.call(end_user, &entry.payload);
+                }
                 conversation.entries.push(entry);
             }
         }

@@ -215,6 +215,8 @@ pub struct SalesforceSim {
     pub faults: Faults,
     /// The Pub/Sub API of the org, publishing agent actions as platform events.
     pub pubsub: PubSubSim,
+    /// Sees each end user's entry the moment it is first accepted (not its repeats).
+    pub tap: crate::tap::Tap,
     base_url: Arc<Mutex<String>>,
 }
 
@@ -229,6 +231,7 @@ impl SalesforceSim {
             specs: Specs::shared(),
             faults: Faults::default(),
             pubsub,
+            tap: crate::tap::Tap::default(),
             base_url,
         };
         // Both topics exist from the start: the org's custom event and the CDC channel.
