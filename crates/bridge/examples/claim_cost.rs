@@ -1,5 +1,5 @@
-//! How long one claim of a batch of 64 jobs takes with 1,000, 15,000 and 60,000 jobs queued
-//! across 1,000 conversations: `cargo run --release -p byoc-bridge --example claim_cost -- sqlite`
+//! How long one claim of a batch of 64 jobs, and one count of the queue for `/metrics`, take
+//! with 1,000, 15,000 and 60,000 jobs queued across 1,000 conversations: `cargo run --release -p byoc-bridge --example claim_cost -- sqlite`
 //! (a fresh file each size) or `-- postgres://…/<an empty database>`. A measurement, not a test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -39,6 +39,14 @@ async fn main() {
         let lease = std::time::Duration::from_secs(30);
         let later = now + chrono::Duration::seconds(1);
         let claimed = services.db.write(move |c| jobs::claim(c, "bench", 64, lease, later)).await.unwrap();
-        println!("backlog {n:>6}: claimed {} in {:?}", claimed.len(), started.elapsed());
+        let claim = started.elapsed();
+        let started = std::time::Instant::now();
+        let depth = services.db.run(move |c| jobs::depth(c, later)).await.unwrap();
+        println!(
+            "backlog {n:>6}: claimed {} in {claim:?}; counted {} due in {:?}",
+            claimed.len(),
+            depth.due,
+            started.elapsed()
+        );
     }
 }

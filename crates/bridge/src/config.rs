@@ -76,7 +76,27 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
     pub sqlite_busy_timeout_ms: u64,
+    pub sqlite_synchronous: SqliteSynchronous,
     pub migrate_on_start: bool,
+}
+
+/// When SQLite's write-ahead log reaches the disk (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// At every commit: an acknowledged webhook survives a power loss.
+    Full,
+    /// At checkpoints: it survives a crash of the process, not of the machine.
+    Normal,
+}
+
+impl SqliteSynchronous {
+    pub fn pragma(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Full => "FULL",
+            SqliteSynchronous::Normal => "NORMAL",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,9 +213,6 @@ impl Settings {
             return Err(ConfigError::new("server.max_body_bytes", "must be at least 1024"));
         }
         self.database_location()?;
-        if self.database.max_connections == 0 {
-            return Err(ConfigError::new("database.max_connections", "must be at least 1"));
-        }
         if self.database.acquire_timeout_ms == 0 {
             return Err(ConfigError::new("database.acquire_timeout_ms", "must be greater than 0"));
         }
@@ -253,6 +270,20 @@ impl Settings {
         parse_database_url(self.database.url.expose_secret())
     }
 
+    /// Connections in the pool: as configured, or (0) sized for the backend. SQLite's pool
+    /// only reads (one thread writes), so a few suffice; on PostgreSQL every job and webhook in
+    /// flight may hold one for a transaction, so the pool is as large as the worker's
+    /// concurrency plus room for the HTTP handlers, within the server's default 100.
+    pub fn database_pool_size(&self) -> u32 {
+        match (self.database.max_connections, self.database_location()) {
+            (0, Ok(DatabaseLocation::Postgres(_))) => {
+                u32::try_from(self.worker.concurrency).unwrap_or(u32::MAX).saturating_add(16).min(90)
+            }
+            (0, _) => 8,
+            (n, _) => n,
+        }
+    }
+
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.database.acquire_timeout_ms)
     }
@@ -293,6 +324,33 @@ pub fn parse_database_url(url: &str) -> Result<DatabaseLocation, ConfigError> {
         return Err(ConfigError::new("database.url", "unsupported scheme: use sqlite://<path> or postgres://…"));
     }
     Ok(DatabaseLocation::Sqlite(PathBuf::from(url)))
+}
+
+/// The URL libpq connects with: on loopback (or a Unix socket) with no `sslmode` given,
+/// `sslmode=disable`, since libpq's default (`prefer`) would negotiate TLS with a local server
+/// for nothing but cost on every connection and statement. Any other host keeps libpq's
+/// default, and an explicit `sslmode` is always kept.
+pub fn postgres_connect_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else { return url.to_owned() };
+    if parsed.query_pairs().any(|(k, _)| k == "sslmode") {
+        return url.to_owned();
+    }
+    let local = match parsed.host() {
+        None => true,
+        // `postgres://` is not a special scheme to the URL parser: its hosts stay text.
+        Some(url::Host::Domain(d)) => {
+            d.is_empty()
+                || d == "localhost"
+                || d.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+    };
+    if !local {
+        return url.to_owned();
+    }
+    parsed.query_pairs_mut().append_pair("sslmode", "disable");
+    parsed.to_string()
 }
 
 /// One `BYOC__SECTION__KEY` variable as a figment layer, so an error names the variable.
@@ -370,7 +428,7 @@ impl std::fmt::Display for Settings {
         writeln!(f, "server.listen        {}:{}", self.server.host, self.server.port)?;
         writeln!(f, "server.public_url    {}", self.public_base_url(self.server.port))?;
         writeln!(f, "database             {db}")?;
-        writeln!(f, "database.pool        {} connections", self.database.max_connections)?;
+        writeln!(f, "database.pool        {} connections", self.database_pool_size())?;
         writeln!(f, "security.data_dir    {}", self.security.data_dir.display())?;
         writeln!(f, "security.master_key  {key}")?;
         writeln!(f, "telemetry            {:?}, {}", self.telemetry.log_format, self.telemetry.log_filter)?;
@@ -417,6 +475,26 @@ mod tests {
     }
 
     #[test]
+    fn loopback_postgres_skips_tls_unless_told_otherwise() {
+        let url = postgres_connect_url;
+        assert_eq!(url("postgres://u:p@127.0.0.1:5432/db"), "postgres://u:p@127.0.0.1:5432/db?sslmode=disable");
+        assert_eq!(url("postgres://localhost/db?application_name=x"), "postgres://localhost/db?application_name=x&sslmode=disable");
+        assert_eq!(url("postgres://[::1]/db"), "postgres://[::1]/db?sslmode=disable");
+        assert_eq!(url("postgres://127.0.0.1/db?sslmode=require"), "postgres://127.0.0.1/db?sslmode=require");
+        assert_eq!(url("postgres://db.example.com/db"), "postgres://db.example.com/db");
+    }
+
+    #[test]
+    fn the_pool_is_sized_for_the_backend_unless_set() {
+        let sqlite = load(&[]).unwrap();
+        assert_eq!(sqlite.database_pool_size(), 8);
+        let pg = load(&[("BYOC__DATABASE__URL", "postgres://127.0.0.1/db")]).unwrap();
+        assert_eq!(pg.database_pool_size(), 32 + 16, "every worker slot and the HTTP handlers");
+        let set = load(&[("BYOC__DATABASE__URL", "postgres://127.0.0.1/db"), ("BYOC__DATABASE__MAX_CONNECTIONS", "5")]);
+        assert_eq!(set.unwrap().database_pool_size(), 5);
+    }
+
+    #[test]
     fn config_file_layers_between_defaults_and_environment() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("byoc.toml");
@@ -441,7 +519,7 @@ mod tests {
             ("BYOC__SERVER__PORT", "99999", "server.port"),
             ("BYOC__SERVER__PUBLIC_BASE_URL", "ftp://x", "server.public_base_url"),
             ("BYOC__DATABASE__URL", "", "database.url"),
-            ("BYOC__DATABASE__MAX_CONNECTIONS", "0", "database.max_connections"),
+            ("BYOC__DATABASE__MAX_CONNECTIONS", "-1", "database.max_connections"),
             ("BYOC__SECURITY__MASTER_KEY", "tooshort", "security.master_key"),
             ("BYOC__TELEMETRY__LOG_FILTER", "info,[[[", "telemetry.log_filter"),
             ("BYOC__WORKER__CONCURRENCY", "0", "worker.concurrency"),

@@ -59,7 +59,16 @@ pub struct Metrics {
     pub jobs_finished: Family<JobOutcomeLabels, Counter>,
     pub job_duration_seconds: HistogramFamily<KindLabels>,
     pub job_queue_depth: Family<StateLabels, Gauge>,
+    /// SQLite's writer: transactions, the writes they held, and its busy time, so far.
+    sqlite_writer_batches: Gauge,
+    sqlite_writer_writes: Gauge,
+    sqlite_writer_busy_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// When the queue depth was last counted: scrapes in between reuse it.
+    depth_counted: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// Scrapes this close together share one count of the queue.
+const DEPTH_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -114,8 +123,26 @@ impl Metrics {
             "Outbox jobs by state (due, scheduled, running, dead)",
             job_queue_depth.clone(),
         );
+        let sqlite_writer_batches = Gauge::default();
+        let sqlite_writer_writes = Gauge::default();
+        let sqlite_writer_busy_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "sqlite_writer_batches",
+            "Transactions SQLite's writer committed so far (each holds the writes queued meanwhile)",
+            sqlite_writer_batches.clone(),
+        );
+        registry.register("sqlite_writer_writes", "Writes SQLite's writer ran so far", sqlite_writer_writes.clone());
+        registry.register(
+            "sqlite_writer_busy_seconds",
+            "Time SQLite's writer spent writing so far; near one second per second it is the bottleneck",
+            sqlite_writer_busy_seconds.clone(),
+        );
         Self {
             registry,
+            sqlite_writer_batches,
+            sqlite_writer_writes,
+            sqlite_writer_busy_seconds,
+            depth_counted: std::sync::Mutex::default(),
             inbound_messages,
             outbound_entries,
             pubsub_replay_gaps,
@@ -146,6 +173,26 @@ impl Metrics {
         {
             self.job_queue_depth.get_or_create(&StateLabels { state }).set(value);
         }
+    }
+
+    /// Whether the queue should be counted for this scrape (at most once per second); takes
+    /// the turn when it should.
+    pub fn depth_due(&self) -> bool {
+        let mut counted = self.depth_counted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if counted.is_some_and(|at| now.duration_since(at) < DEPTH_REUSE) {
+            return false;
+        }
+        *counted = Some(now);
+        true
+    }
+
+    pub fn set_writer_stats(&self, stats: &crate::db::writer::WriterStats) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let count = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.sqlite_writer_batches.set(count(stats.batches.load(Relaxed)));
+        self.sqlite_writer_writes.set(count(stats.writes.load(Relaxed)));
+        self.sqlite_writer_busy_seconds.set(stats.busy_micros.load(Relaxed) as f64 / 1e6);
     }
 
     /// The Prometheus text exposition.

@@ -290,19 +290,42 @@ pub struct QueueDepth {
     pub dead: i64,
 }
 
+/// One pass over the table, whatever the backlog: a count per state, and how many of the
+/// queued ones are due.
 pub fn depth(conn: &mut DbConn, now: NaiveDateTime) -> Result<QueueDepth, DbError> {
-    let count = |conn: &mut DbConn, state: JobState| -> Result<i64, DbError> {
-        Ok(jobs::table.filter(jobs::state.eq(state)).count().get_result(conn)?)
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        state: String,
+        #[diesel(sql_type = BigInt)]
+        due: i64,
+        #[diesel(sql_type = BigInt)]
+        total: i64,
+    }
+    let sql = |placeholder: &str| {
+        format!(
+            "SELECT state, CAST(COALESCE(SUM(CASE WHEN run_at <= {placeholder} THEN 1 ELSE 0 END), 0) AS BIGINT) AS due, \
+             CAST(COUNT(*) AS BIGINT) AS total FROM jobs GROUP BY state"
+        )
     };
-    let due: i64 =
-        jobs::table.filter(jobs::state.eq(JobState::Queued)).filter(jobs::run_at.le(now)).count().get_result(conn)?;
-    let queued = count(conn, JobState::Queued)?;
-    Ok(QueueDepth {
-        due,
-        scheduled: queued - due,
-        running: count(conn, JobState::Running)?,
-        dead: count(conn, JobState::Dead)?,
-    })
+    let rows: Vec<Row> = match conn {
+        DbConn::Sqlite(c) => diesel::sql_query(sql("?")).bind::<Timestamp, _>(now).load(c)?,
+        DbConn::Postgres(c) => diesel::sql_query(sql("$1")).bind::<Timestamp, _>(now).load(c)?,
+    };
+    let mut depth = QueueDepth::default();
+    for row in rows {
+        match row.state.parse::<JobState>() {
+            Ok(JobState::Queued) => {
+                depth.due = row.due;
+                depth.scheduled = row.total - row.due;
+            }
+            Ok(JobState::Running) => depth.running = row.total,
+            Ok(JobState::Dead) => depth.dead = row.total,
+            _ => {}
+        }
+    }
+    Ok(depth)
 }
 
 /// Error texts are kept short: they are shown to operators, not archived.

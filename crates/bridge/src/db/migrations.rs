@@ -20,7 +20,7 @@ fn err(e: impl std::fmt::Display) -> DbError {
 
 /// Applies pending migrations; returns the versions applied now.
 pub async fn run_pending(db: &Db) -> Result<Vec<String>, DbError> {
-    db.run(|conn| {
+    db.exclusive(|conn| {
         let migrations = source(conn);
         let applied = crate::dispatch!(conn, |c| c
             .run_pending_migrations(migrations)
@@ -35,7 +35,7 @@ pub async fn run_pending(db: &Db) -> Result<Vec<String>, DbError> {
 
 /// Versions embedded in this binary that the database has not applied yet.
 pub async fn pending(db: &Db) -> Result<Vec<String>, DbError> {
-    db.run(|conn| {
+    db.exclusive(|conn| {
         let migrations = source(conn);
         let pending = crate::dispatch!(conn, |c| c
             .pending_migrations(migrations)
@@ -50,7 +50,7 @@ pub async fn pending(db: &Db) -> Result<Vec<String>, DbError> {
 
 /// Reverts every migration (tests use it to check that `down.sql` really undoes `up.sql`).
 pub async fn revert_all(db: &Db) -> Result<usize, DbError> {
-    db.run(|conn| {
+    db.exclusive(|conn| {
         let migrations = source(conn);
         let reverted = crate::dispatch!(conn, |c| c.revert_all_migrations(migrations).map_err(err)?.len());
         Ok(reverted)

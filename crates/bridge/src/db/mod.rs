@@ -17,6 +17,7 @@ pub mod migrations;
 pub mod schema;
 pub mod states;
 pub mod web;
+pub mod writer;
 
 pub use states::{
     AppStatus, Direction, GrantKind, HandoverStatus, ImportMethod, JobState, MessageStatus, OrgType, ProactiveStatus,
@@ -32,7 +33,7 @@ use diesel::r2d2::R2D2Connection;
 use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
 
-use crate::config::{DatabaseLocation, Settings};
+use crate::config::{DatabaseLocation, Settings, SqliteSynchronous};
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {
@@ -69,8 +70,10 @@ impl std::fmt::Display for Backend {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("database query failed")]
+    #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
+    #[error("database write not committed: {0}")]
+    Commit(String),
     #[error("no database connection available")]
     Pool(#[from] r2d2::Error),
     #[error("could not open the database")]
@@ -132,6 +135,10 @@ impl DbConn {
 pub struct ConnectionManager {
     location: DatabaseLocation,
     sqlite_busy_timeout_ms: u64,
+    sqlite_synchronous: SqliteSynchronous,
+    /// SQLite's pooled connections only read: every write goes through the one writer, and a
+    /// write that strays onto a reader fails loudly instead of waiting for the lock.
+    sqlite_read_only: bool,
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
@@ -147,14 +154,16 @@ impl r2d2::ManageConnection for ConnectionManager {
                 let mut conn = SqliteConnection::establish(path)?;
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                    self.sqlite_busy_timeout_ms
+                     PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA query_only = {};",
+                    self.sqlite_busy_timeout_ms,
+                    self.sqlite_synchronous.pragma(),
+                    self.sqlite_read_only,
                 ))
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConn::Sqlite(conn))
             }
             DatabaseLocation::Postgres(url) => {
-                let mut conn = PgConnection::establish(url)?;
+                let mut conn = PgConnection::establish(&crate::config::postgres_connect_url(url))?;
                 // Timestamps are stored as UTC without zone; make the session agree.
                 conn.batch_execute("SET TIME ZONE 'UTC'").map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConn::Postgres(conn))
@@ -176,6 +185,8 @@ impl r2d2::ManageConnection for ConnectionManager {
 pub struct Db {
     pool: r2d2::Pool<ConnectionManager>,
     backend: Backend,
+    /// SQLite's one writer; PostgreSQL writes through the pool.
+    writer: Option<writer::Writer>,
 }
 
 impl std::fmt::Debug for Db {
@@ -189,12 +200,13 @@ impl Db {
     /// `/healthz` from answering); callers that need the database check it with `ping`.
     pub fn new(settings: &Settings) -> Result<Self, DbError> {
         let location = settings.database_location().map_err(|e| DbError::Other(e.into()))?;
-        Self::with_location(
+        let manager = ConnectionManager {
             location,
-            settings.database.max_connections,
-            settings.acquire_timeout(),
-            settings.database.sqlite_busy_timeout_ms,
-        )
+            sqlite_busy_timeout_ms: settings.database.sqlite_busy_timeout_ms,
+            sqlite_synchronous: settings.database.sqlite_synchronous,
+            sqlite_read_only: true,
+        };
+        Self::with_manager(manager, settings.database_pool_size(), settings.acquire_timeout())
     }
 
     pub fn with_location(
@@ -203,25 +215,41 @@ impl Db {
         acquire_timeout: Duration,
         sqlite_busy_timeout_ms: u64,
     ) -> Result<Self, DbError> {
-        let backend = match &location {
+        let manager = ConnectionManager {
+            location,
+            sqlite_busy_timeout_ms,
+            sqlite_synchronous: SqliteSynchronous::Full,
+            sqlite_read_only: true,
+        };
+        Self::with_manager(manager, max_connections, acquire_timeout)
+    }
+
+    fn with_manager(manager: ConnectionManager, max_connections: u32, acquire_timeout: Duration) -> Result<Self, DbError> {
+        let (backend, writer) = match &manager.location {
             DatabaseLocation::Sqlite(path) => {
                 create_parent_dir(path)?;
-                Backend::Sqlite
+                let writes = ConnectionManager { sqlite_read_only: false, ..manager.clone() };
+                let open = move || r2d2::ManageConnection::connect(&writes).map_err(DbError::Connect);
+                (Backend::Sqlite, Some(writer::Writer::start(open)?))
             }
-            DatabaseLocation::Postgres(_) => Backend::Postgres,
+            DatabaseLocation::Postgres(_) => (Backend::Postgres, None),
         };
-        let manager = ConnectionManager { location, sqlite_busy_timeout_ms };
         let pool = r2d2::Pool::builder()
             .max_size(max_connections)
             .min_idle(Some(0))
             .connection_timeout(acquire_timeout)
             .test_on_check_out(false)
             .build_unchecked(manager);
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, writer })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// What SQLite's writer has done (none on PostgreSQL).
+    pub fn writer_stats(&self) -> Option<&writer::WriterStats> {
+        self.writer.as_ref().map(writer::Writer::stats)
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool, keeping the caller's span.
@@ -240,13 +268,30 @@ impl Db {
         .await?
     }
 
-    /// Like `run`, inside a write transaction.
+    /// Runs `f` in a write transaction; returns once it is committed. On SQLite, writes that
+    /// arrive together share one commit ([`writer`]); each still succeeds or fails alone.
     pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
     {
-        self.run(move |conn| conn.write_transaction(f)).await
+        match &self.writer {
+            Some(writer) => writer.write(f).await,
+            None => self.run(move |conn| conn.write_transaction(f)).await,
+        }
+    }
+
+    /// Runs `f` on a connection that may write, outside any transaction and, on SQLite, with
+    /// no other write running (migrations, which manage their own transactions).
+    pub async fn exclusive<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.alone(f).await,
+            None => self.run(f).await,
+        }
     }
 
     /// Checks that a connection can be had and answers.

@@ -39,13 +39,19 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text format. Queue depth is read from the database at scrape time.
+/// Prometheus text format. Queue depth is counted from the database in one pass, at most
+/// once per second however often it is scraped.
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    match state.db.run(|conn| jobs::depth(conn, crate::db::now())).await {
-        Ok(depth) => state.metrics.set_queue_depth(&depth),
-        // Still serve the other metrics; the stale gauge is better than no scrape.
-        Err(e) => tracing::warn!(error.cause_chain = ?anyhow::Error::from(e), "metrics: queue depth unavailable"),
+    if state.metrics.depth_due() {
+        match state.db.run(|conn| jobs::depth(conn, crate::db::now())).await {
+            Ok(depth) => state.metrics.set_queue_depth(&depth),
+            // Still serve the other metrics; the stale gauge is better than no scrape.
+            Err(e) => tracing::warn!(error.cause_chain = ?anyhow::Error::from(e), "metrics: queue depth unavailable"),
+        }
+    }
+    if let Some(stats) = state.db.writer_stats() {
+        state.metrics.set_writer_stats(stats);
     }
     let body = state.metrics.encode().map_err(|e| AppError::Internal(anyhow::anyhow!("encoding metrics: {e}")))?;
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body))

@@ -1,8 +1,9 @@
 //! Background execution of outbox jobs: typed job kinds ([`job`]) and the runner.
 //!
 //! [`Runner::step`] claims one batch, runs it and records the outcomes; tests call it until
-//! it reports an idle queue instead of sleeping. [`Runner::run`] loops over `step` until
-//! cancelled, stopping only between batches (a safe point: no job is left half-recorded).
+//! it reports an idle queue instead of sleeping. [`Runner::run`] claims continuously as slots
+//! free up, until cancelled, then lets what runs finish (a safe point: no job is left
+//! half-recorded).
 //!
 //! Within a batch, jobs are grouped by ordering key. Groups run concurrently; a group's jobs
 //! run one after another, and when one fails the rest of its group is released untouched,
@@ -19,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -170,10 +172,8 @@ impl Runner {
 
     /// `step` as if the clock read `now`: tests move time forward instead of sleeping.
     pub async fn step_at(&self, now: NaiveDateTime) -> Result<StepReport, DbError> {
-        let owner = self.owner.clone();
-        let limit = self.settings.claim_batch;
         let lease = Duration::from_secs(self.settings.lease_secs);
-        let claimed = self.db.run(move |conn| jobs::claim(conn, &owner, limit, lease, now)).await?;
+        let claimed = self.claim(self.settings.claim_batch, now).await?;
         if claimed.is_empty() {
             return Ok(StepReport::default());
         }
@@ -275,7 +275,7 @@ impl Runner {
                 }
             }
         }
-        self.db.run(move |conn| jobs::complete(conn, &done).map(|_| ())).await?;
+        self.db.write(move |conn| jobs::complete(conn, &done).map(|_| ())).await?;
         Ok(report)
     }
 
@@ -324,7 +324,11 @@ impl Runner {
             .await
     }
 
-    /// Steps until `cancel` fires. Idles on the poll interval or until woken.
+    /// Works until `cancel` fires, claiming as slots free up: up to `worker.concurrency`
+    /// groups run at once, and a group that finishes makes room at once for the next claim
+    /// instead of waiting for the rest of its batch (a slow vendor call holds up one slot, not
+    /// the whole worker). Idles on the poll interval or until woken. On cancel it stops
+    /// claiming and lets the running groups finish, so no job is left half-recorded.
     pub async fn run(self, cancel: CancellationToken) {
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
         match self.reclaim_own_leases().await {
@@ -333,23 +337,70 @@ impl Runner {
             Err(e) => tracing::warn!(error.cause_chain = ?anyhow::Error::from(e), "could not take back own job leases"),
         }
         tracing::info!(worker = %self.owner, "job worker started");
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let mut running: JoinSet<Result<StepReport, DbError>> = JoinSet::new();
         while !cancel.is_cancelled() {
-            let idle = match self.step().await {
-                Ok(report) => report.is_idle(),
+            while let Some(finished) = running.try_join_next() {
+                log_group_outcome(finished);
+            }
+            let free = slots.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    Some(finished) = running.join_next() => log_group_outcome(finished),
+                }
+                continue;
+            }
+            let limit = self.settings.claim_batch.min(i64::try_from(free).unwrap_or(i64::MAX));
+            let claimed = match self.claim(limit, crate::db::now()).await {
+                Ok(claimed) => claimed,
                 Err(e) => {
-                    tracing::error!(error.cause_chain = ?anyhow::Error::from(e), "job worker step failed");
-                    true
+                    tracing::error!(error.cause_chain = ?anyhow::Error::from(e), "job worker could not claim");
+                    Vec::new()
                 }
             };
-            if idle {
+            if claimed.is_empty() {
+                // Nothing claimable: new work, a finished group (its key's next job may be
+                // claimable now) or the poll brings the next claim.
                 tokio::select! {
                     () = cancel.cancelled() => {}
                     () = self.wake.notified() => {}
                     () = tokio::time::sleep(poll) => {}
+                    Some(finished) = running.join_next() => log_group_outcome(finished),
                 }
+                continue;
+            }
+            let lease = Duration::from_secs(self.settings.lease_secs);
+            let renewal = Arc::new(self.keep_leased(claimed.iter().map(|j| j.id).collect(), lease));
+            for group in group_by_key(claimed) {
+                // A claim takes at most one job per free slot, so a slot is always there.
+                let Ok(slot) = slots.clone().acquire_owned().await else { break };
+                let (runner, renewal) = (self.clone(), renewal.clone());
+                running.spawn(async move {
+                    let report = runner.run_group(group, crate::db::now()).await;
+                    drop((slot, renewal));
+                    report
+                });
             }
         }
+        while let Some(finished) = running.join_next().await {
+            log_group_outcome(finished);
+        }
         tracing::info!(worker = %self.owner, "job worker stopped");
+    }
+
+    async fn claim(&self, limit: i64, now: NaiveDateTime) -> Result<Vec<Job>, DbError> {
+        let owner = self.owner.clone();
+        let lease = Duration::from_secs(self.settings.lease_secs);
+        self.db.write(move |conn| jobs::claim(conn, &owner, limit, lease, now)).await
+    }
+}
+
+fn log_group_outcome(finished: Result<Result<StepReport, DbError>, tokio::task::JoinError>) {
+    match finished {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error.cause_chain = ?anyhow::Error::from(e), "could not record job outcomes"),
+        Err(e) => tracing::error!(error = %e, "a job group's task failed"),
     }
 }
 

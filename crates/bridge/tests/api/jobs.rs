@@ -22,6 +22,7 @@ crate::on_both_backends!(
     many_keys_with_random_failures_deliver_everything_once_in_order,
     enqueue_and_claim_work_inside_a_callers_transaction,
     a_panicking_job_is_a_failed_attempt_and_the_worker_goes_on,
+    a_slow_job_holds_up_its_own_conversation_only,
     ten_thousand_jobs_enqueue_at_once_and_are_claimed_in_order
 );
 
@@ -50,6 +51,10 @@ type Plan = Arc<dyn Fn(&str, i64, i32) -> Option<JobFailure> + Send + Sync>;
 struct TestCtx {
     log: Log,
     plan: Plan,
+    /// Jobs of this key wait for a permit before they finish.
+    hold: Option<(String, Arc<tokio::sync::Semaphore>)>,
+    /// Told of every finished job.
+    finished: Option<tokio::sync::mpsc::UnboundedSender<(String, i64)>>,
 }
 
 /// A job of conversation `key`, the `seq`-th of it.
@@ -67,13 +72,21 @@ impl BackgroundJob for TestJob {
         if let Some(failure) = (ctx.plan)(&self.key, self.seq, attempt.number) {
             return Err(failure);
         }
-        ctx.log.lock().unwrap().push((self.key, self.seq));
+        if let Some((key, gate)) = &ctx.hold
+            && *key == self.key
+        {
+            gate.acquire().await.unwrap().forget();
+        }
+        ctx.log.lock().unwrap().push((self.key.clone(), self.seq));
+        if let Some(finished) = &ctx.finished {
+            finished.send((self.key, self.seq)).unwrap();
+        }
         Ok(())
     }
 }
 
 fn runner(db: &Db, test_db: &TestDb, log: Log, plan: Plan, extra: &[(&str, &str)]) -> Runner {
-    let registry = Registry::new(TestCtx { log, plan }).register::<TestJob>();
+    let registry = Registry::new(TestCtx { log, plan, hold: None, finished: None }).register::<TestJob>();
     let settings = test_db.settings_with(extra);
     Runner::new(db.clone(), registry, Arc::new(Metrics::new()), settings.worker)
 }
@@ -184,7 +197,7 @@ async fn expired_leases_are_reclaimed(test_db: TestDb) {
     // Another worker claims and dies without finishing.
     let t0 = now();
     let claimed =
-        db.run(move |c| jobs::claim(c, "dead-worker", 10, std::time::Duration::from_secs(60), t0)).await.unwrap();
+        db.write(move |c| jobs::claim(c, "dead-worker", 10, std::time::Duration::from_secs(60), t0)).await.unwrap();
     assert_eq!(
         claimed.iter().map(|j| j.attempts).collect::<Vec<_>>(),
         [1, 1],
@@ -367,4 +380,48 @@ async fn a_panicking_job_is_a_failed_attempt_and_the_worker_goes_on(test_db: Tes
 
     runner.drain_at(later(t0, 1)).await.unwrap();
     assert_eq!(sequence(&log, "flaky"), [2], "the same worker ran the retry");
+}
+
+/// A worker that waited for its whole batch before claiming again would stop here: the slow
+/// job shares the first claim with one other, and the rest of the queue only comes in later
+/// claims, which a running worker makes as each slot frees up.
+async fn a_slow_job_holds_up_its_own_conversation_only(test_db: TestDb) {
+    let db = test_db.services().await.db;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (finished, mut finishing) = tokio::sync::mpsc::unbounded_channel();
+    let ctx = TestCtx {
+        log: Arc::default(),
+        plan: Arc::new(|_, _, _| None),
+        hold: Some(("slow".into(), gate.clone())),
+        finished: Some(finished),
+    };
+    let settings = test_db.settings_with(&[("BYOC__WORKER__CLAIM_BATCH", "2"), ("BYOC__WORKER__CONCURRENCY", "4")]);
+    let registry = Registry::new(ctx).register::<TestJob>();
+    let runner = Runner::new(db.clone(), registry, Arc::new(Metrics::new()), settings.worker);
+    enqueue(&db, &["slow"], 2).await;
+    let others: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    enqueue(&db, &others.iter().map(String::as_str).collect::<Vec<_>>(), 1).await;
+
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(runner.run(cancel.clone()));
+    let within = std::time::Duration::from_secs(30);
+    let mut done = Vec::new();
+    while done.len() < others.len() {
+        let (key, _) = tokio::time::timeout(within, finishing.recv()).await.expect("the others finish").unwrap();
+        assert_ne!(key, "slow", "the slow job is still held");
+        done.push(key);
+    }
+    done.sort();
+    let mut expected = others.clone();
+    expected.sort();
+    assert_eq!(done, expected, "every other conversation went on while one job was slow");
+
+    // Its conversation kept its order behind it.
+    gate.add_permits(2);
+    for seq in 0..2 {
+        let got = tokio::time::timeout(within, finishing.recv()).await.expect("the slow ones finish").unwrap();
+        assert_eq!(got, ("slow".to_owned(), seq));
+    }
+    cancel.cancel();
+    running.await.unwrap();
 }

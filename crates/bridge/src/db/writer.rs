@@ -1,0 +1,317 @@
+//! SQLite's one writer, with group commit.
+//!
+//! SQLite lets one connection write at a time; pooled connections that all write end up in
+//! its busy handler, which sleeps 1…100 ms per try, so the process idles while callers wait.
+//! Here one thread owns the only connection that writes. Callers hand it their work and wait;
+//! the writer runs every piece of work that has queued up, each in a savepoint of its own (one
+//! failing leaves the others' changes in), and commits them together. Each caller hears back
+//! only after the commit that holds its changes, so an answer still means "on disk", and a
+//! burst of webhooks costs one commit (one `fsync` with `synchronous = FULL`) per batch
+//! instead of one each.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::sqlite::SqliteConnection;
+
+use super::{DbConn, DbError};
+
+/// Work queued while a batch runs joins it, up to this many pieces per commit.
+const MAX_BATCH: usize = 512;
+
+/// What the caller hears once the batch is over: the commit's failure, if it failed.
+type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+
+enum Work {
+    /// Runs inside the batch's transaction (in a savepoint); returns how to answer its caller.
+    InBatch(Box<dyn FnOnce(&mut DbConn) -> Finish + Send>),
+    /// Runs alone, outside any transaction (migrations manage their own).
+    Alone(Box<dyn FnOnce(&mut DbConn) + Send>),
+}
+
+/// What the writer has done, for `/metrics`: how close it is to being the bottleneck.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed (or rolled back).
+    pub batches: AtomicU64,
+    /// Pieces of work they held.
+    pub writes: AtomicU64,
+    /// Time spent running and committing them, in microseconds.
+    pub busy_micros: AtomicU64,
+}
+
+/// The handle callers send work through. Cheap to clone; the thread ends with the last one.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Work>,
+    stats: Arc<WriterStats>,
+}
+
+impl Writer {
+    /// Starts the writer thread; `open` makes its connection (again after a failure).
+    pub fn start(open: impl Fn() -> Result<DbConn, DbError> + Send + 'static) -> Result<Self, DbError> {
+        let (queue, work) = mpsc::channel();
+        let stats = Arc::new(WriterStats::default());
+        let kept = stats.clone();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(&work, &open, &kept))
+            .map_err(|e| DbError::Other(anyhow::anyhow!("could not start the SQLite writer: {e}")))?;
+        Ok(Self { queue, stats })
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Runs `f` in the next batch's transaction and returns its result once that commits.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+    {
+        self.submit(f)?.await.map_err(|_| stopped())?
+    }
+
+    /// Queues `f`; the receiver gets its result once its batch is committed.
+    fn submit<T, F>(&self, f: F) -> Result<tokio::sync::oneshot::Receiver<Result<T, DbError>>, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let span = tracing::Span::current();
+        let work = Work::InBatch(Box::new(move |conn: &mut DbConn| {
+            let result = {
+                let _entered = span.enter();
+                conn.write_transaction(f)
+            };
+            Box::new(move |commit_failure: Option<&str>| {
+                let result = match (commit_failure, result) {
+                    (Some(why), Ok(_)) => Err(DbError::Commit(why.to_owned())),
+                    (_, result) => result,
+                };
+                let _ = answer.send(result);
+            }) as Finish
+        }));
+        self.queue.send(work).map_err(|_| stopped())?;
+        Ok(answered)
+    }
+
+    /// Runs `f` on the writer's connection with nothing else running and no transaction open.
+    pub async fn alone<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let work = Work::Alone(Box::new(move |conn: &mut DbConn| {
+            let _ = answer.send(f(conn));
+        }));
+        self.queue.send(work).map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> DbError {
+    DbError::Other(anyhow::anyhow!("the SQLite writer stopped"))
+}
+
+fn run(work: &mpsc::Receiver<Work>, open: &dyn Fn() -> Result<DbConn, DbError>, stats: &WriterStats) {
+    let mut conn: Option<DbConn> = None;
+    while let Ok(first) = work.recv() {
+        let c = match conn.take().map_or_else(open, Ok) {
+            Ok(c) => conn.insert(c),
+            Err(e) => {
+                // Nothing can be written now; say so to everyone waiting, try again next time.
+                let why = format!("{:#}", anyhow::Error::from(e));
+                fail(first, &why);
+                while let Ok(next) = work.try_recv() {
+                    fail(next, &why);
+                }
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let (healthy, writes) = match first {
+            Work::Alone(f) => (std::panic::catch_unwind(AssertUnwindSafe(|| f(c))).is_ok(), 1),
+            Work::InBatch(f) => batch(c, f, work),
+        };
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.writes.fetch_add(writes, Ordering::Relaxed);
+        let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
+        if !healthy {
+            // A panic or a broken transaction: start again from a fresh connection.
+            conn = None;
+        }
+    }
+}
+
+/// Gives up on work that cannot run: dropping it drops its answer channel, which tells
+/// its caller the write was not done.
+fn fail(work: Work, why: &str) {
+    drop(work);
+    tracing::error!(error = why, "SQLite write not done: the database cannot be opened");
+}
+
+/// One transaction: `first` and whatever queues up meanwhile. Returns whether the
+/// connection is still good, and how many pieces of work ran.
+fn batch(
+    c: &mut DbConn,
+    first: Box<dyn FnOnce(&mut DbConn) -> Finish + Send>,
+    work: &mpsc::Receiver<Work>,
+) -> (bool, u64) {
+    let DbConn::Sqlite(sqlite) = c else { return (false, 0) };
+    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE") {
+        tracing::error!(error = %e, "SQLite writer could not begin a transaction");
+        return (false, 0);
+    }
+    let mut finishes: Vec<Finish> = Vec::new();
+    let mut next = Some(first);
+    let mut deferred: Option<Work> = None;
+    let mut panicked = false;
+    while let Some(f) = next.take() {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| f(c))) {
+            Ok(finish) => finishes.push(finish),
+            Err(_) => {
+                // Its savepoint is in an unknown state: the whole batch is given up below.
+                panicked = true;
+                break;
+            }
+        }
+        if finishes.len() >= MAX_BATCH {
+            break;
+        }
+        match work.try_recv() {
+            Ok(Work::InBatch(f)) => next = Some(f),
+            Ok(alone) => deferred = Some(alone),
+            Err(_) => {}
+        }
+        if deferred.is_some() {
+            break;
+        }
+    }
+    let outcome = if panicked { Err("a write panicked".to_owned()) } else { commit(c) };
+    let why = outcome.as_ref().err().map(String::as_str);
+    if why.is_some() {
+        rollback(c);
+    }
+    let writes = finishes.len() as u64;
+    for finish in finishes {
+        finish(why);
+    }
+    let healthy = outcome.is_ok();
+    if let Some(Work::Alone(f)) = deferred
+        && healthy
+    {
+        return (std::panic::catch_unwind(AssertUnwindSafe(|| f(c))).is_ok(), writes + 1);
+    }
+    (healthy, writes)
+}
+
+fn commit(c: &mut DbConn) -> Result<(), String> {
+    let DbConn::Sqlite(sqlite) = c else { return Err("not SQLite".into()) };
+    <AnsiTransactionManager as TransactionManager<SqliteConnection>>::commit_transaction(sqlite)
+        .map_err(|e| format!("the commit failed: {e}"))
+}
+
+fn rollback(c: &mut DbConn) {
+    if let DbConn::Sqlite(sqlite) = c {
+        let _ = <AnsiTransactionManager as TransactionManager<SqliteConnection>>::rollback_transaction(sqlite);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+
+    use super::*;
+
+    /// A writer whose first connection opens only when `gate` is released, so that the test
+    /// can queue work first: all of it then meets in one batch.
+    fn gated_writer(dir: &std::path::Path) -> (Writer, std::sync::mpsc::Sender<()>) {
+        let path = dir.join("w.db").display().to_string();
+        let (gate, opened) = std::sync::mpsc::channel::<()>();
+        let opened = std::sync::Mutex::new(opened);
+        let writer = Writer::start(move || {
+            let _ = opened.lock().map(|o| o.recv());
+            let mut c = SqliteConnection::establish(&path).map_err(DbError::Connect)?;
+            c.batch_execute("PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS t (x INTEGER PRIMARY KEY, v TEXT UNIQUE);")?;
+            Ok(DbConn::Sqlite(c))
+        })
+        .unwrap();
+        (writer, gate)
+    }
+
+    fn insert(x: i64, v: &str) -> impl FnOnce(&mut DbConn) -> Result<i64, DbError> + Send + 'static {
+        let v = v.to_owned();
+        move |c: &mut DbConn| {
+            diesel::sql_query(format!("INSERT INTO t (x, v) VALUES ({x}, '{v}')")).execute(c)?;
+            Ok(x)
+        }
+    }
+
+    fn rows(dir: &std::path::Path) -> Vec<i64> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            x: i64,
+        }
+        let mut c = SqliteConnection::establish(&dir.join("w.db").display().to_string()).unwrap();
+        diesel::sql_query("SELECT x FROM t ORDER BY x").load::<Row>(&mut c).unwrap().into_iter().map(|r| r.x).collect()
+    }
+
+    #[tokio::test]
+    async fn writes_queued_together_share_one_commit_and_each_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, gate) = gated_writer(dir.path());
+        let mut answers = Vec::new();
+        for x in 0..10 {
+            let answer = match x {
+                // Inserts, then fails: its row must go, the others' stay.
+                4 => writer.submit(move |c: &mut DbConn| {
+                    insert(4, "four")(c)?;
+                    Err::<i64, _>(DbError::Other(anyhow::anyhow!("refused after writing")))
+                }),
+                // A constraint violation of the database itself.
+                7 => writer.submit(insert(7, "v0")),
+                _ => writer.submit(insert(x, &format!("v{x}"))),
+            };
+            answers.push(answer.unwrap());
+        }
+        gate.send(()).unwrap();
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(answer.await.unwrap());
+        }
+        let failed: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
+        assert_eq!(failed, [4, 7]);
+        assert!(results[7].as_ref().unwrap_err().to_string().contains("UNIQUE constraint failed"), "the cause is named");
+        assert_eq!(rows(dir.path()), [0, 1, 2, 3, 5, 6, 8, 9], "committed when answered, failures rolled back alone");
+        let stats = writer.stats();
+        assert_eq!((stats.batches.load(Ordering::Relaxed), stats.writes.load(Ordering::Relaxed)), (1, 10));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_its_batch_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, gate) = gated_writer(dir.path());
+        let before = writer.submit(insert(1, "a")).unwrap();
+        let panicking = writer
+            .submit(|_: &mut DbConn| -> Result<(), DbError> { panic!("a bug in one write") })
+            .unwrap();
+        gate.send(()).unwrap();
+        // Opening again after the panic must not wait for the gate.
+        drop(gate);
+        assert!(matches!(before.await.unwrap(), Err(DbError::Commit(_))), "its batch was rolled back");
+        assert!(panicking.await.is_err(), "the panicking caller hears of it too");
+        assert_eq!(writer.write(insert(2, "b")).await.unwrap(), 2, "a fresh connection takes the next write");
+        assert_eq!(rows(dir.path()), [2]);
+    }
+}
