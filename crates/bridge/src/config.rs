@@ -478,7 +478,10 @@ mod tests {
     fn loopback_postgres_skips_tls_unless_told_otherwise() {
         let url = postgres_connect_url;
         assert_eq!(url("postgres://u:p@127.0.0.1:5432/db"), "postgres://u:p@127.0.0.1:5432/db?sslmode=disable");
-        assert_eq!(url("postgres://localhost/db?application_name=x"), "postgres://localhost/db?application_name=x&sslmode=disable");
+        assert_eq!(
+            url("postgres://localhost/db?application_name=x"),
+            "postgres://localhost/db?application_name=x&sslmode=disable"
+        );
         assert_eq!(url("postgres://[::1]/db"), "postgres://[::1]/db?sslmode=disable");
         assert_eq!(url("postgres://127.0.0.1/db?sslmode=require"), "postgres://127.0.0.1/db?sslmode=require");
         assert_eq!(url("postgres://db.example.com/db"), "postgres://db.example.com/db");

@@ -70,8 +70,10 @@ impl std::fmt::Display for Backend {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
+    /// The database's own words are in the message itself (not only a `source`), so every log
+    /// line and every job error that shows this error says what the database refused.
     #[error("database query failed: {0}")]
-    Query(#[from] diesel::result::Error),
+    Query(diesel::result::Error),
     #[error("database write not committed: {0}")]
     Commit(String),
     #[error("no database connection available")]
@@ -86,6 +88,12 @@ pub enum DbError {
     Payload(#[from] serde_json::Error),
     #[error("{0}")]
     Other(#[from] anyhow::Error),
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        DbError::Query(e)
+    }
 }
 
 impl DbConn {
@@ -224,7 +232,11 @@ impl Db {
         Self::with_manager(manager, max_connections, acquire_timeout)
     }
 
-    fn with_manager(manager: ConnectionManager, max_connections: u32, acquire_timeout: Duration) -> Result<Self, DbError> {
+    fn with_manager(
+        manager: ConnectionManager,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, DbError> {
         let (backend, writer) = match &manager.location {
             DatabaseLocation::Sqlite(path) => {
                 create_parent_dir(path)?;

@@ -242,7 +242,9 @@ mod tests {
         let writer = Writer::start(move || {
             let _ = opened.lock().map(|o| o.recv());
             let mut c = SqliteConnection::establish(&path).map_err(DbError::Connect)?;
-            c.batch_execute("PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS t (x INTEGER PRIMARY KEY, v TEXT UNIQUE);")?;
+            c.batch_execute(
+                "PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS t (x INTEGER PRIMARY KEY, v TEXT UNIQUE);",
+            )?;
             Ok(DbConn::Sqlite(c))
         })
         .unwrap();
@@ -292,7 +294,10 @@ mod tests {
         }
         let failed: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
         assert_eq!(failed, [4, 7]);
-        assert!(results[7].as_ref().unwrap_err().to_string().contains("UNIQUE constraint failed"), "the cause is named");
+        assert!(
+            results[7].as_ref().unwrap_err().to_string().contains("UNIQUE constraint failed"),
+            "the cause is named"
+        );
         assert_eq!(rows(dir.path()), [0, 1, 2, 3, 5, 6, 8, 9], "committed when answered, failures rolled back alone");
         let stats = writer.stats();
         assert_eq!((stats.batches.load(Ordering::Relaxed), stats.writes.load(Ordering::Relaxed)), (1, 10));
@@ -303,9 +308,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (writer, gate) = gated_writer(dir.path());
         let before = writer.submit(insert(1, "a")).unwrap();
-        let panicking = writer
-            .submit(|_: &mut DbConn| -> Result<(), DbError> { panic!("a bug in one write") })
-            .unwrap();
+        let panicking =
+            writer.submit(|_: &mut DbConn| -> Result<(), DbError> { panic!("a bug in one write") }).unwrap();
         gate.send(()).unwrap();
         // Opening again after the panic must not wait for the gate.
         drop(gate);
