@@ -57,7 +57,10 @@ pub struct World {
 impl World {
     pub async fn build(options: &WorldOptions) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("creating the benchmark's directory")?;
-        let (private_pem, public_pem) = tokio::task::spawn_blocking(key_pair).await??;
+        // The connected app's key pair, made the way the setup wizard makes it.
+        let keys =
+            tokio::task::spawn_blocking(|| byoc_bridge::salesforce::certificate::generate("byoc-bench")).await??;
+        let (private_pem, public_pem) = (keys.private_key, keys.certificate);
         let sf = SalesforceSim::new(SalesforceConfig::default());
         sf.register_app(ConnectedApp {
             consumer_key: CONSUMER_KEY.into(),
@@ -110,7 +113,7 @@ impl World {
                     login_url: Some(sf_url.clone()),
                     consumer_key: Some(CONSUMER_KEY.into()),
                     integration_username: Some(USERNAME.into()),
-                    private_key: Some(SecretString::from(private_pem)),
+                    private_key: Some(private_pem),
                     scrt_url: Some(sf_url),
                     channel_address_identifier: Some(CHANNEL.into()),
                     authorization_context: Some(CONTEXT.into()),
@@ -236,13 +239,4 @@ pub fn default_bridge() -> anyhow::Result<PathBuf> {
         bail!("{} is missing: build it with `cargo build --release --bins` or pass --bridge", bridge.display());
     }
     Ok(bridge)
-}
-
-/// A 2048-bit RSA key: (PKCS#8 private key PEM, public key PEM).
-fn key_pair() -> anyhow::Result<(String, String)> {
-    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
-    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).context("generating an RSA key")?;
-    let private = key.to_pkcs8_pem(LineEnding::LF).context("encoding the private key")?.to_string();
-    let public = key.to_public_key().to_public_key_pem(LineEnding::LF).context("encoding the public key")?;
-    Ok((private, public))
 }

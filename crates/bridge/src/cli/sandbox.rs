@@ -47,7 +47,8 @@ pub async fn run(args: SandboxArgs, mut settings: Settings) -> anyhow::Result<()
     settings.salesforce.subscribe = true;
 
     // The connected app's key pair, made fresh: the simulated org trusts its public half.
-    let (private_pem, public_pem) = tokio::task::spawn_blocking(key_pair).await??;
+    let keys = tokio::task::spawn_blocking(|| crate::salesforce::certificate::generate("byoc-sandbox")).await??;
+    let (private_pem, public_pem) = (keys.private_key, keys.certificate);
     let sf = SalesforceSim::new(SalesforceConfig::default());
     sf.register_app(ConnectedApp {
         consumer_key: CONSUMER_KEY.into(),
@@ -79,7 +80,7 @@ pub async fn run(args: SandboxArgs, mut settings: Settings) -> anyhow::Result<()
                 login_url: Some(sf_url.clone()),
                 consumer_key: Some(CONSUMER_KEY.into()),
                 integration_username: Some(USERNAME.into()),
-                private_key: Some(SecretString::from(private_pem)),
+                private_key: Some(private_pem),
                 scrt_url: Some(sf_url),
                 channel_address_identifier: Some(CHANNEL.into()),
                 authorization_context: Some(CONTEXT.into()),
@@ -126,13 +127,4 @@ pub async fn run(args: SandboxArgs, mut settings: Settings) -> anyhow::Result<()
     sf_running.stop().await;
     ib_running.stop().await;
     result
-}
-
-/// A 2048-bit RSA key: (PKCS#8 private key PEM, public key PEM).
-fn key_pair() -> anyhow::Result<(String, String)> {
-    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
-    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).context("generating an RSA key")?;
-    let private = key.to_pkcs8_pem(LineEnding::LF).context("encoding the private key")?.to_string();
-    let public = key.to_public_key().to_public_key_pem(LineEnding::LF).context("encoding the public key")?;
-    Ok((private, public))
 }
