@@ -81,6 +81,11 @@ impl Webhooks {
                 .await;
             match sent {
                 Ok(res) if res.status() == 200 => return,
+                // Infobip gives up on a 4xx; so does the benchmark, rather than retry forever.
+                Ok(res) if res.status().is_client_error() => {
+                    eprintln!("byoc-bench: the bridge refused a webhook with {}", res.status());
+                    std::process::exit(2);
+                }
                 Ok(_) | Err(_) => {
                     self.refused.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(20)).await;

@@ -217,21 +217,6 @@ impl Db {
         Self::with_manager(manager, settings.database_pool_size(), settings.acquire_timeout())
     }
 
-    pub fn with_location(
-        location: DatabaseLocation,
-        max_connections: u32,
-        acquire_timeout: Duration,
-        sqlite_busy_timeout_ms: u64,
-    ) -> Result<Self, DbError> {
-        let manager = ConnectionManager {
-            location,
-            sqlite_busy_timeout_ms,
-            sqlite_synchronous: SqliteSynchronous::Full,
-            sqlite_read_only: true,
-        };
-        Self::with_manager(manager, max_connections, acquire_timeout)
-    }
-
     fn with_manager(
         manager: ConnectionManager,
         max_connections: u32,
