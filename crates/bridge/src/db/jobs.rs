@@ -185,7 +185,16 @@ pub fn renew_leases(conn: &mut DbConn, owner: &str, ids: &[i64], until: NaiveDat
 
 /// A finished job is deleted; its effect lives in the domain tables.
 pub fn complete(conn: &mut DbConn, ids: &[i64]) -> Result<usize, DbError> {
+    if let [id] = ids {
+        return complete_one(conn, *id);
+    }
     Ok(diesel::delete(jobs::table.filter(jobs::id.eq_any(ids))).execute(conn)?)
+}
+
+/// `complete` for one job, by primary key: a statement SQLite prepares once, where a list of
+/// ids makes a new one for each length.
+pub fn complete_one(conn: &mut DbConn, id: i64) -> Result<usize, DbError> {
+    Ok(diesel::delete(jobs::table.find(id)).execute(conn)?)
 }
 
 /// Schedules another attempt.

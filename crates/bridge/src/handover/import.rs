@@ -135,7 +135,7 @@ impl Import<'_> {
             } else {
                 // Later entries land in the conversation the first one opened.
                 let first = pending.pop_front().ok_or_else(|| JobFailure::retry("transcript changed"))?;
-                deliver(self.ctx, app, first, &conversation, None).await?;
+                deliver(self.ctx, app, first, &conversation, None, None).await?;
                 progressed = true;
                 if conversation.sf_conversation_id.is_none() {
                     let id = conversation.id;

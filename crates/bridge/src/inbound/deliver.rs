@@ -14,7 +14,7 @@ use crate::salesforce::interactions::{Attachment, MAX_ATTACHMENT_BYTES, SUPPORTE
 use crate::salesforce::requests::{
     AbstractMessage, ChoicesResponse, EntryPayload, Interaction, SelectedOption, TitleItem,
 };
-use crate::worker::{Attempt, BackgroundJob, JobFailure};
+use crate::worker::{Attempt, BackgroundJob, Completion, JobFailure};
 
 /// Namespace of the entry ids derived from WhatsApp message ids: a retried delivery sends
 /// the same entry id again.
@@ -30,7 +30,7 @@ impl BackgroundJob for DeliverInbound {
     const KIND: &'static str = "deliver_inbound";
     type Context = JobContext;
 
-    async fn run(self, ctx: &JobContext, _attempt: &Attempt) -> Result<(), JobFailure> {
+    async fn run(self, ctx: &JobContext, attempt: &Attempt) -> Result<(), JobFailure> {
         let message_id = self.message_id;
         let (message, conversation, reply_target) =
             ctx.db
@@ -56,7 +56,7 @@ impl BackgroundJob for DeliverInbound {
             return Ok(());
         }
         let app = ctx.active_app(&message.app_id).await?;
-        deliver(ctx, &app, message, &conversation, reply_target.as_deref()).await
+        deliver(ctx, &app, message, &conversation, reply_target.as_deref(), Some(attempt.completion())).await
     }
 }
 
@@ -67,13 +67,15 @@ struct Outgoing {
     attachment: Option<Attachment>,
 }
 
-/// Turns one stored message into an interaction, posts it, and records the outcome.
+/// Turns one stored message into an interaction, posts it, and records the outcome; with
+/// `completion`, the job that delivers it ends in the same transaction.
 pub async fn deliver(
     ctx: &JobContext,
     app: &ActiveApp,
     message: Message,
     conversation: &Conversation,
     reply_target: Option<&str>,
+    completion: Option<Completion>,
 ) -> Result<(), JobFailure> {
     let outgoing = prepare(ctx, app, &message, conversation, reply_target).await?;
     let posted = ctx
@@ -100,7 +102,8 @@ pub async fn deliver(
                     if changed && let Some(id) = &sf_conversation {
                         conversations::set_salesforce_ids(c, conversation_id, id, session.as_deref())?;
                     }
-                    conversations::mark_delivered(c, message.id, &entry_id, now, purge)
+                    conversations::mark_delivered(c, message.id, &entry_id, now, purge)?;
+                    completion.as_ref().map_or(Ok(()), |done| done.record(c))
                 })
                 .await?;
             let latency = (now - message.created_at).num_milliseconds().max(0) as f64 / 1000.0;

@@ -11,7 +11,7 @@ use crate::db::{MessageStatus, jobs};
 use crate::directory::ActiveApp;
 use crate::infobip::messages::Message as WhatsAppMessage;
 use crate::jobs::JobContext;
-use crate::worker::{Attempt, BackgroundJob, JobFailure};
+use crate::worker::{Attempt, BackgroundJob, Completion, JobFailure};
 
 /// WhatsApp only delivers free-form messages within this time of the user's last message.
 const SESSION_WINDOW: chrono::Duration = chrono::Duration::hours(24);
@@ -50,7 +50,8 @@ impl BackgroundJob for RelayOutbound {
             _ => return Ok(()),
         }
         let app = ctx.active_app(&message.app_id).await?;
-        Relay { ctx, app: &app, message: &message, conversation: &conversation }.run(self, attempt).await
+        let completion = attempt.completion();
+        Relay { ctx, app: &app, message: &message, conversation: &conversation, completion }.run(self, attempt).await
     }
 }
 
@@ -83,6 +84,8 @@ struct Relay<'a> {
     app: &'a ActiveApp,
     message: &'a Message,
     conversation: &'a Conversation,
+    /// The job ends in the transaction that records the message's outcome.
+    completion: Completion,
 }
 
 impl Relay<'_> {
@@ -199,15 +202,17 @@ impl Relay<'_> {
     async fn finish(&self, status: MessageStatus, note: Option<&str>) -> Result<(), JobFailure> {
         let (id, note) = (self.message.id, note.map(str::to_owned));
         let purge = self.ctx.purge_after_delivery();
+        let completion = self.completion.clone();
         self.ctx
             .db
             .write(move |c| {
                 let now = crate::db::now();
                 match (status, note) {
-                    (MessageStatus::Sent, _) => conversations::mark_sent(c, id, now, purge),
-                    (_, Some(note)) => conversations::mark_failed(c, id, &note, now, now),
-                    _ => conversations::mark_sent(c, id, now, now),
+                    (MessageStatus::Sent, _) => conversations::mark_sent(c, id, now, purge)?,
+                    (_, Some(note)) => conversations::mark_failed(c, id, &note, now, now)?,
+                    _ => conversations::mark_sent(c, id, now, now)?,
                 }
+                completion.record(c)
             })
             .await?;
         Ok(())

@@ -16,6 +16,7 @@ pub mod retry;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
@@ -30,7 +31,7 @@ use crate::db::jobs::{self, Job};
 use crate::db::{Db, DbError};
 use crate::metrics::{KindLabels, Metrics};
 
-pub use job::{Attempt, BackgroundJob, Handlers, Registry};
+pub use job::{Attempt, BackgroundJob, Completion, Handlers, Registry};
 pub use retry::Backoff;
 
 /// Why a job attempt failed, and so what happens next.
@@ -239,13 +240,16 @@ impl Runner {
             let attempts = job.attempts;
             let started = Instant::now();
             let span = tracing::info_span!("job", job.id = id, job.kind = %kind, job.attempt = attempts);
+            let completed = Arc::new(AtomicBool::new(false));
             let result = match self.handlers.by_kind.get(kind.as_str()) {
                 // A panicking job is a failed attempt, not a dead worker.
-                Some(handler) => {
-                    AssertUnwindSafe(handler(job, now)).catch_unwind().instrument(span).await.unwrap_or_else(|panic| {
+                Some(handler) => AssertUnwindSafe(handler(job, now, completed.clone()))
+                    .catch_unwind()
+                    .instrument(span)
+                    .await
+                    .unwrap_or_else(|panic| {
                         Err(JobFailure::retry(format!("the job panicked: {}", panic_message(&*panic))))
-                    })
-                }
+                    }),
                 None => Err(JobFailure::permanent(format!("no handler for job kind {kind:?}"))),
             };
             self.metrics
@@ -254,7 +258,9 @@ impl Runner {
                 .observe(started.elapsed().as_secs_f64());
             match result {
                 Ok(()) => {
-                    done.push(id);
+                    if !completed.load(Ordering::Acquire) {
+                        done.push(id);
+                    }
                     report.completed += 1;
                     self.metrics.job_finished(&kind, "completed");
                 }
@@ -275,7 +281,9 @@ impl Runner {
                 }
             }
         }
-        self.db.write(move |conn| jobs::complete(conn, &done).map(|_| ())).await?;
+        if !done.is_empty() {
+            self.db.write(move |conn| jobs::complete(conn, &done).map(|_| ())).await?;
+        }
         Ok(report)
     }
 

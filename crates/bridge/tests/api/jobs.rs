@@ -23,7 +23,8 @@ crate::on_both_backends!(
     enqueue_and_claim_work_inside_a_callers_transaction,
     a_panicking_job_is_a_failed_attempt_and_the_worker_goes_on,
     a_slow_job_holds_up_its_own_conversation_only,
-    ten_thousand_jobs_enqueue_at_once_and_are_claimed_in_order
+    ten_thousand_jobs_enqueue_at_once_and_are_claimed_in_order,
+    a_job_completed_in_its_own_write_ends_with_that_write
 );
 
 /// More rows than one PostgreSQL statement has parameters for (65,535 / 8 columns).
@@ -424,4 +425,66 @@ async fn a_slow_job_holds_up_its_own_conversation_only(test_db: TestDb) {
     }
     cancel.cancel();
     running.await.unwrap();
+}
+
+/// Records its outcome and its own completion in one write; with `fail_in_write`, that
+/// write fails after recording both on the first attempt.
+#[derive(Serialize, Deserialize)]
+struct SelfCompletingJob {
+    seq: i64,
+    fail_in_write: bool,
+}
+
+#[derive(Clone)]
+struct OwnCtx {
+    db: Db,
+    log: Log,
+}
+
+impl BackgroundJob for SelfCompletingJob {
+    const KIND: &'static str = "self_completing";
+    type Context = OwnCtx;
+
+    async fn run(self, ctx: &OwnCtx, attempt: &Attempt) -> Result<(), JobFailure> {
+        let completion = attempt.completion();
+        let fail = self.fail_in_write && attempt.number == 1;
+        ctx.db
+            .write(move |c| {
+                completion.record(c)?;
+                if fail {
+                    return Err(byoc_bridge::db::DbError::Other(anyhow::anyhow!("the outcome could not be stored")));
+                }
+                Ok(())
+            })
+            .await?;
+        ctx.log.lock().unwrap().push(("own".into(), self.seq));
+        Ok(())
+    }
+}
+
+async fn a_job_completed_in_its_own_write_ends_with_that_write(test_db: TestDb) {
+    let db = test_db.services().await.db;
+    let log: Log = Arc::default();
+    let registry = Registry::new(OwnCtx { db: db.clone(), log: log.clone() }).register::<SelfCompletingJob>();
+    let runner = Runner::new(db.clone(), registry, Arc::new(Metrics::new()), test_db.settings().worker);
+    let new: Vec<NewJob> = (0..3)
+        .map(|seq| SelfCompletingJob { seq, fail_in_write: seq == 1 }.to_job().unwrap().ordered_by("conv:own"))
+        .collect();
+    db.write(move |c| jobs::enqueue(c, &new)).await.unwrap();
+
+    let t0 = now();
+    let first = runner.drain_at(t0).await.unwrap();
+    assert_eq!((first.completed, first.retried, first.released), (1, 1, 1));
+    let waiting = db.run(move |c| jobs::depth(c, later(t0, 1))).await.unwrap();
+    assert_eq!(
+        (waiting.due, waiting.running),
+        (2, 0),
+        "the failed write took its completion with it: the job is still there to retry"
+    );
+
+    let second = runner.drain_at(later(t0, 1)).await.unwrap();
+    assert_eq!(second.completed, 2);
+    assert_eq!(sequence(&log, "own"), [0, 1, 2], "in order, each once");
+    let left = db.run(move |c| jobs::depth(c, later(t0, 1))).await.unwrap();
+    assert_eq!(left, jobs::QueueDepth::default(), "each job ended with its own write");
 }
