@@ -10,6 +10,8 @@ use figment::providers::{Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod report;
+
 /// The defaults, also the documentation of every key.
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -173,26 +175,39 @@ impl Settings {
 
     /// Loads with the given environment; tests pass their own instead of mutating the process's.
     pub fn load_from(vars: &[(String, String)]) -> Result<Self, ConfigError> {
-        let mut figment = Figment::new().merge(Toml::string(DEFAULTS));
-        if let Some((_, file)) = vars.iter().find(|(k, _)| k == CONFIG_FILE_VAR) {
-            if !Path::new(file).is_file() {
-                return Err(ConfigError::new(
-                    CONFIG_FILE_VAR,
-                    format!("file {file:?} does not exist or is not a file"),
-                ));
-            }
-            figment = figment.merge(Toml::file_exact(file));
-        }
-        for (name, value) in vars {
-            if let Some(rest) = name.strip_prefix("BYOC__") {
-                figment = figment.merge(EnvVar::new(name, rest, value));
-            }
-        }
-        let settings: Settings = figment.extract().map_err(from_figment)?;
+        let settings: Settings = layers(vars)?.extract().map_err(from_figment)?;
         settings.validate()?;
         Ok(settings)
     }
 
+    /// Every effective key with its value and where it came from (`check-config`), or why
+    /// the configuration is invalid.
+    pub fn report_from(vars: &[(String, String)]) -> Result<String, ConfigError> {
+        let figment = layers(vars)?;
+        let settings: Settings = figment.extract().map_err(from_figment)?;
+        settings.validate()?;
+        report::report(&figment, &settings)
+    }
+}
+
+/// The defaults, then the file named by `BYOC_CONFIG`, then `BYOC__…` variables.
+fn layers(vars: &[(String, String)]) -> Result<Figment, ConfigError> {
+    let mut figment = Figment::new().merge(Toml::string(DEFAULTS));
+    if let Some((_, file)) = vars.iter().find(|(k, _)| k == CONFIG_FILE_VAR) {
+        if !Path::new(file).is_file() {
+            return Err(ConfigError::new(CONFIG_FILE_VAR, format!("file {file:?} does not exist or is not a file")));
+        }
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    for (name, value) in vars {
+        if let Some(rest) = name.strip_prefix("BYOC__") {
+            figment = figment.merge(EnvVar::new(name, rest, value));
+        }
+    }
+    Ok(figment)
+}
+
+impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.server.host.trim().is_empty() {
             return Err(ConfigError::new("server.host", "must not be empty"));
@@ -284,6 +299,14 @@ impl Settings {
         }
     }
 
+    /// HTTP worker threads: as configured, or (0) one per CPU core.
+    pub fn http_workers(&self) -> usize {
+        match self.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.database.acquire_timeout_ms)
     }
@@ -295,7 +318,13 @@ impl Settings {
     /// The externally visible base URL without a trailing slash.
     pub fn public_base_url(&self, bound_port: u16) -> String {
         if self.server.public_base_url.is_empty() {
-            format!("http://{}:{bound_port}", self.server.host)
+            // A wildcard address is where to listen, not where to go: no browser reaches
+            // http://0.0.0.0, while this machine reaches itself as localhost.
+            let host = match self.server.host.as_str() {
+                "0.0.0.0" | "::" | "[::]" => "localhost",
+                host => host,
+            };
+            format!("http://{host}:{bound_port}")
         } else {
             self.server.public_base_url.trim_end_matches('/').to_owned()
         }
@@ -412,35 +441,6 @@ fn from_figment(error: figment::Error) -> ConfigError {
     ConfigError::new(key, problem)
 }
 
-impl std::fmt::Display for Settings {
-    /// A readable dump for `check-config`: secrets appear only as set / not set.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let db = match self.database_location() {
-            Ok(DatabaseLocation::Sqlite(p)) => format!("sqlite {}", p.display()),
-            Ok(DatabaseLocation::Postgres(_)) => "postgres (url hidden)".to_owned(),
-            Err(_) => "invalid".to_owned(),
-        };
-        let key = if self.security.master_key.expose_secret().is_empty() {
-            format!("from {}", self.security.data_dir.join("master.key").display())
-        } else {
-            "set".to_owned()
-        };
-        writeln!(f, "server.listen        {}:{}", self.server.host, self.server.port)?;
-        writeln!(f, "server.public_url    {}", self.public_base_url(self.server.port))?;
-        writeln!(f, "database             {db}")?;
-        writeln!(f, "database.pool        {} connections", self.database_pool_size())?;
-        writeln!(f, "security.data_dir    {}", self.security.data_dir.display())?;
-        writeln!(f, "security.master_key  {key}")?;
-        writeln!(f, "telemetry            {:?}, {}", self.telemetry.log_format, self.telemetry.log_filter)?;
-        writeln!(
-            f,
-            "worker               {} (concurrency {})",
-            if self.worker.enabled { "enabled" } else { "disabled" },
-            self.worker.concurrency
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,6 +448,39 @@ mod tests {
     fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         Settings::load_from(&vars)
+    }
+
+    /// `check-config` names every key of the defaults file as it is set, says where each
+    /// value came from, resolves the automatic ones, and shows no secret.
+    #[test]
+    fn the_report_names_every_key_and_hides_secrets() {
+        let vars: Vec<(String, String)> = [
+            ("BYOC__WORKER__CONCURRENCY", "7"),
+            ("BYOC__DATABASE__URL", "postgres://bridge:s3cret-pw@db.internal:5432/byoc?password=other-secret"),
+            ("BYOC__SECURITY__MASTER_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+            ("BYOC__SERVER__HOST", "0.0.0.0"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let report = Settings::report_from(&vars).unwrap();
+        let defaults: toml::Table = toml::from_str(DEFAULTS).unwrap();
+        for (section, keys) in &defaults {
+            for key in keys.as_table().unwrap().keys() {
+                let name = format!("{section}.{key} ");
+                assert!(report.lines().any(|l| l.starts_with(&name)), "{name}missing from:\n{report}");
+            }
+        }
+        let line = |key: &str| report.lines().find(|l| l.starts_with(&format!("{key} "))).unwrap().to_owned();
+        assert!(line("worker.concurrency").contains("= 7  # environment variable BYOC__WORKER__CONCURRENCY"));
+        assert!(line("worker.lease_secs").ends_with("# default"), "{}", line("worker.lease_secs"));
+        assert!(line("database.max_connections").contains("automatic: 23 connections"));
+        assert!(line("server.public_base_url").contains("links use http://localhost:8080"), "never 0.0.0.0");
+        assert!(line("database.url").contains("postgres://bridge:hidden@db.internal:5432/byoc?(options hidden)"));
+        assert!(line("security.master_key").contains("(set, hidden)"));
+        for secret in ["s3cret-pw", "other-secret", "AAAAAAAA"] {
+            assert!(!report.contains(secret), "{secret} shown");
+        }
     }
 
     #[test]
@@ -545,7 +578,11 @@ mod tests {
             ("BYOC__SECURITY__MASTER_KEY", key.expose_secret()),
         ])
         .unwrap();
-        for text in [format!("{s:?}"), s.to_string()] {
+        let vars = [
+            ("BYOC__DATABASE__URL".to_owned(), "postgres://user:hunter2@db/byoc".to_owned()),
+            ("BYOC__SECURITY__MASTER_KEY".to_owned(), key.expose_secret().to_owned()),
+        ];
+        for text in [format!("{s:?}"), Settings::report_from(&vars).unwrap()] {
             assert!(!text.contains("hunter2"), "{text}");
             assert!(!text.contains(key.expose_secret()), "{text}");
         }

@@ -181,6 +181,7 @@ fn build(conn: &mut crate::db::DbConn, cipher: &Cipher, row: &rows::AppRow) -> a
         name: row.name.clone(),
         salesforce: Connection {
             app_id: row.id.clone(),
+            app_name: row.name.clone(),
             org_id: need(&row.org_id, "org_id")?,
             login_url: row.login_url.clone(),
             audience: row.org_type.audience().to_owned(),

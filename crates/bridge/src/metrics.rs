@@ -41,8 +41,22 @@ fn latency_histogram() -> Histogram {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
+    /// The app's name.
+    pub app: String,
     /// `received`, `duplicate`, `delivered`, `failed`.
     pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabels {
+    pub app: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubscriptionLabels {
+    pub app: String,
+    /// `/event/WhatsApp_Outbound__e`, …
+    pub topic: String,
 }
 
 pub struct Metrics {
@@ -51,7 +65,14 @@ pub struct Metrics {
     /// Agent entries by outcome: `sent`, `typing`, `failed`, `duplicate`, `ignored`.
     pub outbound_entries: Family<OutcomeLabels, Counter>,
     /// Pub/Sub replay positions that had expired: events between were not seen.
-    pub pubsub_replay_gaps: Counter,
+    pub pubsub_replay_gaps: Family<AppLabels, Counter>,
+    /// 1 while this process reads the app's topic; 0 while it reconnects or another replica
+    /// holds the subscription (`max` over replicas is the cluster's view).
+    pubsub_subscription_up: Family<SubscriptionLabels, Gauge>,
+    /// Token requests Salesforce refused (or that failed), per app.
+    salesforce_token_failures: Family<AppLabels, Counter>,
+    /// 1 if the app's last token request was granted, 0 if it failed.
+    salesforce_token_ok: Family<AppLabels, Gauge>,
     /// From the webhook's arrival to Salesforce accepting the message.
     pub inbound_delivery_seconds: Histogram,
     pub http_requests: Family<HttpLabels, Counter>,
@@ -66,6 +87,9 @@ pub struct Metrics {
     /// When the queue depth was last counted: scrapes in between reuse it.
     depth_counted: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// What [`Metrics::encode`] writes: OpenMetrics text, which ends in `# EOF`.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Scrapes this close together share one count of the queue.
 const DEPTH_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -93,7 +117,25 @@ impl Metrics {
         let inbound_messages = Family::<OutcomeLabels, Counter>::default();
         let inbound_delivery_seconds = latency_histogram();
         let outbound_entries = Family::<OutcomeLabels, Counter>::default();
-        let pubsub_replay_gaps = Counter::default();
+        let pubsub_replay_gaps = Family::<AppLabels, Counter>::default();
+        let pubsub_subscription_up = Family::<SubscriptionLabels, Gauge>::default();
+        let salesforce_token_failures = Family::<AppLabels, Counter>::default();
+        let salesforce_token_ok = Family::<AppLabels, Gauge>::default();
+        registry.register(
+            "pubsub_subscription_up",
+            "1 while this process reads the app's Pub/Sub topic (take the max over replicas)",
+            pubsub_subscription_up.clone(),
+        );
+        registry.register(
+            "salesforce_token_failures",
+            "Salesforce token requests (JWT bearer flow) that were refused or failed",
+            salesforce_token_failures.clone(),
+        );
+        registry.register(
+            "salesforce_token_ok",
+            "1 if the app's last Salesforce token request was granted, 0 if it failed",
+            salesforce_token_ok.clone(),
+        );
         registry.register("outbound_entries", "Agent entries from Salesforce by outcome", outbound_entries.clone());
         registry.register(
             "pubsub_replay_gaps",
@@ -146,6 +188,9 @@ impl Metrics {
             inbound_messages,
             outbound_entries,
             pubsub_replay_gaps,
+            pubsub_subscription_up,
+            salesforce_token_failures,
+            salesforce_token_ok,
             inbound_delivery_seconds,
             http_requests,
             http_duration_seconds,
@@ -159,12 +204,31 @@ impl Metrics {
         self.jobs_finished.get_or_create(&JobOutcomeLabels { kind: kind.to_owned(), outcome }).inc();
     }
 
-    pub fn inbound(&self, outcome: &'static str) {
-        self.inbound_messages.get_or_create(&OutcomeLabels { outcome }).inc();
+    pub fn inbound(&self, app: &str, outcome: &'static str) {
+        self.inbound_messages.get_or_create(&OutcomeLabels { app: app.to_owned(), outcome }).inc();
     }
 
-    pub fn outbound(&self, outcome: &'static str) {
-        self.outbound_entries.get_or_create(&OutcomeLabels { outcome }).inc();
+    pub fn outbound(&self, app: &str, outcome: &'static str) {
+        self.outbound_entries.get_or_create(&OutcomeLabels { app: app.to_owned(), outcome }).inc();
+    }
+
+    pub fn replay_gap(&self, app: &str) {
+        self.pubsub_replay_gaps.get_or_create(&AppLabels { app: app.to_owned() }).inc();
+    }
+
+    /// Whether this process reads `topic` for `app` now.
+    pub fn subscription(&self, app: &str, topic: &str, up: bool) {
+        let labels = SubscriptionLabels { app: app.to_owned(), topic: topic.to_owned() };
+        self.pubsub_subscription_up.get_or_create(&labels).set(i64::from(up));
+    }
+
+    /// A token request of `app` was granted or not.
+    pub fn token_request(&self, app: &str, granted: bool) {
+        let labels = AppLabels { app: app.to_owned() };
+        if !granted {
+            self.salesforce_token_failures.get_or_create(&labels).inc();
+        }
+        self.salesforce_token_ok.get_or_create(&labels).set(i64::from(granted));
     }
 
     pub fn set_queue_depth(&self, depth: &crate::db::jobs::QueueDepth) {
@@ -195,7 +259,7 @@ impl Metrics {
         self.sqlite_writer_busy_seconds.set(stats.busy_micros.load(Relaxed) as f64 / 1e6);
     }
 
-    /// The Prometheus text exposition.
+    /// The OpenMetrics text exposition (serve it as [`CONTENT_TYPE`]).
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;

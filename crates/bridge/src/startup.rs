@@ -89,7 +89,9 @@ impl Application {
             services.cipher.derive_key("media-links"),
         );
         let limiter = crate::infobip::rate::SenderLimiter::new(settings.infobip.sends_per_second_per_sender);
-        let salesforce = crate::salesforce::Client::new(&settings.salesforce)?;
+        let observed = metrics.clone();
+        let salesforce = crate::salesforce::Client::new(&settings.salesforce)?
+            .with_token_observer(Arc::new(move |app, granted| observed.token_request(&app.app_name, granted)));
         let infobip = crate::infobip::Client::new(Duration::from_millis(settings.infobip.request_timeout_ms))
             .context("building the Infobip HTTP client")?;
         let jobs = JobContext {
@@ -134,8 +136,7 @@ impl Application {
             started_at: Instant::now(),
         });
         match crate::web::admin::signin::issue_bootstrap(&state.db, &state.base_url).await {
-            // Printed, not logged: the link signs its first visitor in as an admin.
-            Ok(Some(link)) => println!("Open this one-time link to set up byoc-bridge (valid 24 hours): {link}"),
+            Ok(Some(link)) => announce_setup_link(&link, settings.telemetry.log_format),
             Ok(None) => {}
             // Migrations not applied yet (readiness says so): no link this start.
             Err(e) => tracing::warn!(error = %e, "no setup link issued"),
@@ -146,10 +147,7 @@ impl Application {
             settings.server.max_requests_per_client,
             Duration::from_secs(settings.server.body_read_secs),
         ));
-        let workers = match settings.server.workers {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
-            n => n,
-        };
+        let workers = settings.http_workers();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(crate::web::guard::limit_clients))
@@ -301,4 +299,26 @@ pub async fn shutdown_signal() {
         () = ctrl_c => tracing::info!("received SIGINT"),
         () = terminate => tracing::info!("received SIGTERM"),
     }
+}
+
+/// Shows the one-time setup link on standard output: a line for people, or with JSON logs one
+/// JSON event (`"event": "setup_link"`) a collector can pick out. It never goes through the
+/// logging pipeline, which holds no secrets: the link signs its first visitor in as an admin.
+fn announce_setup_link(link: &str, format: crate::config::LogFormat) {
+    let message = "Open this one-time link to set up byoc-bridge (valid 24 hours)";
+    match format {
+        crate::config::LogFormat::Text => println!("{message}: {link}"),
+        crate::config::LogFormat::Json => println!(
+            "{}",
+            serde_json::json!({
+                "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "level": "INFO",
+                "event": "setup_link",
+                "message": message,
+                "url": link,
+                "valid_hours": 24,
+            })
+        ),
+    }
+    tracing::info!("a one-time setup link was issued; it is on standard output");
 }

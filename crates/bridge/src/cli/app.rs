@@ -19,9 +19,13 @@ pub enum AppCommand {
     /// List apps.
     List,
     /// Show one app's settings (secrets only as set / not set).
-    Show { app: String },
+    Show {
+        /// App id or name.
+        app: String,
+    },
     /// Create an app.
     Create {
+        /// Name of the new app (letters, digits, '-' and '_').
         name: String,
         #[command(flatten)]
         spec: SpecArgs,
@@ -34,19 +38,30 @@ pub enum AppCommand {
         spec: SpecArgs,
     },
     /// Remove an app with its accounts, senders, conversations and pending jobs.
-    Remove { app: String },
+    Remove {
+        /// App id or name.
+        app: String,
+    },
     /// Create or update apps from a TOML file (idempotent).
-    Apply { file: PathBuf },
+    Apply {
+        /// The TOML manifest (see config/app.example.toml).
+        file: PathBuf,
+    },
     /// Print the app's webhook HMAC secret (to paste into Infobip); --rotate makes a new one
     /// while the old one stays accepted until the next rotation.
     WebhookSecret {
+        /// App id or name.
         app: String,
+        /// Make a new secret; the old one stays accepted until the next rotation.
         #[arg(long)]
         rotate: bool,
     },
     /// Issue a new token for the app's API (`POST /api/conversations`); printed once, the
     /// previous token stops working.
-    ApiToken { app: String },
+    ApiToken {
+        /// App id or name.
+        app: String,
+    },
     /// Infobip accounts of an app.
     #[command(subcommand)]
     Account(AccountCommand),
@@ -57,40 +72,56 @@ pub enum AppCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
+    /// List an app's Infobip accounts (API keys only as set / not set).
     List {
+        /// App id or name.
         app: String,
     },
     /// Add or change an account. The API key is read from an environment variable so it
     /// never appears in the process list or shell history.
     Set {
+        /// App id or name.
         app: String,
+        /// Name of the account within the app (senders refer to it).
         name: String,
+        /// The account's Infobip API base URL (Infobip portal → Home), e.g. https://xyz123.api.infobip.com.
         #[arg(long)]
         base_url: Option<String>,
         /// Name of the environment variable holding the API key.
         #[arg(long)]
         api_key_env: Option<String>,
     },
+    /// Remove an Infobip account from an app, with its sender numbers.
     Remove {
+        /// App id or name.
         app: String,
+        /// Name of the account.
         name: String,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SenderCommand {
+    /// List an app's WhatsApp sender numbers.
     List {
+        /// App id or name.
         app: String,
     },
+    /// Add a WhatsApp sender number to an app.
     Add {
+        /// App id or name.
         app: String,
+        /// The number in international format without '+', e.g. 447860099299.
         number: String,
         /// The Infobip account (name) the number belongs to.
         #[arg(long)]
         account: String,
     },
+    /// Remove a WhatsApp sender number from an app.
     Remove {
+        /// App id or name.
         app: String,
+        /// The number, as listed.
         number: String,
     },
 }
@@ -101,6 +132,7 @@ pub struct SpecArgs {
     /// draft, active or disabled.
     #[arg(long)]
     status: Option<String>,
+    /// The org's 15- or 18-character id (Setup → Company Information), e.g. 00D5g00000AbCdE.
     #[arg(long)]
     org_id: Option<String>,
     /// production or sandbox: decides the audience of the token requests.
@@ -109,39 +141,52 @@ pub struct SpecArgs {
     /// Where tokens are asked for: the org's My Domain URL (default: the login host of the org type).
     #[arg(long)]
     login_url: Option<String>,
+    /// The connected app's consumer key (Setup → App Manager → the app → View → Manage Consumer Details).
     #[arg(long)]
     consumer_key: Option<String>,
+    /// Username of the integration user the bridge acts as (pre-authorised for the connected app).
     #[arg(long)]
     integration_username: Option<String>,
     /// PEM file with the connected app's RSA private key.
     #[arg(long)]
     private_key_file: Option<PathBuf>,
+    /// The org's SCRT URL, where the Interaction Service API lives (Setup → Messaging Settings), e.g. https://acme.my.salesforce-scrt.com.
     #[arg(long)]
     scrt_url: Option<String>,
+    /// The messaging channel's Channel Address Identifier (Setup → Messaging Settings → the channel).
     #[arg(long)]
     channel_address_identifier: Option<String>,
     /// The channel definition's developer name.
     #[arg(long)]
     authorization_context: Option<String>,
+    /// API name of the Platform Event agents' entries are published on, e.g. WhatsApp_Outbound__e.
     #[arg(long)]
     platform_event: Option<String>,
+    /// Field of the Platform Event that holds the entry type (e.g. EventType__c).
     #[arg(long)]
     event_type_field: Option<String>,
+    /// Field of the Platform Event that holds the entry payload (e.g. Payload__c).
     #[arg(long)]
     payload_field: Option<String>,
+    /// Pub/Sub API endpoint to read the Platform Event from (default: https://api.pubsub.salesforce.com:7443).
     #[arg(long)]
     pubsub_endpoint: Option<String>,
+    /// Text sent to the customer when a conversation starts (empty: none).
     #[arg(long)]
     welcome_message: Option<String>,
+    /// Text sent to the customer when the messaging session ends (empty: none).
     #[arg(long)]
     closing_message: Option<String>,
+    /// HMAC of Infobip's webhook signature: HMAC_SHA_256 (the default), HMAC_SHA_1, _224, _384 or _512.
     #[arg(long)]
     webhook_hmac_algorithm: Option<String>,
     /// hmac or basic.
     #[arg(long)]
     webhook_auth: Option<String>,
+    /// Header carrying Infobip's webhook signature (default: X-Infobip-Signature).
     #[arg(long)]
     webhook_signature_header: Option<String>,
+    /// Basic-auth user name Infobip sends its webhooks with (with --webhook-auth basic).
     #[arg(long)]
     webhook_basic_username: Option<String>,
     /// Name of the environment variable holding the Basic-auth password.
@@ -153,8 +198,10 @@ pub struct SpecArgs {
     /// Label before the bot's turns of an imported transcript ("" for none).
     #[arg(long)]
     transcript_bot_label: Option<String>,
+    /// Label before the system's turns of an imported transcript ("" for none).
     #[arg(long)]
     transcript_system_label: Option<String>,
+    /// Label before a human agent's turns of an imported transcript ("" for none).
     #[arg(long)]
     transcript_agent_label: Option<String>,
 }

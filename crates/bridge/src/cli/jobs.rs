@@ -11,6 +11,7 @@ pub enum JobsCommand {
     Status,
     /// List dead letters with their reasons.
     Dead {
+        /// Show at most this many, oldest first.
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
@@ -18,6 +19,7 @@ pub enum JobsCommand {
     Retry {
         /// The job id; omit with --all.
         id: Option<i64>,
+        /// Retry every dead letter.
         #[arg(long, conflicts_with = "id")]
         all: bool,
     },

@@ -118,7 +118,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckConfig => {
-            print!("{settings}");
+            // Loaded once already: a bad configuration has exited with code 2 by now.
+            print!("{}", Settings::report_from(&std::env::vars().collect::<Vec<_>>())?);
             println!("configuration is valid");
             Ok(())
         }
@@ -157,5 +158,38 @@ fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
         Ok(())
     } else {
         anyhow::bail!("unhealthy: {status_line}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command, argument and flag says what it is for in `--help`.
+    #[test]
+    fn every_command_and_flag_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            if command.get_about().is_none() && command.get_long_about().is_none() {
+                missing.push(format!("{path}: the command"));
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path}: {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &path, missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "without help text:\n{}", missing.join("\n"));
     }
 }

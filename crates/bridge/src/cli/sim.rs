@@ -88,8 +88,10 @@ impl TlsArgs {
 
 #[derive(Debug, Args)]
 pub struct SalesforceArgs {
+    /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
+    /// Port to listen on (0 = any free port).
     #[arg(long, default_value_t = 9101)]
     port: u16,
     /// The org's 15-character id.
@@ -137,8 +139,10 @@ pub struct SalesforceArgs {
 
 #[derive(Debug, Args)]
 pub struct InfobipArgs {
+    /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
+    /// Port to listen on (0 = any free port).
     #[arg(long, default_value_t = 9102)]
     port: u16,
     /// API key accepted with every scope the bridge needs.

@@ -92,6 +92,7 @@ pub async fn deliver(
     match posted {
         Ok(response) => {
             let entry_id = outgoing.entry_id;
+            let outgoing_entry = entry_id.clone();
             let session = response.work_item_ids.first().cloned();
             let sf_conversation = response.conversation_identifier.clone();
             let changed = sf_conversation.is_some()
@@ -106,16 +107,23 @@ pub async fn deliver(
                     completion.as_ref().map_or(Ok(()), |done| done.record(c))
                 })
                 .await?;
+            tracing::info!(
+                app.id = %app.id,
+                conversation.id = conversation_id,
+                message.id = message.id,
+                entry.id = %outgoing_entry,
+                "message delivered to Salesforce"
+            );
             let latency = (now - message.created_at).num_milliseconds().max(0) as f64 / 1000.0;
             ctx.metrics.inbound_delivery_seconds.observe(latency);
-            ctx.metrics.inbound("delivered");
+            ctx.metrics.inbound(&app.name, "delivered");
             Ok(())
         }
         Err(e) if e.is_permanent() => {
             let reason = format!("Salesforce refused the message: {}", e.detail());
             let error = reason.clone();
             ctx.db.write(move |c| conversations::mark_failed(c, message.id, &error, now, purge)).await?;
-            ctx.metrics.inbound("failed");
+            ctx.metrics.inbound(&app.name, "failed");
             Err(JobFailure::permanent(reason))
         }
         Err(e) => Err(e.into()),

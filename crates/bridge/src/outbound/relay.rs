@@ -42,14 +42,20 @@ impl BackgroundJob for RelayOutbound {
             .run(move |c| conversations::message_with_conversation(c, id))
             .await?
             .ok_or_else(|| JobFailure::permanent(format!("message {id} no longer exists")))?;
-        match message.status {
-            MessageStatus::Queued => {}
+        let resend = match message.status {
+            MessageStatus::Queued => false,
             // An earlier attempt handed it to Infobip and never learned the outcome.
-            MessageStatus::Sending => unknown_outcome(ctx, &message, attempt)?,
+            MessageStatus::Sending => {
+                unknown_outcome(ctx, &message, attempt)?;
+                true
+            }
             // Sent, or a report of the earlier attempt came since: nothing to repeat.
             _ => return Ok(()),
-        }
+        };
         let app = ctx.active_app(&message.app_id).await?;
+        if resend {
+            ctx.metrics.outbound(&app.name, "resent_unknown_outcome");
+        }
         let completion = attempt.completion();
         Relay { ctx, app: &app, message: &message, conversation: &conversation, completion }.run(self, attempt).await
     }
@@ -74,7 +80,6 @@ fn unknown_outcome(ctx: &JobContext, message: &Message, attempt: &Attempt) -> Re
         waited_secs = waited.num_seconds(),
         "no report of the earlier send came: sending again under the same messageId"
     );
-    ctx.metrics.outbound("resent_unknown_outcome");
     Ok(())
 }
 
@@ -172,7 +177,15 @@ impl Relay<'_> {
                 }
             }
         }
-        self.ctx.metrics.outbound("sent");
+        self.ctx.metrics.outbound(&self.app.name, "sent");
+        tracing::info!(
+            app.id = %self.app.id,
+            conversation.id = conversation.id,
+            message.id = message.id,
+            entry.id = message.sf_entry_id.as_deref().unwrap_or_default(),
+            parts = count,
+            "message sent to WhatsApp"
+        );
         self.finish(MessageStatus::Sent, None).await
     }
 
@@ -192,7 +205,7 @@ impl Relay<'_> {
                     tracing::info!(message.id = self.message.id, error = %e, "typing indicator not shown");
                     return self.finish(MessageStatus::Skipped, Some("typing indicator not shown")).await;
                 }
-                self.ctx.metrics.outbound("typing");
+                self.ctx.metrics.outbound(&self.app.name, "typing");
                 self.finish(MessageStatus::Sent, None).await
             }
             _ => self.finish(MessageStatus::Skipped, Some("outside the 24-hour window")).await,
@@ -233,7 +246,7 @@ impl Relay<'_> {
                 conversations::mark_failed(c, id, &note, now, now)
             })
             .await?;
-        self.ctx.metrics.outbound("failed");
+        self.ctx.metrics.outbound(&self.app.name, "failed");
         Err(JobFailure::permanent(format!("{code}: {reason} (reported to the agent)")))
     }
 }

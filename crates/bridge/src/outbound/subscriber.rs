@@ -176,7 +176,7 @@ impl Subscriber {
         while !cancel.is_cancelled() {
             let mut healthy = false;
             let delay = match self.renew(&app, &topic).await {
-                Ok(true) => match self.subscribe_once(&app, &topic, &cancel, &mut healthy).await {
+                Ok(true) => match self.subscribe_once_observed(&app, &topic, &cancel, &mut healthy).await {
                     Ok(()) => break,
                     // Not a fault: start again at once from the earliest retained event.
                     Err(SubscribeError::ReplayExpired) => Duration::ZERO,
@@ -226,6 +226,20 @@ impl Subscriber {
                 cursors::acquire_lease(c, &app_id, &topic, &owner, now + lease, now)
             })
             .await
+    }
+
+    /// `subscribe_once`, with `/metrics` told that the subscription is up while its stream is
+    /// open, and down from the moment it ends.
+    async fn subscribe_once_observed(
+        &self,
+        app: &Arc<ActiveApp>,
+        topic: &str,
+        cancel: &CancellationToken,
+        healthy: &mut bool,
+    ) -> Result<(), SubscribeError> {
+        let ended = self.subscribe_once(app, topic, cancel, healthy).await;
+        self.metrics.subscription(&app.name, topic, false);
+        ended
     }
 
     /// One stream, until it ends; `healthy` turns true once it delivered a response.
@@ -288,6 +302,7 @@ impl Subscriber {
         requests.send(first).await.map_err(|_| SubscribeError::Ended)?;
         let mut stream = client.subscribe(ReceiverStream::new(rx)).await?;
         tracing::info!(app.id = %app.id, topic = %topic, owner = %self.owner, ?preset, "subscribed");
+        self.metrics.subscription(&app.name, &topic, true);
         let default_sender = app.senders.keys().min().cloned();
         let mut renewal = tokio::time::interval(self.lease / 3);
         renewal.tick().await;
@@ -337,7 +352,7 @@ impl Subscriber {
             status.metadata().get(metadata::ERROR_CODE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         if code == error_codes::REPLAY_ID_CORRUPTED || code == error_codes::REPLAY_ID_VALIDATION_FAILED {
             tracing::error!(app.id = %app.id, topic, "the stored replay position has expired: resuming from the earliest retained event; events in between were missed");
-            self.metrics.pubsub_replay_gaps.inc();
+            self.metrics.replay_gap(&app.name);
             let (app_id, topic) = (app.id.clone(), topic.to_owned());
             if let Err(e) = self.db.write(move |c| cursors::set(c, &app_id, &topic, cursors::EARLIEST)).await {
                 return e.into();
@@ -394,23 +409,23 @@ impl Subscriber {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(app.id = %app.id, event.id = %event.id, error = %e, "undecodable event skipped");
-                    self.metrics.outbound("ignored");
+                    self.metrics.outbound(&app.name, "ignored");
                     continue;
                 }
             };
             if before_us(Some(record.created_date)) {
-                self.metrics.outbound("ignored");
+                self.metrics.outbound(&app.name, "ignored");
                 continue;
             }
             if record.field(&app.event_type_field) != Some("Interaction") {
-                self.metrics.outbound("ignored");
+                self.metrics.outbound(&app.name, "ignored");
                 continue;
             }
             match record.field(&app.payload_field).and_then(AgentEntry::parse) {
                 Some(entry) => entries.push(entry),
                 None => {
                     tracing::error!(app.id = %app.id, event.id = %event.id, "event payload is not a conversation entry; skipped");
-                    self.metrics.outbound("ignored");
+                    self.metrics.outbound(&app.name, "ignored");
                 }
             }
         }
@@ -425,10 +440,10 @@ impl Subscriber {
             })
             .await?;
         for _ in 0..stored.duplicates {
-            self.metrics.outbound("duplicate");
+            self.metrics.outbound(&app.name, "duplicate");
         }
         for _ in 0..stored.ignored {
-            self.metrics.outbound("ignored");
+            self.metrics.outbound(&app.name, "ignored");
         }
         if stored.queued > 0 {
             self.wake.notify_one();

@@ -70,11 +70,20 @@ pub(super) struct TokenCache {
     max_age: Duration,
     slots: Arc<Mutex<HashMap<String, Slot>>>,
     generation: Arc<std::sync::atomic::AtomicU64>,
+    observer: Option<TokenObserver>,
 }
+
+/// Told of every token request an app's cache makes: the app's id and name, and whether
+/// Salesforce granted it (for `/metrics`).
+pub type TokenObserver = Arc<dyn Fn(&Connection, bool) + Send + Sync>;
 
 impl TokenCache {
     pub fn new(http: reqwest::Client, max_age: Duration) -> Self {
-        Self { http, max_age, slots: Arc::default(), generation: Arc::default() }
+        Self { http, max_age, slots: Arc::default(), generation: Arc::default(), observer: None }
+    }
+
+    pub fn observed_by(&mut self, observer: TokenObserver) {
+        self.observer = Some(observer);
     }
 
     fn slot(&self, app_id: &str) -> Slot {
@@ -113,7 +122,11 @@ impl TokenCache {
             username: &app.username,
             private_key: app.private_key.expose_secret(),
         };
-        let mut token = fetch_token(&self.http, &credentials).await?;
+        let fetched = fetch_token(&self.http, &credentials).await;
+        if let Some(observe) = &self.observer {
+            observe(app, fetched.is_ok());
+        }
+        let mut token = fetched?;
         token.generation = self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         tracing::info!(app.id = %app.app_id, "obtained a Salesforce access token");
         Ok(token)

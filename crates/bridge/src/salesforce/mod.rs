@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use secrecy::SecretString;
 
-pub use auth::{AccessToken, Credentials, explain};
+pub use auth::{AccessToken, Credentials, TokenObserver, explain};
 pub use error::Error;
 
 use crate::config::SalesforceSettings;
@@ -31,6 +31,8 @@ use crate::config::SalesforceSettings;
 pub struct Connection {
     /// The app this is (tokens are cached per app).
     pub app_id: String,
+    /// Its name, for metrics.
+    pub app_name: String,
     pub org_id: String,
     /// Where tokens are asked for (the org's My Domain, or the login host of its kind).
     pub login_url: String,
@@ -77,6 +79,12 @@ impl Client {
                 ping: Some(Duration::from_secs(settings.pubsub_ping_secs)).filter(|d| !d.is_zero()),
             },
         })
+    }
+
+    /// Tells `observer` of every token request the cache makes, granted or refused.
+    pub fn with_token_observer(mut self, observer: TokenObserver) -> Self {
+        self.tokens.observed_by(observer);
+        self
     }
 
     /// A token for the app's integration user (cached).

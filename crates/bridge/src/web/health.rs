@@ -39,7 +39,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text format. Queue depth is counted from the database in one pass, at most
+/// OpenMetrics text, which Prometheus reads. Queue depth is counted from the database in one pass, at most
 /// once per second however often it is scraped.
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
@@ -54,5 +54,5 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppErro
         state.metrics.set_writer_stats(stats);
     }
     let body = state.metrics.encode().map_err(|e| AppError::Internal(anyhow::anyhow!("encoding metrics: {e}")))?;
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body))
+    Ok(HttpResponse::Ok().content_type(crate::metrics::CONTENT_TYPE).body(body))
 }

@@ -138,10 +138,10 @@ pub async fn inbound(state: web::Data<AppState>, webhook: SignedWebhook) -> Resu
     let app_id = app.id.clone();
     let stored = state.db.write(move |c| crate::inbound::store(c, &app_id, &messages)).await?;
     for _ in 0..stored.accepted {
-        state.metrics.inbound("received");
+        state.metrics.inbound(&app.name, "received");
     }
     for _ in 0..stored.duplicates {
-        state.metrics.inbound("duplicate");
+        state.metrics.inbound(&app.name, "duplicate");
     }
     if stored.accepted > 0 {
         state.wake.notify_one();

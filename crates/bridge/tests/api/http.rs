@@ -66,8 +66,13 @@ async fn metrics_report_requests_and_queue_depth(test_db: TestDb) {
 
     let res = app.get("/metrics").await;
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        "the content type of the format written"
+    );
     let text = res.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends so: {text}");
     assert!(text.contains(r#"byoc_http_requests_total{method="GET",route="/healthz",status="200"} 1"#), "{text}");
     assert!(text.contains("byoc_http_request_duration_seconds_bucket"), "{text}");
     assert!(text.contains(r#"byoc_job_queue_depth{state="scheduled"} 1"#), "{text}");

@@ -248,8 +248,8 @@ async fn a_thousand_messages_arrive_once_and_in_order_despite_faults_and_token_e
     assert!(repeated > 0, "the fault mix includes posts processed after the bridge gave up on them");
 
     let metrics = bridge.app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains(r#"byoc_inbound_messages_total{outcome="received"} 1000"#), "{metrics}");
-    assert!(metrics.contains(r#"byoc_inbound_messages_total{outcome="delivered"} 1000"#), "{metrics}");
+    assert!(metrics.contains(r#"byoc_inbound_messages_total{app="acme",outcome="received"} 1000"#), "{metrics}");
+    assert!(metrics.contains(r#"byoc_inbound_messages_total{app="acme",outcome="delivered"} 1000"#), "{metrics}");
     assert!(metrics.contains("byoc_inbound_delivery_seconds_count 1000"), "{metrics}");
     assert!(metrics.contains(r#"byoc_jobs_finished_total{kind="deliver_inbound",outcome="retried"}"#), "{metrics}");
 }

@@ -8,7 +8,45 @@ use serde_json::json;
 use crate::bridge::{Bridge, SENDER};
 use crate::helpers::{TestDb, captured_logs};
 
-crate::on_both_backends!(logs_hold_no_secret_no_phone_number_and_no_message_text);
+crate::on_both_backends!(
+    logs_hold_no_secret_no_phone_number_and_no_message_text,
+    each_message_delivered_or_sent_is_one_info_line_of_ids
+);
+
+/// An operator follows a message through the log by its ids: one info line when Salesforce
+/// took it, one when WhatsApp did, and nothing in them that identifies the customer.
+async fn each_message_delivered_or_sent_is_one_info_line_of_ids(db: TestDb) {
+    let logs = captured_logs();
+    let bridge = Bridge::start(db).await;
+    let user = "447700900777";
+    let conversation = bridge.open_conversation(user).await;
+    let _subscription = bridge.subscribe().await;
+    bridge.sf.agent_send_text(&conversation, "Happy to help.").unwrap();
+    bridge.until_relays_queued(1).await;
+    bridge.drain().await;
+    assert_eq!(bridge.ib.sent().len(), 1);
+
+    let text = logs.text();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["app.id"] == bridge.app_id.as_str())
+        .collect();
+    for (message, ids) in [
+        ("message delivered to Salesforce", ["conversation.id", "message.id", "entry.id"]),
+        ("message sent to WhatsApp", ["conversation.id", "message.id", "entry.id"]),
+    ] {
+        let found: Vec<&serde_json::Value> = lines.iter().filter(|l| l["message"] == message).collect();
+        assert_eq!(found.len(), 1, "{message}: {found:#?}");
+        let line = found[0];
+        assert_eq!(line["level"], "INFO");
+        for id in ids {
+            assert!(!line[id].is_null(), "{message} names {id}: {line}");
+        }
+        let shown = line.to_string();
+        assert!(!shown.contains(user) && !shown.contains("Happy") && !shown.contains("hello"), "{shown}");
+    }
+}
 
 async fn logs_hold_no_secret_no_phone_number_and_no_message_text(db: TestDb) {
     let logs = captured_logs();

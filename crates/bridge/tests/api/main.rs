@@ -15,6 +15,7 @@ mod inbound;
 mod inbound_more;
 mod jobs;
 mod logs;
+mod metrics;
 mod migrations;
 mod outbound;
 mod panel;

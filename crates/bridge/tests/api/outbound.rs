@@ -269,7 +269,7 @@ async fn an_expired_replay_position_resumes_from_the_earliest_event_and_counts_t
         bridge.ib.sent().iter().map(|m| m.body["content"]["text"].as_str().unwrap().to_owned()).collect();
     assert_eq!(sent, ["before", "after"]);
     let metrics = bridge.app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("byoc_pubsub_replay_gaps_total 1"), "{metrics}");
+    assert!(metrics.contains(r#"byoc_pubsub_replay_gaps_total{app="acme"} 1"#), "{metrics}");
 }
 
 /// A new app subscribes at LATEST. Without storing the keep-alive's position, a bridge that
@@ -481,7 +481,7 @@ async fn a_session_end_told_twice_sends_one_closing_message(db: TestDb) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let metrics = bridge.app.get("/metrics").await.text().await.unwrap();
-        if metrics.contains(r#"byoc_outbound_entries_total{outcome="duplicate"} 1"#) {
+        if metrics.contains(r#"byoc_outbound_entries_total{app="acme",outcome="duplicate"} 1"#) {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "the second telling never arrived: {metrics}");

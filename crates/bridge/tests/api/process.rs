@@ -29,13 +29,17 @@ pub(crate) fn command_of(test_db: &TestDb, program: &str, args: &[&str]) -> Comm
 
 async fn serves_and_exits_cleanly_on_sigterm(test_db: TestDb) {
     // With the job worker on: it, too, must stop at a safe point.
+    // Listening on every address, as in a container: the links printed must still be ones a
+    // browser can open.
     let mut child = command(&test_db, &["serve"])
         .env("BYOC__WORKER__ENABLED", "true")
+        .env("BYOC__SERVER__HOST", "0.0.0.0")
         .stderr(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
 
     // The log line announcing the port (port 0 = the OS picked one).
     let (port_tx, port_rx) = std::sync::mpsc::channel();
@@ -52,6 +56,14 @@ async fn serves_and_exits_cleanly_on_sigterm(test_db: TestDb) {
         lines
     });
     let port = port_rx.recv_timeout(Duration::from_secs(30)).expect("service announced its port");
+    // With JSON logs the one-time setup link is one JSON event on standard output.
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let event: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!(event["event"], "setup_link", "{event}");
+    let link = event["url"].as_str().unwrap().to_owned();
+    assert!(link.starts_with(&format!("http://localhost:{port}/setup/bootstrap?token=")), "{link}");
+    let token = link.split("token=").nth(1).unwrap().to_owned();
 
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let health = client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap();
@@ -70,6 +82,9 @@ async fn serves_and_exits_cleanly_on_sigterm(test_db: TestDb) {
     assert!(lines.iter().any(|l| l.contains("received SIGTERM")), "{lines:#?}");
     assert!(lines.iter().any(|l| l.contains("job worker stopped")), "{lines:#?}");
     assert!(lines.last().is_some_and(|l| l.contains("stopped")), "{lines:#?}");
+    assert!(lines.iter().all(|l| !l.contains(&token)), "the setup token never reaches the log");
+    let listening = lines.iter().find(|l| l.contains("byoc-bridge listening on")).expect("the listening line");
+    assert!(listening.contains(&format!(r#""url":"http://localhost:{port}""#)), "a reachable URL: {listening}");
     assert!(client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err(), "no longer listening");
     let probe = command(&test_db, &["healthcheck"]).env("BYOC__SERVER__PORT", port.to_string()).output().unwrap();
     assert_eq!(probe.status.code(), Some(1));
