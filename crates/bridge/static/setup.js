@@ -9,6 +9,11 @@
     window.close();
     return;
   }
+  // Signed in inside the frame itself (no sign-in window opened it): go on to the page asked for.
+  if (handoff && handoff.getAttribute("data-next")) {
+    window.location.replace(handoff.getAttribute("data-next"));
+    return;
+  }
   document.querySelectorAll("a[data-popup]").forEach(function (link) {
     link.addEventListener("click", function (event) {
       if (window.open(link.href, "byoc-signin", "popup,width=520,height=700")) {

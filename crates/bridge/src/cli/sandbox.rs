@@ -1,5 +1,7 @@
 //! `byoc-bridge sandbox`: the bridge on a fresh SQLite database between both simulators,
-//! with one app provisioned, so a newcomer sees messages cross both ways in a minute.
+//! with one app provisioned, so a newcomer sees all three users' surfaces in a minute: the
+//! customer's phone, the agent's console with the template panel beside the conversation, and
+//! the admin's setup pages, signed in.
 
 use anyhow::Context;
 use clap::Args;
@@ -21,6 +23,23 @@ const CHANNEL: &str = "7c0c7f4e-1b1a-4c3f-9a7e-2f4b7a1d5e6f";
 const CONTEXT: &str = "Sandbox_WhatsApp";
 const SENDER: &str = "447860099299";
 const API_KEY: &str = "sandbox-infobip-key";
+const ADMIN: &str = "admin@sandbox.example";
+const AGENT: &str = "agent@sandbox.example";
+const APP: &str = "sandbox";
+
+/// WhatsApp templates of the sandbox's number, so the panel has something to send.
+fn templates() -> Vec<serde_json::Value> {
+    vec![
+        serde_json::json!({ "id": "1", "name": "order_update", "language": "en", "status": "APPROVED", "category": "UTILITY",
+            "structure": { "type": "TEXT",
+                "header": { "format": "TEXT", "text": "Order {{1}}" },
+                "body": { "text": "Hi {{1}}, your order {{2}} has shipped.", "examples": ["Ann", "A-1042"] },
+                "footer": { "text": "Sandbox Shop" },
+                "buttons": [{ "type": "QUICK_REPLY", "text": "Thanks" }] } }),
+        serde_json::json!({ "id": "2", "name": "appointment_reminder", "language": "en_GB", "status": "APPROVED", "category": "UTILITY",
+            "structure": { "type": "TEXT", "body": { "text": "Hello {{1}}, a reminder of your appointment on {{2}}." } } }),
+    ]
+}
 
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
@@ -50,15 +69,18 @@ pub async fn run(args: SandboxArgs, mut settings: Settings) -> anyhow::Result<()
     let keys = tokio::task::spawn_blocking(|| crate::salesforce::certificate::generate("byoc-sandbox")).await??;
     let (private_pem, public_pem) = (keys.private_key, keys.certificate);
     let sf = SalesforceSim::new(SalesforceConfig::default());
-    sf.register_app(ConnectedApp {
+    // Its callback URL is known once the bridge listens (the port may be 0): registered below.
+    let connected_app = |callback_urls: Vec<String>| ConnectedApp {
         consumer_key: CONSUMER_KEY.into(),
-        certificate_pem: public_pem,
-        approved_users: vec![USERNAME.into()],
-        scopes: vec!["interaction_api".into(), "api".into()],
-        callback_urls: vec![],
-    });
+        certificate_pem: public_pem.clone(),
+        approved_users: vec![USERNAME.into(), ADMIN.into(), AGENT.into()],
+        scopes: vec!["interaction_api".into(), "api".into(), "openid".into()],
+        callback_urls,
+    };
+    sf.register_app(connected_app(Vec::new()));
     sf.add_user(USERNAME, "Integration User", "System Administrator");
-    sf.add_user("agent@sandbox.example", "Alex Agent", "Agent");
+    sf.add_user(ADMIN, "Avery Admin", "System Administrator");
+    sf.add_user(AGENT, "Alex Agent", "Agent");
     sf.add_channel(CHANNEL, CONTEXT);
     let sf_running = sf.start("127.0.0.1", args.salesforce_port)?;
     let cancel = CancellationToken::new();
@@ -66,6 +88,9 @@ pub async fn run(args: SandboxArgs, mut settings: Settings) -> anyhow::Result<()
     let ib = InfobipSim::new(InfobipConfig::default());
     ib.add_api_key(API_KEY, NEEDED_SCOPES);
     ib.add_sender(SENDER);
+    for template in templates() {
+        ib.add_template(SENDER, template);
+    }
     let ib_running = ib.start("127.0.0.1", args.infobip_port)?;
 
     let services = Services::open(&settings).await?;
@@ -90,7 +115,7 @@ pub async fn run(args: SandboxArgs, mut settings: Settings) -> anyhow::Result<()
                 closing_message: Some("Thanks for chatting with us. Goodbye!".into()),
                 ..AppSpec::default()
             };
-            let mut app = prov::create_app(c, &ctx, "sandbox", &spec).map_err(anyhow::Error::from)?;
+            let mut app = prov::create_app(c, &ctx, APP, &spec).map_err(anyhow::Error::from)?;
             prov::upsert_account(c, &ctx, &app, "main", Some(&ib_url), Some(&SecretString::from(API_KEY.to_owned())))
                 .map_err(anyhow::Error::from)?;
             prov::add_sender(c, &ctx, &app, SENDER, "main").map_err(anyhow::Error::from)?;
@@ -101,6 +126,10 @@ pub async fn run(args: SandboxArgs, mut settings: Settings) -> anyhow::Result<()
         .await?;
 
     let app = Application::build_with(settings, services).await?;
+    let bridge = app.base_url().to_owned();
+    sf.register_app(connected_app(vec![format!("{bridge}/setup/oauth/callback")]));
+    // The Messaging Session page's component: the panel, the agent signed in through the org.
+    sf.set_console_panel(&format!("{}&next=%2Ftemplates%3Fid%3D{{id}}", sign_in_link(&bridge, AGENT)));
     ib.set_webhook(WebhookSender::new(
         &format!("{}/api/infobip/inbound/messages", app.base_url()),
         WebhookAuth::Hmac {
@@ -114,7 +143,9 @@ pub async fn run(args: SandboxArgs, mut settings: Settings) -> anyhow::Result<()
     println!("Sandbox ready: the bridge between a simulated Infobip and a simulated Salesforce.");
     println!("  1. Write as a WhatsApp user:  {}/__sim/phone", ib_running.base_url);
     println!("  2. Answer as the agent:       {}/__sim/agent", sf_running.base_url);
-    println!("  Bridge status:                {}/", app.base_url());
+    println!("     (the console shows the WhatsApp template panel beside the conversation)");
+    println!("  3. Set up as the admin:       {}", sign_in_link(&bridge, ADMIN));
+    println!("  Service status:               {bridge}/status");
     println!("  Data (a temporary directory): {}", dir.display());
     println!("Stop with Ctrl-C.");
     let token = app.shutdown_token();
@@ -127,4 +158,11 @@ pub async fn run(args: SandboxArgs, mut settings: Settings) -> anyhow::Result<()
     sf_running.stop().await;
     ib_running.stop().await;
     result
+}
+
+/// The bridge's Salesforce sign-in for `user` of the sandbox's org (the simulated org signs a
+/// hinted user in at once; the real one would fill in the username).
+fn sign_in_link(bridge: &str, user: &str) -> String {
+    let user: String = url::form_urlencoded::byte_serialize(user.as_bytes()).collect();
+    format!("{bridge}/setup/signin?app={APP}&login_hint={user}")
 }

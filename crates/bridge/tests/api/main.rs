@@ -23,6 +23,7 @@ mod panel_browser;
 mod process;
 mod provisioning;
 mod retention;
+mod sandbox_browser;
 mod secrets;
 mod sim_cli;
 mod sim_infobip;

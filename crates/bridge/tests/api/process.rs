@@ -196,7 +196,7 @@ async fn simulators_run_as_their_own_processes() {
 }
 
 /// Polls `url` until its text contains `needle` (the sandbox works in the background).
-async fn until_page_contains(url: &str, needle: &str) -> String {
+pub(crate) async fn until_page_contains(url: &str, needle: &str) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let text = reqwest::get(url).await.unwrap().text().await.unwrap();
@@ -208,28 +208,49 @@ async fn until_page_contains(url: &str, needle: &str) -> String {
     }
 }
 
+/// A running `byoc-bridge sandbox` and the links it printed.
+pub(crate) struct Sandbox {
+    pub child: std::process::Child,
+    pub printed: String,
+    _test_db: TestDb,
+}
+
+impl Sandbox {
+    pub fn start() -> Self {
+        let test_db = TestDb::sqlite();
+        let mut child = command(&test_db, &["sandbox", "--port", "0", "--salesforce-port", "0", "--infobip-port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut printed = String::new();
+        while !printed.contains("Stop with") {
+            let mut line = String::new();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "sandbox ended early: {printed}");
+            printed.push_str(&line);
+        }
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Self { child, printed, _test_db: test_db }
+    }
+
+    /// The link on the line that says `label`.
+    pub fn link(&self, label: &str) -> String {
+        let line =
+            self.printed.lines().find(|l| l.contains(label)).unwrap_or_else(|| panic!("{label}: {}", self.printed));
+        line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned()
+    }
+
+    pub fn stop(self) -> Option<i32> {
+        stop(self.child)
+    }
+}
+
 #[tokio::test]
 async fn the_sandbox_carries_messages_both_ways() {
-    let test_db = TestDb::sqlite();
-    let mut child = command(&test_db, &["sandbox", "--port", "0", "--salesforce-port", "0", "--infobip-port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut printed = String::new();
-    while !printed.contains("Stop with") {
-        let mut line = String::new();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "sandbox ended early: {printed}");
-        printed.push_str(&line);
-    }
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let url_after = |label: &str| {
-        let line = printed.lines().find(|l| l.contains(label)).unwrap();
-        line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned()
-    };
-    let phone = url_after("WhatsApp user");
-    let agent = url_after("as the agent");
+    let sandbox = Sandbox::start();
+    let phone = sandbox.link("WhatsApp user");
+    let agent = sandbox.link("as the agent");
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
 
     let base = |u: &str| u.split("/__sim").next().unwrap().to_owned();
@@ -240,11 +261,12 @@ async fn the_sandbox_carries_messages_both_ways() {
         .await
         .unwrap();
     assert_eq!(sent.status(), 303);
-    until_page_contains(&agent, "Hello from WhatsApp").await;
-
+    until_page_contains(&format!("{}/__sim/agent/list", base(&agent)), "447700900123").await;
     let state: serde_json::Value =
         reqwest::get(format!("{}/__sim/state", base(&agent))).await.unwrap().json().await.unwrap();
     let conversation = state["conversations"][0]["identifier"].as_str().unwrap().to_owned();
+    until_page_contains(&format!("{}/__sim/agent/{conversation}/feed", base(&agent)), "Hello from WhatsApp").await;
+
     let reply = client
         .post(format!("{}/__sim/agent/{conversation}/text", base(&agent)))
         .form(&[("text", "Hi, this is Alex")])
@@ -252,9 +274,9 @@ async fn the_sandbox_carries_messages_both_ways() {
         .await
         .unwrap();
     assert_eq!(reply.status(), 303);
-    until_page_contains(&format!("{phone}?user=447700900123"), "Hi, this is Alex").await;
+    until_page_contains(&format!("{}/__sim/phone/chat?user=447700900123", base(&phone)), "Hi, this is Alex").await;
 
-    assert_eq!(stop(child), Some(0));
+    assert_eq!(sandbox.stop(), Some(0));
 }
 
 /// Waits (at most 20 s) until another process has made `ok` true.

@@ -147,10 +147,10 @@ async fn send(sim: web::Data<InfobipSim>, req: HttpRequest, kind: web::Path<Stri
                         "description": "Message sent to next instance" }
         }));
         let from = message.get("from").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let shown = super::phone::describe(&kind, message.get("content").unwrap_or(&Value::Null));
+        let line = super::phone::ChatLine::from_business(&to, &message_id, &kind, message.get("content"));
         sim.tap.call(&to, &message);
         let mut state = sim.state();
-        state.chat.push((to.clone(), false, shown));
+        state.chat.push(line);
         state.sent.push(SentMessage { kind: kind.clone(), message_id, from, to, body: message });
     }
     if kind == "template" {

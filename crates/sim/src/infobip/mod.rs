@@ -53,8 +53,8 @@ pub(crate) struct State {
     pub refused: u64,
     /// Events sent (typing indicators): (end user, event type).
     pub events: Vec<(String, String)>,
-    /// The simulated phones' chats, in order: (end user, typed by the user?, text).
-    pub chat: Vec<(String, bool, String)>,
+    /// The simulated phones' chats, in order.
+    pub chat: Vec<phone::ChatLine>,
     /// Where the simulated phone posts inbound messages (the bridge's webhook).
     pub webhook: Option<webhooks::WebhookSender>,
     /// Where delivery and seen reports are posted (`/__sim/webhooks/report`).

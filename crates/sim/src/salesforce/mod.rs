@@ -159,6 +159,9 @@ pub(crate) struct State {
     /// What the org knows of an end user: (display name, contact name, account name).
     pub end_users: HashMap<String, (String, Option<String>, Option<String>)>,
     pub tokens_issued: u64,
+    /// The component the console shows beside a conversation (the bridge's template panel),
+    /// `{id}` standing for the Messaging Session id.
+    pub console_panel: Option<String>,
 }
 
 /// Settings of the simulated org.
@@ -280,6 +283,12 @@ impl SalesforceSim {
     /// The URL the simulator serves on (login host, instance URL and SCRT URL at once).
     pub fn base_url(&self) -> String {
         self.base_url.lock().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    /// Shows `url` (with `{id}` replaced by the Messaging Session id) beside each conversation
+    /// of the console, as a Lightning page shows an iframe component on the record.
+    pub fn set_console_panel(&self, url: &str) {
+        self.state().console_panel = Some(url.to_owned());
     }
 
     pub fn register_app(&self, app: ConnectedApp) {

@@ -1,6 +1,9 @@
-//! The agent's side of the simulated org as a small page: see each conversation as the
-//! agent would, reply, send a file or choices, join, type, end. Every form posts to an
-//! endpoint that is also usable as an API (form-encoded), then returns to the page.
+//! The agent's side of the simulated org as a small console: pick a conversation, follow it
+//! in a frame that refreshes itself (in plain words), reply, send a file or choices, join,
+//! end; beside it, the component the org shows on the Messaging Session page (the bridge's
+//! template panel) when one is set. Once a session has ended, replies are refused, as the
+//! real console refuses them. Every form posts to an endpoint that is also usable as an API
+//! (form-encoded), then returns to the page; nothing needs JavaScript.
 
 use actix_multipart::form::MultipartForm;
 use actix_multipart::form::bytes::Bytes as FileBytes;
@@ -16,6 +19,8 @@ use super::signin::escape;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/__sim/agent", web::get().to(page))
+        .route("/__sim/agent/list", web::get().to(list))
+        .route("/__sim/agent/{conversation}/feed", web::get().to(feed))
         .route("/__sim/console", web::get().to(console))
         .route("/__sim/agent/{conversation}/text", web::post().to(text))
         .route("/__sim/agent/{conversation}/choices", web::post().to(choices))
@@ -33,13 +38,57 @@ struct ConversationView {
     end_user: String,
     session: String,
     status: String,
+    ended: bool,
     entries: Vec<EntryView>,
 }
 
 #[derive(Template)]
 #[template(path = "sim/agent.html")]
 struct AgentPage {
+    /// The conversation open, if there is one.
+    open: Option<ConversationView>,
+    /// The component beside it, for its session.
+    panel: Option<String>,
+    selected: String,
+}
+
+#[derive(Template)]
+#[template(path = "sim/agent_list.html")]
+struct ListFrame {
     conversations: Vec<ConversationView>,
+    selected: String,
+}
+
+#[derive(Template)]
+#[template(path = "sim/agent_feed.html")]
+struct FeedFrame {
+    conversation: ConversationView,
+}
+
+/// A session the agent can no longer answer in.
+const ENDED: &str = "Ended";
+
+/// A CamelCase entry type in words: `RoutingWorkResult` → `Routing work result`.
+fn words(entry_type: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in entry_type.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push(' ');
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The first string under `key` anywhere in `value`.
+fn find<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    match value {
+        Value::Object(map) => map.get(key).and_then(Value::as_str).or_else(|| map.values().find_map(|v| find(v, key))),
+        Value::Array(items) => items.iter().find_map(|v| find(v, key)),
+        _ => None,
+    }
 }
 
 /// What an entry says, in a line.
@@ -61,14 +110,35 @@ fn describe(entry: &super::Entry) -> String {
         if let Some(items) = m.pointer("/choices/optionItems").and_then(Value::as_array) {
             let titles: Vec<&str> =
                 items.iter().filter_map(|i| i.pointer("/titleItem/title").and_then(Value::as_str)).collect();
-            return format!("[choices] {}", titles.join(" | "));
+            return format!("Choices offered: {}", titles.join(", "));
         }
-        if let Some(selected) = m.pointer("/choicesResponse/selectedOptions/0/optionIdentifier").and_then(Value::as_str)
+        let selected = m.pointer("/choicesResponse/selectedOptions/0");
+        if let Some(option) =
+            selected.and_then(|o| o.pointer("/optionTitle/title").or_else(|| o.get("optionIdentifier")))
+            && let Some(title) = option.as_str()
         {
-            return format!("[chose] {selected}");
+            return format!("Chose “{title}”");
         }
     }
-    format!("({})", entry.entry_type)
+    match entry.entry_type.as_str() {
+        "ParticipantChanged" => {
+            let name = find(p, "displayName").unwrap_or("An agent");
+            match find(p, "operation") {
+                Some("remove") => format!("{name} left the conversation"),
+                _ => format!("{name} joined the conversation"),
+            }
+        }
+        "SessionStatusChanged" => match find(p, "sessionStatus") {
+            Some(ENDED) => "The session ended".to_owned(),
+            Some(status) => format!("The session is now {}", status.to_lowercase()),
+            None => "The session changed".to_owned(),
+        },
+        "MessageDeliveryFailed" => {
+            let why = find(p, "errorMessage").unwrap_or("no reason given");
+            format!("⚠ A message was not delivered to WhatsApp: {why}")
+        }
+        other => words(other),
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -89,35 +159,91 @@ async fn console(query: web::Query<ConsoleQuery>) -> HttpResponse {
     ))
 }
 
-async fn page(sim: web::Data<SalesforceSim>) -> HttpResponse {
-    let conversations = sim
-        .conversations()
-        .iter()
-        .map(|c| ConversationView {
-            identifier: c.identifier.clone(),
-            end_user: c.end_user.clone(),
-            session: c.messaging_session_id.clone(),
-            status: c.session_status.clone(),
-            entries: c
-                .entries
-                .iter()
-                .filter(|e| !e.entry_type.starts_with("Typing"))
-                .map(|e| EntryView {
-                    who: if e.sender_role == "Agent" { "agent" } else { "customer" },
-                    text: describe(e),
-                })
-                .collect(),
-        })
-        .collect();
-    match (AgentPage { conversations }).render() {
+fn view(c: &super::Conversation) -> ConversationView {
+    ConversationView {
+        identifier: c.identifier.clone(),
+        end_user: c.end_user.clone(),
+        session: c.messaging_session_id.clone(),
+        status: c.session_status.clone(),
+        ended: c.session_status == ENDED,
+        entries: c
+            .entries
+            .iter()
+            .filter(|e| !e.entry_type.starts_with("Typing"))
+            .map(|e| {
+                let who = match (e.entry_type.as_str(), e.sender_role.as_str()) {
+                    ("ParticipantChanged" | "SessionStatusChanged" | "MessageDeliveryFailed", _) => "event",
+                    (_, "Agent") => "agent",
+                    _ => "customer",
+                };
+                EntryView { who, text: describe(e) }
+            })
+            .collect(),
+    }
+}
+
+fn html(rendered: Result<String, askama::Error>) -> HttpResponse {
+    match rendered {
         Ok(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
         Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
     }
 }
 
-fn done(result: Result<String, AgentError>) -> HttpResponse {
+#[derive(Deserialize)]
+struct PageQuery {
+    /// The conversation open (default: the latest).
+    c: Option<String>,
+}
+
+async fn page(sim: web::Data<SalesforceSim>, query: web::Query<PageQuery>) -> HttpResponse {
+    let conversations = sim.conversations();
+    let open = match &query.c {
+        Some(id) => conversations.iter().find(|c| &c.identifier == id),
+        None => conversations.last(),
+    }
+    .map(view);
+    let panel = match (&open, sim.state().console_panel.clone()) {
+        (Some(c), Some(url)) => Some(url.replace("{id}", &c.session)),
+        _ => None,
+    };
+    let selected = open.as_ref().map(|c| c.identifier.clone()).unwrap_or_default();
+    html(AgentPage { open, panel, selected }.render())
+}
+
+async fn list(sim: web::Data<SalesforceSim>, query: web::Query<PageQuery>) -> HttpResponse {
+    let conversations: Vec<ConversationView> = sim.conversations().iter().rev().map(view).collect();
+    let selected = query.c.clone().or_else(|| conversations.first().map(|c| c.identifier.clone())).unwrap_or_default();
+    html(ListFrame { conversations, selected }.render())
+}
+
+async fn feed(sim: web::Data<SalesforceSim>, conversation: web::Path<String>) -> HttpResponse {
+    match sim.conversations().iter().find(|c| c.identifier == *conversation) {
+        Some(c) => html(FeedFrame { conversation: view(c) }.render()),
+        None => HttpResponse::NotFound().body("no such conversation"),
+    }
+}
+
+/// Refuses a reply in a session that has ended, as the console does (it offers no reply box).
+fn refuse_if_ended(sim: &SalesforceSim, conversation: &str) -> Option<HttpResponse> {
+    let ended = sim.conversations().iter().any(|c| c.identifier == conversation && c.session_status == ENDED);
+    ended.then(|| {
+        HttpResponse::Conflict().content_type("text/html; charset=utf-8").body(format!(
+            "<!doctype html><title>Session ended</title><p role=alert>This messaging session has ended: \
+             replies can no longer be sent in it.</p><p><a href=\"/__sim/agent?c={}\">Back to the console</a></p>",
+            escape(conversation)
+        ))
+    })
+}
+
+fn done(conversation: &str, result: Result<String, AgentError>) -> HttpResponse {
     match result {
-        Ok(_) => HttpResponse::SeeOther().insert_header(("Location", "/__sim/agent")).finish(),
+        Ok(_) => {
+            let location = format!(
+                "/__sim/agent?c={}",
+                url::form_urlencoded::byte_serialize(conversation.as_bytes()).collect::<String>()
+            );
+            HttpResponse::SeeOther().insert_header(("Location", location)).finish()
+        }
         Err(e @ AgentError::UnknownConversation(_)) => HttpResponse::NotFound().body(e.to_string()),
         Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
     }
@@ -133,7 +259,10 @@ async fn text(
     conversation: web::Path<String>,
     form: web::Form<TextForm>,
 ) -> HttpResponse {
-    done(sim.agent_send_text(&conversation, &form.text))
+    if let Some(refused) = refuse_if_ended(&sim, &conversation) {
+        return refused;
+    }
+    done(&conversation, sim.agent_send_text(&conversation, &form.text))
 }
 
 #[derive(Deserialize)]
@@ -158,7 +287,10 @@ async fn choices(
         .enumerate()
         .map(|(i, title)| Choice { id: format!("option-{}", i + 1), title: title.to_owned() })
         .collect();
-    done(sim.agent_send_choices(&conversation, &form.format, &form.text, &options))
+    if let Some(refused) = refuse_if_ended(&sim, &conversation) {
+        return refused;
+    }
+    done(&conversation, sim.agent_send_choices(&conversation, &form.format, &form.text, &options))
 }
 
 #[derive(MultipartForm)]
@@ -175,16 +307,25 @@ async fn attachment(
     let name = form.file.file_name.clone().unwrap_or_else(|| "file".to_owned());
     let mime = form.file.content_type.as_ref().map_or("application/octet-stream".to_owned(), ToString::to_string);
     let text = form.text.map(|t| t.into_inner()).filter(|t| !t.is_empty());
-    done(sim.agent_send_attachment(&conversation, &name, &mime, form.file.data.to_vec(), text.as_deref()))
+    if let Some(refused) = refuse_if_ended(&sim, &conversation) {
+        return refused;
+    }
+    done(
+        &conversation,
+        sim.agent_send_attachment(&conversation, &name, &mime, form.file.data.to_vec(), text.as_deref()),
+    )
 }
 
 async fn action(sim: web::Data<SalesforceSim>, path: web::Path<(String, String)>) -> HttpResponse {
     let (conversation, action) = path.into_inner();
+    if let Some(refused) = refuse_if_ended(&sim, &conversation) {
+        return refused;
+    }
     match action.as_str() {
-        "join" => done(sim.agent_join(&conversation)),
-        "end" => done(sim.agent_end(&conversation)),
-        "typing" => done(sim.agent_typing(&conversation, true)),
-        "typing-stopped" => done(sim.agent_typing(&conversation, false)),
+        "join" => done(&conversation, sim.agent_join(&conversation)),
+        "end" => done(&conversation, sim.agent_end(&conversation)),
+        "typing" => done(&conversation, sim.agent_typing(&conversation, true)),
+        "typing-stopped" => done(&conversation, sim.agent_typing(&conversation, false)),
         _ => HttpResponse::NotFound().body("unknown action"),
     }
 }

@@ -148,6 +148,8 @@ pub async fn bootstrap(
 pub struct SignInQuery {
     app: Option<String>,
     next: Option<String>,
+    /// The Salesforce username to offer (Salesforce fills it in on its login page).
+    login_hint: Option<String>,
 }
 
 fn callback_url(state: &AppState) -> String {
@@ -197,6 +199,9 @@ pub async fn start_sign_in(
         .append_pair("state", &state_token)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
+    if let Some(hint) = query.login_hint.as_deref().filter(|h| !h.is_empty() && h.len() <= 80) {
+        url.query_pairs_mut().append_pair("login_hint", hint);
+    }
     let mut response = super::see_other(url.as_str());
     set_cookie(&mut response, &pending_cookie(&sealed, SIGNIN_MINUTES * 60))?;
     Ok(response)
@@ -331,7 +336,10 @@ async fn finish_sign_in(state: &AppState, req: &HttpRequest, query: &CallbackQue
     };
     state.db.write(move |c| rows::insert_grant(c, &handed)).await?;
     tracing::info!(app.id = %app.id, "an admin signed in with Salesforce");
-    let mut response = render(StatusCode::OK, &SignedIn { user: name, code, next }, "'none'")?;
+    // Framed only where the app's other pages may be: a sign-in made inside the org's iframe
+    // (no window of its own) ends here, in that iframe.
+    let ancestors = super::frame_ancestors(Some(&app));
+    let mut response = render(StatusCode::OK, &SignedIn { user: name, code, next }, &ancestors)?;
     let cookie = actix_web::http::header::HeaderValue::from_str(&session_cookie(&token, SESSION_HOURS * 3600))
         .map_err(|e| AppError::Internal(e.into()))?;
     response.headers_mut().insert(actix_web::http::header::SET_COOKIE, cookie);
