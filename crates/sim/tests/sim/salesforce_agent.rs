@@ -206,7 +206,10 @@ async fn the_agent_page_shows_conversations_and_its_forms_act() {
     let conversation = res.json::<Value>().await.unwrap()["conversationIdentifier"].as_str().unwrap().to_owned();
 
     let page = reqwest::get(console.org.url("/__sim/agent")).await.unwrap().text().await.unwrap();
-    assert!(page.contains("Where is my order?") && page.contains("447700900002"), "{page}");
+    assert!(page.contains(&format!("/__sim/agent/{conversation}/feed")) && page.contains("447700900002"), "{page}");
+    let feed = console.org.url(&format!("/__sim/agent/{conversation}/feed"));
+    let page = reqwest::get(&feed).await.unwrap().text().await.unwrap();
+    assert!(page.contains("Where is my order?"), "{page}");
 
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let res = client
@@ -226,7 +229,7 @@ async fn the_agent_page_shows_conversations_and_its_forms_act() {
         .unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(console.org.sim.pubsub.event_count(&console.org.sim.event_topic()), 2);
-    let page = reqwest::get(console.org.url("/__sim/agent")).await.unwrap().text().await.unwrap();
+    let page = reqwest::get(&feed).await.unwrap().text().await.unwrap();
     assert!(page.contains("On its way") && page.contains("photo.png"), "{page}");
     let res = client.post(console.org.url("/__sim/agent/nope/text")).form(&[("text", "x")]).send().await.unwrap();
     assert_eq!(res.status(), 404);
