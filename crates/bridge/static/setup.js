@@ -14,6 +14,16 @@
     window.location.replace(handoff.getAttribute("data-next"));
     return;
   }
+  // Copy buttons exist only where they work: shown by this script, hidden without it.
+  document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    if (!navigator.clipboard) return;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      navigator.clipboard.writeText(button.getAttribute("data-copy")).then(function () {
+        button.textContent = "Copied";
+      });
+    });
+  });
   document.querySelectorAll("a[data-popup]").forEach(function (link) {
     link.addEventListener("click", function (event) {
       if (window.open(link.href, "byoc-signin", "popup,width=520,height=700")) {

@@ -301,7 +301,8 @@ impl Subscriber {
         };
         requests.send(first).await.map_err(|_| SubscribeError::Ended)?;
         let mut stream = client.subscribe(ReceiverStream::new(rx)).await?;
-        tracing::info!(app.id = %app.id, topic = %topic, owner = %self.owner, ?preset, "subscribed");
+        let endpoint = app.salesforce.pubsub_endpoint.as_deref().unwrap_or(crate::salesforce::pubsub::DEFAULT_ENDPOINT);
+        tracing::info!(app.id = %app.id, topic = %topic, endpoint, owner = %self.owner, ?preset, "subscribed");
         self.metrics.subscription(&app.name, &topic, true);
         let default_sender = app.senders.keys().min().cloned();
         let mut renewal = tokio::time::interval(self.lease / 3);

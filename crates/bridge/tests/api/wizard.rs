@@ -15,8 +15,56 @@ crate::on_both_backends!(
     pages_need_a_session_a_valid_csrf_token_and_an_org_admin,
     an_admins_own_key_comes_from_its_file_or_its_text,
     a_sign_in_returns_only_to_a_path_of_this_site,
-    starting_a_sign_in_writes_no_row_and_its_cookie_serves_once
+    starting_a_sign_in_writes_no_row_and_its_cookie_serves_once,
+    the_connection_goes_in_salesforces_order_and_a_wrong_key_is_never_saved
 );
+
+/// Salesforce gives the consumer key only once a connected app exists, and creating one needs
+/// the certificate: the page asks in that order, says exactly what to enter in Setup, and a
+/// key Salesforce does not know is never reported saved.
+async fn the_connection_goes_in_salesforces_order_and_a_wrong_key_is_never_saved(db: TestDb) {
+    let setup = fresh(db, &[]).await;
+    let mut admin = setup.bootstrap().await;
+    let page = admin.get("/setup/connection").await;
+    let certificate_card = page.html.find("1. Certificate").expect("the certificate comes first");
+    let setup_card = page.html.find("2. Create the connected app").expect("then the connected app");
+    assert!(certificate_card < setup_card, "{}", page.html);
+    assert!(!page.html.contains("name=\"consumer_key\""), "no key can be typed before there is a certificate");
+    let refused = admin.submit("/setup/connection", "/setup/connection", &[("consumer_key", "3MVG9-early")]).await;
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    assert!(setup.app_row().await.is_none(), "a key posted before the certificate saves nothing");
+
+    setup.make_certificate(&mut admin).await;
+    let page = admin.get("/setup/connection").await;
+    let callback = format!("{}/setup/oauth/callback", setup.app.address);
+    assert!(page.html.contains(&format!("<code>{callback}</code>")), "the callback URL to enter: {}", page.html);
+    assert!(page.html.contains("Access Interaction API resources (interaction_api)"), "the scopes to select");
+    assert!(page.html.contains("Admin approved users are pre-authorized"), "the policy to set");
+    assert!(page.html.contains("href=\"/setup/certificate.crt\""), "the certificate to upload");
+    assert!(page.html.contains("class=\"button destructive\""), "replacing the key is marked destructive");
+    assert!(page.html.contains("name=\"pubsub_endpoint\""), "the Pub/Sub endpoint, under Advanced");
+
+    setup.create_connected_app(&mut admin, &["interaction_api", "api"]).await;
+    let mut fields = setup.connection_fields();
+    fields.iter_mut().filter(|(k, _)| *k == "consumer_key").for_each(|(_, v)| *v = "3MVG9-mistyped".into());
+    let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
+    let page = admin.submit("/setup/connection", "/setup/connection", &form).await;
+    assert_eq!(page.status, 400, "{}", page.html);
+    assert!(page.field_error("consumer_key").unwrap().contains("does not know this consumer key"), "{}", page.html);
+    assert!(!page.html.contains("Saved") && !page.html.contains("Connected."), "{}", page.html);
+    assert_eq!(setup.app_row().await.unwrap().consumer_key, None, "nothing saved");
+
+    let mut fields = setup.connection_fields();
+    fields.push(("pubsub_endpoint", "https://pubsub.acme.example:7443".into()));
+    let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
+    let page = admin.submit("/setup/connection", "/setup/connection", &form).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains("Connected."), "{}", page.html);
+    let row = setup.app_row().await.unwrap();
+    assert_eq!(row.consumer_key.as_deref(), Some(CONSUMER_KEY));
+    assert_eq!(row.pubsub_endpoint.as_deref(), Some("https://pubsub.acme.example:7443"));
+    assert!(page.html.contains("<details class=\"advanced\" open>"), "a set advanced value is shown: {}", page.html);
+}
 
 /// A browser without JavaScript: a cookie jar (name → value, paths ignored), redirects
 /// followed by hand.
@@ -183,14 +231,26 @@ impl Setup {
         ]
     }
 
-    /// Step 1 saved, a key generated, and its certificate uploaded to the connected app with
-    /// `scopes`, as the admin does in Salesforce.
+    /// Step 1 in Salesforce's order: the certificate generated for a new connection, the
+    /// connected app created with it and `scopes`, as the admin does in Salesforce, then the
+    /// org's details with its consumer key, checked live.
     pub async fn connect(&self, admin: &mut Admin, scopes: &[&str]) -> Page {
+        self.make_certificate(admin).await;
+        self.create_connected_app(admin, scopes).await;
         let fields = self.connection_fields();
-        let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let page = admin.submit("/setup/connection", "/setup/connection", &form).await;
+        let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
+        admin.submit("/setup/connection", "/setup/connection", &form).await
+    }
+
+    /// Card 1: the new connection "acme" and its key pair.
+    pub async fn make_certificate(&self, admin: &mut Admin) {
+        let page = admin.submit("/setup/connection", "/setup/connection/keypair", &[("name", "acme")]).await;
         assert_eq!(page.status, 200, "{}", page.html);
-        admin.submit("/setup/connection", "/setup/connection/keypair", &[]).await;
+        assert!(page.html.contains("The key pair is ready"), "{}", page.html);
+    }
+
+    /// What the admin does in Salesforce Setup with the certificate (card 2).
+    pub async fn create_connected_app(&self, admin: &mut Admin, scopes: &[&str]) {
         let certificate = admin.get("/setup/certificate.crt").await.html;
         assert!(certificate.starts_with("-----BEGIN CERTIFICATE-----"), "{certificate}");
         self.vendors.sf.register_app(ConnectedApp {
@@ -200,8 +260,6 @@ impl Setup {
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             callback_urls: vec![format!("{}/setup/oauth/callback", self.app.address)],
         });
-        let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
-        admin.submit("/setup/connection", "/setup/connection", &form).await
     }
 
     pub async fn app_row(&self) -> Option<byoc_bridge::db::apps::AppRow> {
@@ -477,51 +535,62 @@ async fn pages_need_a_session_a_valid_csrf_token_and_an_org_admin(db: TestDb) {
     }
 }
 
+/// The certificate comes first, as Salesforce needs it to create the connected app: a new
+/// connection can start from the admin's own key, and a key that exists is replaced only when
+/// the admin confirms it.
 async fn an_admins_own_key_comes_from_its_file_or_its_text(db: TestDb) {
     use reqwest::multipart::{Form, Part};
     let setup = fresh(db, &[]).await;
     let mut admin = setup.bootstrap().await;
-    let fields = setup.connection_fields();
-    let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let page = admin.submit("/setup/connection", "/setup/connection", &form).await;
+    let page = admin.get("/setup/connection").await;
     assert!(page.html.contains("enctype=\"multipart/form-data\""), "{}", page.html);
+    assert!(!page.html.contains("name=\"consumer_key\""), "no consumer key before the certificate: {}", page.html);
     let file = |bytes: Vec<u8>, name: &str| Part::bytes(bytes).file_name(name.to_owned());
     let key = |name: &str| std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
 
     // Nothing chosen (browsers still send an empty file part), then a file that is no key.
-    let nothing = Form::new().part("private_key_file", file(Vec::new(), "")).text("private_key", "");
+    let nothing =
+        Form::new().text("name", "acme").part("private_key_file", file(Vec::new(), "")).text("private_key", "");
     let page = admin.upload("/setup/connection", "/setup/connection/key", nothing).await;
     assert_eq!(page.status, 400);
     assert!(page.field_error("private_key").unwrap().contains("Choose the PEM file of the key"), "{}", page.html);
-    let not_a_key = Form::new().part("private_key_file", file(b"hello".to_vec(), "notes.txt")).text("private_key", "");
+    let not_a_key = Form::new()
+        .text("name", "acme")
+        .part("private_key_file", file(b"hello".to_vec(), "notes.txt"))
+        .text("private_key", "");
     let page = admin.upload("/setup/connection", "/setup/connection/key", not_a_key).await;
     assert_eq!(page.status, 400);
     assert!(page.field_error("private_key_file").is_some(), "{}", page.html);
-    assert!(setup.app_row().await.unwrap().private_key_enc.is_none(), "nothing saved");
+    assert!(setup.app_row().await.is_none(), "nothing saved, not even the connection");
 
-    // The key's file: the bridge signs with it, so the certificate it offers lets the JWT in.
-    let from_file = Form::new().part("private_key_file", file(key("test_private_key.pem"), "key.pem"));
+    // The key's file starts the connection: the bridge signs with it, so the certificate it
+    // offers lets the JWT in.
+    let from_file =
+        Form::new().text("name", "acme").part("private_key_file", file(key("test_private_key.pem"), "key.pem"));
     let page = admin.upload("/setup/connection", "/setup/connection/key", from_file).await;
-    assert!(page.html.contains("A private key is set"), "{}", page.html);
+    assert!(page.html.contains("The key pair is ready"), "{}", page.html);
+    assert!(page.html.contains("/setup/oauth/callback"), "the connected app's values are shown: {}", page.html);
     assert!(!page.html.contains("BEGIN"), "no key material on the page");
     let certificate = admin.get("/setup/certificate.crt").await.html;
-    setup.vendors.sf.register_app(ConnectedApp {
-        consumer_key: CONSUMER_KEY.into(),
-        certificate_pem: certificate.clone(),
-        approved_users: vec![USERNAME.into()],
-        scopes: vec!["interaction_api".into(), "api".into()],
-        callback_urls: vec![format!("{}/setup/oauth/callback", setup.app.address)],
-    });
+    setup.create_connected_app(&mut admin, &["interaction_api", "api"]).await;
+    let fields = setup.connection_fields();
     let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
     let page = admin.submit("/setup/connection", "/setup/connection", &form).await;
     assert_eq!(page.status, 200, "{}", page.html);
     assert_eq!(setup.vendors.sf.tooling_records().len(), 2, "the token worked");
+    assert_eq!(admin.get("/setup/certificate.crt").await.html, certificate);
 
-    // Another key, pasted: it replaces the first, with a certificate of its own.
+    // Another key, pasted, replaces the first only once the admin confirms it.
     let pasted = String::from_utf8(key("other_private_key.pem")).unwrap();
-    let page =
-        admin.upload("/setup/connection", "/setup/connection/key", Form::new().text("private_key", pasted)).await;
-    assert!(page.html.contains("A private key is set"), "{}", page.html);
+    let page = admin
+        .upload("/setup/connection", "/setup/connection/key", Form::new().text("private_key", pasted.clone()))
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(page.field_error("confirm").is_some() || page.html.contains("Tick the box to confirm"), "{}", page.html);
+    assert_eq!(admin.get("/setup/certificate.crt").await.html, certificate, "not replaced");
+    let confirmed = Form::new().text("private_key", pasted).text("confirm", "yes");
+    let page = admin.upload("/setup/connection", "/setup/connection/key", confirmed).await;
+    assert!(page.html.contains("The key pair is ready"), "{}", page.html);
     assert_ne!(admin.get("/setup/certificate.crt").await.html, certificate);
 }
 

@@ -17,17 +17,14 @@ async fn the_wizard_in_a_browser_walks_every_step_to_green_and_shows_only_inside
     let sf = setup.vendors.sf_running.base_url.clone();
     let link = byoc_bridge::web::admin::signin::issue_bootstrap(&setup.app.db, &bridge).await.unwrap().unwrap();
 
-    // 1. BYOC connection.
+    // 1. BYOC connection, in Salesforce's order: the certificate first.
     browser.goto(&link).await;
     assert_eq!(browser.text("h1").await.as_deref(), Some("BYOC connection"));
     browser.screenshot("connection-empty").await;
-    // Production is chosen already; the other fields are typed.
-    for (name, value) in setup.connection_fields().into_iter().filter(|(n, _)| *n != "org_type") {
-        browser.fill(name, &value).await;
-    }
-    browser.submit("/setup/connection").await;
-    assert!(browser.html().await.contains("Saved."));
+    browser.fill("name", "acme").await;
     browser.submit("/setup/connection/keypair").await;
+    assert!(browser.html().await.contains("The key pair is ready"));
+    browser.screenshot("connection-certificate-and-instructions").await;
     // The admin downloads the certificate and uploads it to the connected app in Salesforce.
     let cookie = browser.cookie("byoc_session").await.expect("the browser holds the session");
     let certificate = reqwest::Client::new()
@@ -46,6 +43,11 @@ async fn the_wizard_in_a_browser_walks_every_step_to_green_and_shows_only_inside
         scopes: vec!["interaction_api".into(), "api".into()],
         callback_urls: vec![format!("{bridge}/setup/oauth/callback")],
     });
+    // Then the consumer key Salesforce gave, with the org's details (production is chosen).
+    let typed = ["name", "org_type"];
+    for (name, value) in setup.connection_fields().into_iter().filter(|(n, _)| !typed.contains(n)) {
+        browser.fill(name, &value).await;
+    }
     browser.submit("/setup/connection").await;
     let html = browser.html().await;
     assert!(html.contains("Connected.") && html.contains("ConversationChannelDefinition"), "{html}");

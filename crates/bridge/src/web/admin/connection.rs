@@ -1,7 +1,9 @@
-//! Step 1, the BYOC connection: the org, the integration user, the connected app and its
-//! key pair. Saving runs the live check first (a JWT bearer token, then the setup records
-//! through the Tooling API); what Salesforce refuses is shown on the field it concerns and
-//! nothing is saved.
+//! Step 1, the BYOC connection, in the order Salesforce allows it: first the certificate
+//! (generated here, or the admin's own key), which Salesforce needs to create the connected
+//! app; then the connected app, created in Salesforce Setup with the values shown; only then
+//! its consumer key with the org's details, checked live (a JWT bearer token, then the setup
+//! records through the Tooling API) before anything says "saved". What Salesforce refuses is
+//! shown on the field it concerns and nothing is saved.
 
 use actix_multipart::form::MultipartForm;
 use actix_multipart::form::bytes::Bytes as FileBytes;
@@ -11,7 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::wizard::{Admin, Field, Section, StepView, place_error, show, signed_in_admin};
+use super::wizard::{Admin, Field, Instruction, Section, StepView, place_error, show, signed_in_admin};
 use crate::db::OrgType;
 use crate::db::apps::AppRow;
 use crate::error::AppError;
@@ -45,6 +47,9 @@ pub struct ConnectionForm {
     event_type_field: String,
     #[serde(default)]
     payload_field: String,
+    /// Advanced: another Pub/Sub API endpoint than Salesforce's public one.
+    #[serde(default)]
+    pubsub_endpoint: String,
 }
 
 impl ConnectionForm {
@@ -68,6 +73,7 @@ impl ConnectionForm {
             platform_event: app.and_then(|a| a.platform_event.clone()).unwrap_or_else(|| DEFAULT_EVENT.into()),
             event_type_field: app.map_or_else(|| "EventType__c".into(), |a| a.event_type_field.clone()),
             payload_field: app.map_or_else(|| "Payload__c".into(), |a| a.payload_field.clone()),
+            pubsub_endpoint: opt(app.map(|a| &a.pubsub_endpoint)),
         }
     }
 }
@@ -90,67 +96,133 @@ impl ConnectionForm {
     }
 }
 
-fn sections(admin: &Admin, form: &ConnectionForm) -> Vec<Section> {
+fn name_field(value: &str) -> Field {
+    Field::text("name", "Name of this connection", value).required().help("Letters, digits, - and _.")
+}
+
+/// What to do in Salesforce Setup, with the exact values, once the certificate exists.
+fn connected_app_instructions(base_url: &str, certificate: bool) -> Vec<Instruction> {
+    let signature = Instruction::new("Tick \"Use digital signatures\" and upload this bridge's certificate:");
+    let signature = if certificate {
+        signature.link("/setup/certificate.crt", "Download the certificate (byoc-bridge.crt)")
+    } else {
+        Instruction::new("Tick \"Use digital signatures\" and upload the certificate of card 1 (make it first).")
+    };
+    vec![
+        Instruction::new(
+            "In Setup, open External Client App Manager (or App Manager for a connected app) and create a new app. Start its name with your channel's prefix, e.g. \"Partner1 WhatsApp\": the channel definition's API name must start with the same prefix.",
+        ),
+        Instruction::new("Enable OAuth. As the callback URL enter:").value(format!("{base_url}/setup/oauth/callback")),
+        Instruction::new("Select these OAuth scopes:").value(
+            "Access Interaction API resources (interaction_api), Manage user data via APIs (api), Perform requests at any time (refresh_token, offline_access), Access unique user identifiers (openid)",
+        ),
+        Instruction::new("Tick \"Issue JSON Web Token (JWT)-based access tokens for named users\"."),
+        signature,
+        Instruction::new(
+            "Save. Under Policies, set Permitted Users to \"Admin approved users are pre-authorized\" and add the profile or permission set of the integration user (and of the agents and admins who sign in here).",
+        ),
+        Instruction::new("Open the app's consumer details (Manage Consumer Details) and copy the Consumer Key into card 3."),
+    ]
+}
+
+fn sections(base_url: &str, admin: &Admin, form: &ConnectionForm) -> Vec<Section> {
     let app = admin.app.as_ref();
-    let mut fields = Vec::new();
-    if app.is_none() {
-        fields.push(
-            Field::text("name", "Name of this connection", &form.name).required().help("Letters, digits, - and _."),
-        );
-    }
-    fields.extend([
-        org_type_field(&form.org_type),
-        Field::text("my_domain", "My Domain URL (optional)", &form.my_domain)
-            .kind("url")
-            .help("https://<your domain>.my.salesforce.com (Setup → My Domain). Without it, tokens are asked from login.salesforce.com or test.salesforce.com."),
-        Field::text("org_id", "Org ID", &form.org_id).required().help("Setup → Company Information → Salesforce.com Organization ID."),
-        Field::text("integration_username", "Integration user's username", &form.integration_username).required(),
-        Field::text("consumer_key", "Connected app's consumer key", &form.consumer_key).required(),
-        Field::text("authorization_context", "Channel definition API name", &form.authorization_context)
-            .required()
-            .help("Starts with the connected app's prefix, e.g. Partner1_WhatsApp."),
-        Field::text("platform_event", "Platform event API name", &form.platform_event).required(),
-        Field::text("event_type_field", "Event type field", &form.event_type_field).required(),
-        Field::text("payload_field", "Payload field", &form.payload_field).required(),
-    ]);
-    let connection = Section::form("Salesforce org", "/setup/connection", "Check and save", fields);
-    let mut key =
-        Section::form("Connected app certificate", "/setup/connection/keypair", "Generate a new key pair", Vec::new());
-    match app {
-        Some(a) if a.private_key_enc.is_some() => {
-            key.lines.push(("good", "A private key is set (it is never shown).".into()));
-            if a.certificate_pem.is_some() {
-                key.links.push(("/setup/certificate.crt".into(), "Download the certificate".into()));
-                key.lines.push((
-                    "muted",
-                    "Upload the certificate to the connected app under \"Use digital signatures\".".into(),
-                ));
-            }
+    let has_key = app.is_some_and(|a| a.private_key_enc.is_some());
+    let has_certificate = app.is_some_and(|a| a.certificate_pem.is_some());
+    let mut out = Vec::new();
+
+    if has_key {
+        let mut ready = Section::text("1. Certificate");
+        ready.lines.push((
+            "good",
+            "The key pair is ready. Its private key stays in the bridge, encrypted, and is never shown.".into(),
+        ));
+        if has_certificate {
+            ready.links.push(("/setup/certificate.crt".into(), "Download the certificate".into()));
         }
-        _ => key.lines.push(("muted", "No key yet: generate one, or paste your own below.".into())),
+        out.push(ready);
+    } else {
+        let naming = if app.is_none() { vec![name_field(&form.name)] } else { Vec::new() };
+        let mut first =
+            Section::form("1. Certificate", "/setup/connection/keypair", "Generate the certificate", naming.clone());
+        first.lines.push((
+            "muted",
+            "Salesforce needs a certificate to create the connected app. Generate a key pair here (its private key never leaves the bridge), or use your own RSA key below.".into(),
+        ));
+        out.push(first);
+        let mut own = Section::form("", "/setup/connection/key", "Use this key", naming);
+        own.fields.extend(own_key_fields());
+        own.multipart = true;
+        out.push(own);
     }
-    let mut own = Section::form(
-        "",
-        "/setup/connection/key",
-        "Use this key",
-        vec![
-            Field::text("private_key_file", "Or use an existing RSA private key: its PEM file", "").kind("file"),
-            Field::text("private_key", "or its text, pasted", "").kind("textarea"),
-        ],
-    );
-    own.multipart = true;
-    if app.is_some() { vec![connection, key, own] } else { vec![connection] }
+
+    let mut create = Section::text("2. Create the connected app in Salesforce Setup");
+    create.instructions = connected_app_instructions(base_url, has_certificate);
+    out.push(create);
+
+    if has_key {
+        let fields = vec![
+            org_type_field(&form.org_type),
+            Field::text("my_domain", "My Domain URL (optional)", &form.my_domain)
+                .kind("url")
+                .help("https://<your domain>.my.salesforce.com (Setup → My Domain). Without it, tokens are asked from login.salesforce.com or test.salesforce.com."),
+            Field::text("org_id", "Org ID", &form.org_id).required().help("Setup → Company Information → Salesforce.com Organization ID."),
+            Field::text("integration_username", "Integration user's username", &form.integration_username).required(),
+            Field::text("consumer_key", "Consumer key of the connected app", &form.consumer_key)
+                .required()
+                .help("From step 2's last instruction. It is checked with Salesforce before anything is saved."),
+            Field::text("authorization_context", "Channel definition API name", &form.authorization_context)
+                .required()
+                .help("Starts with the connected app's prefix, e.g. Partner1_WhatsApp."),
+            Field::text("platform_event", "Platform event API name", &form.platform_event).required(),
+            Field::text("event_type_field", "Event type field", &form.event_type_field).required(),
+            Field::text("payload_field", "Payload field", &form.payload_field).required(),
+        ];
+        let mut connect = Section::form("3. Connect to the org", "/setup/connection", "Check and save", fields);
+        connect.advanced =
+            vec![Field::text("pubsub_endpoint", "Pub/Sub API endpoint", &form.pubsub_endpoint).kind("url").help(
+                format!(
+                    "Where agents' replies are read from. Empty: Salesforce's public endpoint, {}.",
+                    crate::salesforce::pubsub::DEFAULT_ENDPOINT
+                ),
+            )];
+        out.push(connect);
+
+        let replace = Section::form("Replace the key pair", "/setup/connection/keypair", "Generate a new key pair", Vec::new())
+            .destructive("I will upload the new certificate to the connected app: until then the bridge cannot sign in to Salesforce.");
+        out.push(replace);
+        let mut own = Section::form("", "/setup/connection/key", "Use this key instead", own_key_fields())
+            .destructive("Replace the current key with this one.");
+        own.multipart = true;
+        out.push(own);
+    } else {
+        let mut later = Section::text("3. Connect to the org");
+        later.lines.push((
+            "muted",
+            "Once the connected app exists: its consumer key and your org's details, checked with Salesforce before they are saved.".into(),
+        ));
+        out.push(later);
+    }
+    out
+}
+
+fn own_key_fields() -> Vec<Field> {
+    vec![
+        Field::text("private_key_file", "Or use an existing RSA private key: its PEM file", "").kind("file"),
+        Field::text("private_key", "or its text, pasted", "").kind("textarea"),
+    ]
 }
 
 #[get("/setup/connection")]
 pub async fn show_step(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
     let form = ConnectionForm::from_app(admin.app.as_ref());
-    let mut notice = None;
-    if admin.app.as_ref().is_some_and(|a| a.private_key_enc.is_none()) {
-        notice = Some("Saved. Now create the connected app's key pair below.".into());
-    }
-    let view = StepView { current: "connection", notice, problem: None, sections: sections(&admin, &form) };
+    let view = StepView {
+        current: "connection",
+        notice: None,
+        problem: None,
+        sections: sections(&state.base_url, &admin, &form),
+    };
     show(&admin, view, StatusCode::OK)
 }
 
@@ -183,7 +255,7 @@ pub async fn save(
     let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
     let form = form.into_inner();
-    let mut sections = sections(&admin, &form);
+    let mut sections = sections(&state.base_url, &admin, &form);
     let refuse = |sections: Vec<Section>, problem: String| {
         show(
             &admin,
@@ -202,6 +274,7 @@ pub async fn save(
         platform_event: Some(form.platform_event.trim().to_owned()),
         event_type_field: Some(form.event_type_field.trim().to_owned()),
         payload_field: Some(form.payload_field.trim().to_owned()),
+        pubsub_endpoint: Some(form.pubsub_endpoint.trim().to_owned()),
         ..AppSpec::default()
     };
     // Validate the values first (the same rules as the command line), without saving; the
@@ -214,12 +287,16 @@ pub async fn save(
         let problem = place_error(&mut sections, &e);
         return refuse(sections, problem);
     }
-    let private_key = match admin.app.as_ref().and_then(|a| a.private_key_enc.clone()) {
-        Some(enc) => Some(state.cipher.decrypt(CTX_PRIVATE_KEY, &enc).map_err(|e| AppError::Internal(e.into()))?),
-        None => None,
+    // The consumer key can only be checked with the certificate the connected app was made with.
+    let Some(enc) = admin.app.as_ref().and_then(|a| a.private_key_enc.clone()) else {
+        sections.iter_mut().for_each(|s| {
+            s.mark("consumer_key", "Generate the certificate (card 1) and create the connected app with it first.");
+        });
+        return refuse(sections, "Nothing was saved: the certificate comes first.".into());
     };
-    let mut notice = None;
-    if let Some(key) = &private_key {
+    let key = state.cipher.decrypt(CTX_PRIVATE_KEY, &enc).map_err(|e| AppError::Internal(e.into()))?;
+    let notice;
+    {
         let org_type = form.org_type.parse::<OrgType>().unwrap_or(OrgType::Production);
         let credentials = Credentials {
             login_url: &login_url,
@@ -292,10 +369,8 @@ pub async fn save(
             }
             state.directory.invalidate();
             let admin = Admin { session: admin.session, app: Some(row) };
-            let notice =
-                notice.or(Some("Saved. Generate the key pair, upload the certificate, then check again.".into()));
-            let view =
-                StepView { current: "connection", notice, problem: None, sections: self::sections(&admin, &form) };
+            let sections = self::sections(&state.base_url, &admin, &form);
+            let view = StepView { current: "connection", notice, problem: None, sections };
             show(&admin, view, StatusCode::OK)
         }
         Err(e) => {
@@ -308,21 +383,83 @@ pub async fn save(
 #[derive(Deserialize)]
 pub struct KeyForm {
     csrf: String,
+    /// The new connection's name, when this key is its first step.
+    #[serde(default)]
+    name: String,
+    /// Ticked to replace a key that exists.
+    #[serde(default)]
+    confirm: String,
 }
 
 /// The admin's own key: a PEM file, or its text pasted (the file wins when both are given).
 #[derive(MultipartForm)]
 pub struct KeyUpload {
     csrf: Text<String>,
+    name: Option<Text<String>>,
+    confirm: Option<Text<String>>,
     private_key: Option<Text<String>>,
     #[multipart(limit = "64KiB")]
     private_key_file: Option<FileBytes>,
 }
 
+/// Step 1 again, with `error` on `field` and nothing saved.
+fn refuse_key(state: &AppState, admin: &Admin, name: &str, field: &str, error: &str) -> Result<HttpResponse, AppError> {
+    let mut form = ConnectionForm::from_app(admin.app.as_ref());
+    if !name.is_empty() {
+        form.name = name.to_owned();
+    }
+    let mut sections = sections(&state.base_url, admin, &form);
+    let placed = sections.iter_mut().any(|s| s.mark(field, error));
+    let problem = if placed {
+        "Nothing was saved: see the marked field.".to_owned()
+    } else {
+        format!("Nothing was saved: {error}")
+    };
+    let view = StepView { current: "connection", notice: None, problem: Some(problem), sections };
+    show(admin, view, StatusCode::BAD_REQUEST)
+}
+
+/// The admin's app, created (a draft of that name) when the key is the connection's first step.
+async fn app_for_key(state: &AppState, admin: Admin, name: &str) -> Result<Result<Admin, HttpResponse>, AppError> {
+    if admin.app.is_some() {
+        return Ok(Ok(admin));
+    }
+    let (cipher, actor, name) = (state.cipher.clone(), admin.actor(), name.trim().to_owned());
+    let created = state
+        .db
+        .write(move |c| {
+            let ctx = prov::Ctx { cipher: &cipher, actor: &actor };
+            Ok(prov::create_app(c, &ctx, &name, &AppSpec::default()))
+        })
+        .await?;
+    match created {
+        Ok(row) => {
+            let (session, app_id) = (admin.session.id_hash.clone(), row.id.clone());
+            state.db.write(move |c| crate::db::web::set_session_app(c, &session, &app_id)).await?;
+            Ok(Ok(Admin { session: admin.session, app: Some(row) }))
+        }
+        Err(e) => {
+            let message = match &e {
+                prov::ProvisionError::Invalid { problem, .. } => format!("{problem}."),
+                other => format!("{other}."),
+            };
+            Ok(Err(refuse_key(state, &admin, "", "name", &message)?))
+        }
+    }
+}
+
+/// Replacing a key the connected app already holds must be meant.
+fn confirmed(admin: &Admin, confirm: &str) -> bool {
+    admin.app.as_ref().is_none_or(|a| a.private_key_enc.is_none()) || confirm == "yes"
+}
+
+const CONFIRM_REPLACE: &str =
+    "Tick the box to confirm: the connected app must then get the new certificate before the bridge can sign in again.";
+
 async fn store_key(state: &AppState, admin: &Admin, pair: certificate::KeyPair) -> Result<(), AppError> {
     let (cipher, actor) = (state.cipher.clone(), admin.actor());
     let Some(mut row) = admin.app.clone() else {
-        return Err(AppError::BadRequest("save the connection first".into()));
+        return Err(AppError::BadRequest("the connection has no name yet".into()));
     };
     let spec =
         AppSpec { private_key: Some(pair.private_key), certificate_pem: Some(pair.certificate), ..AppSpec::default() };
@@ -346,6 +483,13 @@ pub async fn generate(
 ) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
+    if !confirmed(&admin, &form.confirm) {
+        return refuse_key(&state, &admin, "", "confirm", CONFIRM_REPLACE);
+    }
+    let admin = match app_for_key(&state, admin, &form.name).await? {
+        Ok(admin) => admin,
+        Err(page) => return Ok(page),
+    };
     let name = admin.app.as_ref().map(|a| a.name.clone()).unwrap_or_default();
     let pair = web::block(move || certificate::generate(&format!("byoc-bridge {name}")))
         .await
@@ -363,7 +507,12 @@ pub async fn upload(
 ) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
-    let name = admin.app.as_ref().map(|a| a.name.clone()).unwrap_or_default();
+    let confirm = form.confirm.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default();
+    if !confirmed(&admin, &confirm) {
+        return refuse_key(&state, &admin, "", "confirm", CONFIRM_REPLACE);
+    }
+    let new_name = form.name.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default();
+    let name = admin.app.as_ref().map(|a| a.name.clone()).unwrap_or_else(|| new_name.clone());
     // Browsers send an empty file part when no file was chosen.
     let (field, pem) = match form.private_key_file.filter(|f| !f.data.is_empty()) {
         Some(file) => ("private_key_file", String::from_utf8(file.data.to_vec()).unwrap_or_default()),
@@ -377,23 +526,14 @@ pub async fn upload(
     };
     match checked {
         Ok(pair) => {
+            let admin = match app_for_key(&state, admin, &new_name).await? {
+                Ok(admin) => admin,
+                Err(page) => return Ok(page),
+            };
             store_key(&state, &admin, pair).await?;
             Ok(super::see_other("/setup/connection"))
         }
-        Err(e) => {
-            let form = ConnectionForm::from_app(admin.app.as_ref());
-            let mut sections = sections(&admin, &form);
-            sections.iter_mut().for_each(|s| {
-                s.mark(field, &format!("{e}."));
-            });
-            let view = StepView {
-                current: "connection",
-                notice: None,
-                problem: Some("The key was not saved.".into()),
-                sections,
-            };
-            show(&admin, view, StatusCode::BAD_REQUEST)
-        }
+        Err(e) => refuse_key(&state, &admin, &new_name, field, &format!("{e}.")),
     }
 }
 

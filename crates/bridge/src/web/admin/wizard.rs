@@ -56,16 +56,49 @@ impl Field {
     }
 }
 
-/// A card of the page: lines of text (with a `good`/`bad`/`muted` class), an optional form.
+/// One numbered instruction, with the exact value to enter when there is one (shown to
+/// copy by hand, and with a copy button where JavaScript runs).
+#[derive(Debug, Clone, Default)]
+pub struct Instruction {
+    pub text: String,
+    pub value: Option<String>,
+    /// A link that goes with it (the certificate to download).
+    pub link: Option<(String, String)>,
+}
+
+impl Instruction {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self { text: text.into(), ..Self::default() }
+    }
+
+    pub fn value(mut self, value: impl Into<String>) -> Self {
+        self.value = Some(value.into());
+        self
+    }
+
+    pub fn link(mut self, href: impl Into<String>, label: impl Into<String>) -> Self {
+        self.link = Some((href.into(), label.into()));
+        self
+    }
+}
+
+/// A card of the page: lines of text (with a `good`/`bad`/`muted` class), numbered
+/// instructions, an optional form.
 #[derive(Debug, Clone, Default)]
 pub struct Section {
     pub heading: String,
     pub lines: Vec<(&'static str, String)>,
+    pub instructions: Vec<Instruction>,
     pub action: String,
     pub submit: String,
     pub fields: Vec<Field>,
+    /// Fields few need, folded under "Advanced".
+    pub advanced: Vec<Field>,
     pub links: Vec<(String, String)>,
     pub multipart: bool,
+    /// The form undoes something (replaces a key): its button says so, and a box must be
+    /// ticked first, so nobody does it by accident.
+    pub destructive: Option<String>,
 }
 
 impl Section {
@@ -73,9 +106,25 @@ impl Section {
         Self { heading: heading.into(), action: action.into(), submit: submit.into(), fields, ..Self::default() }
     }
 
+    /// A card of text only.
+    pub fn text(heading: &str) -> Self {
+        Self { heading: heading.into(), ..Self::default() }
+    }
+
+    /// Whether "Advanced" starts unfolded: one of its fields is set or wrong.
+    pub fn advanced_open(&self) -> bool {
+        self.advanced.iter().any(|f| f.error.is_some() || !f.value.is_empty())
+    }
+
+    /// Makes the form destructive, confirmed by ticking `confirm`.
+    pub fn destructive(mut self, confirm: &str) -> Self {
+        self.destructive = Some(confirm.into());
+        self
+    }
+
     /// Puts `error` on the field called `name`; `false` if there is none.
     pub fn mark(&mut self, name: &str, error: &str) -> bool {
-        match self.fields.iter_mut().find(|f| f.name == name) {
+        match self.fields.iter_mut().chain(self.advanced.iter_mut()).find(|f| f.name == name) {
             Some(f) => {
                 f.error = Some(error.to_owned());
                 true
