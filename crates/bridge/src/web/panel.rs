@@ -230,7 +230,12 @@ async fn show(
         state.db.run(move |c| Ok(rows::senders(c, &app_id)?.into_iter().map(|s| s.number).collect())).await?;
     let info = session_info(state, app, &session_id).await;
     let recipient = outcome.recipient.clone().or(info.recipient.clone()).unwrap_or_default();
-    let sender = query.sender.clone().filter(|s| senders.contains(s)).unwrap_or_default();
+    // A lone sender is the only choice: chosen already, so its templates show at once.
+    let sender = match (query.sender.clone().filter(|s| senders.contains(s)), senders.as_slice()) {
+        (Some(chosen), _) => chosen,
+        (None, [only]) => only.clone(),
+        (None, _) => String::new(),
+    };
     let mut problem = outcome.problem;
     if senders.is_empty() {
         problem = Some(

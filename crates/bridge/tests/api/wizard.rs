@@ -16,8 +16,70 @@ crate::on_both_backends!(
     an_admins_own_key_comes_from_its_file_or_its_text,
     a_sign_in_returns_only_to_a_path_of_this_site,
     starting_a_sign_in_writes_no_row_and_its_cookie_serves_once,
-    the_connection_goes_in_salesforces_order_and_a_wrong_key_is_never_saved
+    the_connection_goes_in_salesforces_order_and_a_wrong_key_is_never_saved,
+    progress_shows_what_is_finished_and_activation_waits_for_it
 );
+
+/// The progress bar says, in words, which steps are finished (not which one is open), and
+/// "Activate" refuses, in the wizard's own words, while something is missing or red.
+async fn progress_shows_what_is_finished_and_activation_waits_for_it(db: TestDb) {
+    let setup = fresh(db, &[]).await;
+    let mut admin = setup.bootstrap().await;
+    setup.make_certificate(&mut admin).await;
+    let page = admin.get("/setup/connection").await;
+    assert_eq!(page.html.matches("✓ Done").count(), 0, "a certificate alone finishes nothing: {}", page.html);
+    assert_eq!(page.html.matches(">To do<").count(), 5, "{}", page.html);
+
+    setup.create_connected_app(&mut admin, &["interaction_api", "api"]).await;
+    let fields = setup.connection_fields();
+    let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
+    let page = admin.submit("/setup/connection", "/setup/connection", &form).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    let page = admin.get("/setup/summary").await;
+    assert_eq!(page.html.matches("✓ Done").count(), 1, "the connection is finished, wherever the admin is");
+    assert!(page.html.contains("Activating needs 2. Application: the messaging channel"), "{}", page.html);
+
+    let refused = admin.submit("/setup/summary", "/setup/activate", &[]).await;
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    assert!(
+        refused.html.contains("Not activated: first finish 2. Application: the messaging channel, the SCRT URL."),
+        "{}",
+        refused.html
+    );
+    for internal in ["`status`", "scrt_url", "channel_address_identifier"] {
+        assert!(!refused.html.contains(internal), "no internal name ({internal}): {}", refused.html);
+    }
+
+    let sf = setup.vendors.sf_running.base_url.clone();
+    let application = [
+        ("channel_address_identifier", CHANNEL),
+        ("scrt_url", sf.as_str()),
+        ("authorization_context", "Partner1_ChannelDefinition1"),
+        ("platform_event", "WhatsApp_Event__e"),
+        ("event_type_field", "EventType__c"),
+        ("payload_field", "Payload__c"),
+    ];
+    assert_eq!(admin.submit("/setup/application", "/setup/application", &application).await.status, 200);
+    let ib = setup.vendors.ib_running.base_url.clone();
+    let page = admin
+        .submit("/setup/infobip", "/setup/infobip", &[("name", "main"), ("base_url", &ib), ("api_key", API_KEY)])
+        .await;
+    assert!(page.html.contains("The key works"), "{}", page.html);
+    assert_eq!(page.html.matches("✓ Done").count(), 3, "{}", page.html);
+    let page = admin.get("/setup/senders").await;
+    assert!(page.html.contains(&format!("value=\"main:{SENDER}\"")), "{}", page.html);
+    assert!(
+        page.html.contains(&format!("> +{SENDER}</label>")),
+        "the checkbox is labelled with the number: {}",
+        page.html
+    );
+
+    // Everything is set, but no sender is chosen: a red check activation cannot fix.
+    let refused = admin.submit("/setup/summary", "/setup/activate", &[]).await;
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    assert!(refused.html.contains("check(s) above are red"), "{}", refused.html);
+    assert_eq!(setup.app_row().await.unwrap().status, byoc_bridge::db::AppStatus::Draft);
+}
 
 /// Salesforce gives the consumer key only once a connected app exists, and creating one needs
 /// the certificate: the page asks in that order, says exactly what to enter in Setup, and a

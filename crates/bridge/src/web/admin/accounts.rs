@@ -131,6 +131,8 @@ pub async fn save_account(
             state.directory.invalidate();
             let app = admin.app.clone().ok_or_else(|| AppError::NotFound("app".into()))?;
             let (accounts, _) = load(&state, &app).await?;
+            let mut admin = admin;
+            admin.progress.accounts = accounts.len();
             let blank = AccountForm { base_url: DEFAULT_BASE_URL.into(), ..AccountForm::default() };
             let notice = Some(format!("Account {}: {outcome}. The key works.", form.name.trim()));
             show(
@@ -202,9 +204,8 @@ fn sender_sections(
             }
             Ok(list) => {
                 for n in list {
-                    let mut f = Field::text("sender", "", format!("{account}:{n}")).kind("checkbox");
-                    f.label = "number";
-                    f.help = Some(format!("+{n} (account {account})"));
+                    let mut f = Field::text("sender", format!("+{n}"), format!("{account}:{n}")).kind("checkbox");
+                    f.help = Some(format!("Infobip account {account}"));
                     f.checked = configured.contains(n.as_str());
                     form.fields.push(f);
                 }
@@ -274,6 +275,8 @@ pub async fn save_senders(
         })
         .await;
     let (accounts, senders) = load(&state, &app).await?;
+    let mut admin = admin;
+    admin.progress = super::wizard::Progress { accounts: accounts.len(), senders: senders.len() };
     let listed = numbers(&state, &accounts).await;
     let sections = sender_sections(&listed, &senders, &accounts);
     state.directory.invalidate();

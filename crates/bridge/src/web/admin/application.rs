@@ -171,7 +171,7 @@ pub async fn save(
     match result {
         Ok(row) => {
             state.directory.invalidate();
-            let admin = Admin { session: admin.session, app: Some(row) };
+            let admin = Admin { session: admin.session, app: Some(row), progress: admin.progress };
             let view = StepView { current: "application", notice: Some("Saved.".into()), problem: None, sections };
             show(&admin, view, StatusCode::OK)
         }

@@ -368,7 +368,7 @@ pub async fn save(
                 state.db.write(move |c| crate::db::web::set_session_app(c, &session, &app_id)).await?;
             }
             state.directory.invalidate();
-            let admin = Admin { session: admin.session, app: Some(row) };
+            let admin = Admin { session: admin.session, app: Some(row), progress: admin.progress };
             let sections = self::sections(&state.base_url, &admin, &form);
             let view = StepView { current: "connection", notice, problem: None, sections };
             show(&admin, view, StatusCode::OK)
@@ -436,7 +436,7 @@ async fn app_for_key(state: &AppState, admin: Admin, name: &str) -> Result<Resul
         Ok(row) => {
             let (session, app_id) = (admin.session.id_hash.clone(), row.id.clone());
             state.db.write(move |c| crate::db::web::set_session_app(c, &session, &app_id)).await?;
-            Ok(Ok(Admin { session: admin.session, app: Some(row) }))
+            Ok(Ok(Admin { session: admin.session, app: Some(row), progress: admin.progress }))
         }
         Err(e) => {
             let message = match &e {

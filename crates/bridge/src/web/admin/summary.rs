@@ -20,14 +20,16 @@ use crate::web::AppState;
 struct Check {
     ok: bool,
     text: String,
+    /// Only activation can make it pass (the subscription starts with it).
+    needs_activation: bool,
 }
 
 fn pass(text: impl Into<String>) -> Check {
-    Check { ok: true, text: text.into() }
+    Check { ok: true, text: text.into(), needs_activation: false }
 }
 
 fn fail(text: impl Into<String>) -> Check {
-    Check { ok: false, text: text.into() }
+    Check { ok: false, text: text.into(), needs_activation: false }
 }
 
 /// Reaches the Interaction API with a harmless call that Salesforce answers only once the
@@ -75,7 +77,7 @@ async fn checks(state: &AppState, app: &AppRow) -> Result<Vec<Check>, AppError> 
     checks.push(match (lease, app.status.as_str()) {
         (Some(_), _) => pass("Pub/Sub subscription up: agents' replies are being received."),
         (None, "active") => fail("Pub/Sub subscription not up yet: it starts within seconds of activation; if it stays red, check that salesforce.subscribe is on and the logs."),
-        (None, _) => fail("Pub/Sub subscription not up: activate the app below."),
+        (None, _) => Check { needs_activation: true, ..fail("Pub/Sub subscription not up: activate the app below.") },
     });
     if accounts.is_empty() {
         checks.push(fail("Infobip: no account connected (step 3)."));
@@ -133,11 +135,21 @@ async fn sections(state: &AppState, app: &AppRow) -> Result<Vec<Section>, AppErr
         ("", format!("Salesforce iframe components: {base}/ (this setup) and {base}/templates (template panel)")),
     ]);
     let mut health = Section { heading: "Health checks".into(), ..Section::default() };
+    let mut blocking = 0;
     for c in checks(state, app).await? {
+        blocking += usize::from(!c.ok && !c.needs_activation);
         health.lines.push((if c.ok { "good" } else { "bad" }, c.text));
     }
     let mut status = Section::form("Status", "/setup/activate", "Activate", Vec::new());
     status.lines.push(("", format!("The app is {}.", app.status)));
+    let missing = super::wizard::missing_for_activation(app);
+    if !missing.is_empty() {
+        status.lines.push(("bad", format!("Activating needs {} first.", missing.join("; "))));
+    } else if blocking > 0 && app.status != crate::db::AppStatus::Active {
+        status
+            .lines
+            .push(("bad", "Fix the red checks above before activating: the bridge would not carry messages.".into()));
+    }
     if app.status == crate::db::AppStatus::Active {
         status.submit = "Check again".into();
         status.action = "/setup/summary".into();
@@ -173,6 +185,23 @@ pub async fn activate(
     let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
     let Some(mut row) = admin.app.clone() else { return Ok(super::to_step_one()) };
+    // Not with a setting missing, nor while a check that activation cannot fix is red.
+    let missing = super::wizard::missing_for_activation(&row);
+    let red: Vec<String> =
+        checks(&state, &row).await?.into_iter().filter(|c| !c.ok && !c.needs_activation).map(|c| c.text).collect();
+    if !missing.is_empty() || !red.is_empty() {
+        let problem = if missing.is_empty() {
+            format!("Not activated: {} check(s) above are red; fix them first.", red.len())
+        } else {
+            format!("Not activated: first finish {}.", missing.join("; "))
+        };
+        let sections = sections(&state, &row).await?;
+        return show(
+            &admin,
+            StepView { current: "summary", notice: None, problem: Some(problem), sections },
+            StatusCode::BAD_REQUEST,
+        );
+    }
     let (cipher, actor) = (state.cipher.clone(), admin.actor());
     let result = state
         .db
@@ -186,7 +215,7 @@ pub async fn activate(
         Ok(row) => {
             state.directory.invalidate();
             let sections = sections(&state, &row).await?;
-            let admin = Admin { session: admin.session, app: Some(row) };
+            let admin = Admin { session: admin.session, app: Some(row), progress: admin.progress };
             let notice = Some("Activated: the bridge now carries this app's conversations.".into());
             show(&admin, StepView { current: "summary", notice, problem: None, sections }, StatusCode::OK)
         }

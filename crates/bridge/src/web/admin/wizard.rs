@@ -24,7 +24,7 @@ pub const STEPS: &[(&str, &str)] = &[
 #[derive(Debug, Clone, Default)]
 pub struct Field {
     pub name: &'static str,
-    pub label: &'static str,
+    pub label: String,
     /// `text`, `url`, `password`, `textarea`, `file`, `select` or `checkbox`.
     pub kind: &'static str,
     pub value: String,
@@ -36,8 +36,8 @@ pub struct Field {
 }
 
 impl Field {
-    pub fn text(name: &'static str, label: &'static str, value: impl Into<String>) -> Self {
-        Self { name, label, kind: "text", value: value.into(), ..Self::default() }
+    pub fn text(name: &'static str, label: impl Into<String>, value: impl Into<String>) -> Self {
+        Self { name, label: label.into(), kind: "text", value: value.into(), ..Self::default() }
     }
 
     pub fn kind(mut self, kind: &'static str) -> Self {
@@ -140,9 +140,9 @@ struct StepPage<'a> {
     title: &'a str,
     user: &'a str,
     csrf: &'a str,
-    steps: &'static [(&'static str, &'static str)],
+    /// Each step: path, label, finished.
+    steps: Vec<(&'static str, &'static str, bool)>,
     current: &'a str,
-    current_index: usize,
     notice: Option<String>,
     problem: Option<String>,
     sections: Vec<Section>,
@@ -153,6 +153,55 @@ struct StepPage<'a> {
 pub struct Admin {
     pub session: Session,
     pub app: Option<AppRow>,
+    pub progress: Progress,
+}
+
+/// What of each step is finished, read from what is saved (not from where the admin is).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub accounts: usize,
+    pub senders: usize,
+}
+
+/// Whether `step` of `app` is finished: its settings saved (the connection's only after
+/// Salesforce accepted them), its accounts and senders there, the app switched on.
+pub fn step_done(step: &str, app: Option<&AppRow>, progress: Progress) -> bool {
+    let Some(app) = app else { return false };
+    match step {
+        "connection" => app.private_key_enc.is_some() && app.consumer_key.is_some() && app.org_id.is_some(),
+        "application" => {
+            app.channel_address_identifier.is_some() && app.scrt_url.is_some() && app.authorization_context.is_some()
+        }
+        "infobip" => progress.accounts > 0,
+        "senders" => progress.senders > 0,
+        "summary" => app.status == crate::db::AppStatus::Active,
+        _ => false,
+    }
+}
+
+/// The settings an active app needs that are missing, in the wizard's words: the step to
+/// finish and what in it.
+pub fn missing_for_activation(app: &AppRow) -> Vec<String> {
+    let step1 = [
+        ("the certificate", app.private_key_enc.is_some()),
+        ("the consumer key", app.consumer_key.is_some()),
+        ("the org ID", app.org_id.is_some()),
+        ("the integration user", app.integration_username.is_some()),
+        ("the platform event", app.platform_event.is_some()),
+    ];
+    let step2 = [
+        ("the messaging channel", app.channel_address_identifier.is_some()),
+        ("the SCRT URL", app.scrt_url.is_some()),
+        ("the authorization context", app.authorization_context.is_some()),
+    ];
+    let mut missing = Vec::new();
+    for (step, items) in [("1. BYOC connection", &step1[..]), ("2. Application", &step2[..])] {
+        let absent: Vec<&str> = items.iter().filter(|(_, set)| !set).map(|(what, _)| *what).collect();
+        if !absent.is_empty() {
+            missing.push(format!("{step}: {}", absent.join(", ")));
+        }
+    }
+    missing
 }
 
 impl Admin {
@@ -177,11 +226,21 @@ pub async fn admin(state: &AppState, req: &HttpRequest) -> Result<Result<Admin, 
         ));
     }
     let app_id = session.app_id.clone();
-    let app = match app_id {
-        Some(id) => state.db.run(move |c| crate::db::apps::find(c, &id)).await?,
-        None => None,
+    let (app, progress) = match app_id {
+        Some(id) => {
+            state
+                .db
+                .run(move |c| {
+                    let Some(app) = crate::db::apps::find(c, &id)? else { return Ok((None, Progress::default())) };
+                    let accounts = crate::db::apps::accounts(c, &app.id)?.len();
+                    let senders = crate::db::apps::senders(c, &app.id)?.len();
+                    Ok((Some(app), Progress { accounts, senders }))
+                })
+                .await?
+        }
+        None => (None, Progress::default()),
     };
-    Ok(Ok(Admin { session, app }))
+    Ok(Ok(Admin { session, app, progress }))
 }
 
 /// The signed-in admin of a handler, or an early return with the sign-in page.
@@ -206,13 +265,16 @@ pub struct StepView {
 pub fn show(admin: &Admin, view: StepView, status: StatusCode) -> Result<HttpResponse, AppError> {
     let index = STEPS.iter().position(|(p, _)| *p == view.current).unwrap_or(0);
     let title = STEPS.get(index).map_or("Setup", |(_, l)| *l);
+    let steps = STEPS
+        .iter()
+        .map(|(path, label)| (*path, *label, step_done(path, admin.app.as_ref(), admin.progress)))
+        .collect();
     let page = StepPage {
         title,
         user: &admin.session.user_name,
         csrf: &admin.session.csrf_token,
-        steps: STEPS,
+        steps,
         current: view.current,
-        current_index: index,
         notice: view.notice,
         problem: view.problem,
         sections: view.sections,
