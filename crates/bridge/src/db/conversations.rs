@@ -330,3 +330,15 @@ pub fn by_session(conn: &mut DbConn, app_id: &str, session_id: &str) -> Result<O
         .first(conn)
         .optional()?)
 }
+
+/// Whether Salesforce opened a messaging session for any of the app's conversations (its
+/// routing takes them in).
+pub fn any_in_a_session(conn: &mut DbConn, app_id: &str) -> Result<bool, DbError> {
+    let found = conversations::table
+        .filter(conversations::app_id.eq(app_id))
+        .filter(conversations::messaging_session_id.is_not_null())
+        .select(conversations::id)
+        .first::<i64>(conn)
+        .optional()?;
+    Ok(found.is_some())
+}

@@ -92,3 +92,15 @@ pub fn purge_expired(conn: &mut DbConn, now: NaiveDateTime) -> Result<usize, DbE
     let grants = diesel::delete(web_grants::table.filter(web_grants::expires_at.le(now))).execute(conn)?;
     Ok(sessions + grants)
 }
+
+/// Whether an agent of the app is signed in (has opened the template panel) now.
+pub fn agent_signed_in(conn: &mut DbConn, app_id: &str, now: NaiveDateTime) -> Result<bool, DbError> {
+    let found = web_sessions::table
+        .filter(web_sessions::app_id.eq(app_id))
+        .filter(web_sessions::role.eq(Role::Agent))
+        .filter(web_sessions::expires_at.gt(now))
+        .select(web_sessions::id_hash)
+        .first::<String>(conn)
+        .optional()?;
+    Ok(found.is_some())
+}

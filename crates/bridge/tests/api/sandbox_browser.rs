@@ -112,6 +112,11 @@ async fn the_sandbox_shows_the_phone_the_console_with_its_panel_and_the_setup() 
     }
     let html = browser.html().await;
     assert!(html.contains("Summary"), "an app already set up opens on its summary: {html}");
+    // What is left in Salesforce Setup, checked where the bridge can tell: the agent used the
+    // panel, and the conversation got a messaging session.
+    assert!(html.contains("Still to do in Salesforce Setup"), "{html}");
+    assert!(html.contains("✓ Done: the template panel on the Messaging Session record page"), "{html}");
+    assert!(html.contains("✓ Done: routing"), "{html}");
     browser.screenshot("setup-signed-in-as-the-admin").await;
 
     browser.close().await;

@@ -415,6 +415,9 @@ async fn the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_
     tokio::spawn(setup.app.subscriber.clone().run(cancel.clone()));
     let page = admin.submit("/setup/summary", "/setup/activate", &[]).await;
     assert!(page.html.contains("Activated"), "{}", page.html);
+    assert!(page.html.contains("Still to do in Salesforce Setup"), "the checklist after activation");
+    assert!(page.html.contains("To do: the template panel"), "no agent has opened it yet: {}", page.html);
+    assert!(page.html.contains(&format!("<code>{}/templates</code>", setup.app.address)), "the URL to paste");
     assert!(page.html.contains("/api/infobip/inbound/answers/acme"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use secrecy::ExposeSecret;
 
 use super::connection::token_for;
-use super::wizard::{Admin, Section, StepView, place_error, show, signed_in_admin};
+use super::wizard::{Admin, Instruction, Section, StepView, place_error, show, signed_in_admin};
 use crate::db::apps::{self as rows, AppRow};
 use crate::error::AppError;
 use crate::infobip::Credentials;
@@ -136,7 +136,9 @@ async fn sections(state: &AppState, app: &AppRow) -> Result<Vec<Section>, AppErr
     ]);
     let mut health = Section { heading: "Health checks".into(), ..Section::default() };
     let mut blocking = 0;
-    for c in checks(state, app).await? {
+    let checked = checks(state, app).await?;
+    let interaction_ok = checked.iter().any(|c| c.ok && c.text.starts_with("Interaction API"));
+    for c in checked {
         blocking += usize::from(!c.ok && !c.needs_activation);
         health.lines.push((if c.ok { "good" } else { "bad" }, c.text));
     }
@@ -154,7 +156,51 @@ async fn sections(state: &AppState, app: &AppRow) -> Result<Vec<Section>, AppErr
         status.submit = "Check again".into();
         status.action = "/setup/summary".into();
     }
-    Ok(vec![health, paste, status])
+    let mut cards = vec![health, paste, status];
+    if app.status == crate::db::AppStatus::Active {
+        cards.push(still_to_do(state, app, interaction_ok).await?);
+    }
+    Ok(cards)
+}
+
+/// What is left in Salesforce Setup once the app is active, each with the value to enter,
+/// and, where the bridge can tell, whether it is done.
+async fn still_to_do(state: &AppState, app: &AppRow, channel_ok: bool) -> Result<Section, AppError> {
+    let base = &state.base_url;
+    let (id, now) = (app.id.clone(), crate::db::now());
+    let (agent_seen, routed) = state
+        .db
+        .run(move |c| {
+            Ok((crate::db::web::agent_signed_in(c, &id, now)?, crate::db::conversations::any_in_a_session(c, &id)?))
+        })
+        .await?;
+    let state_of = |done: bool, what: &str| if done { format!("✓ Done: {what}") } else { format!("To do: {what}") };
+    let context = app.authorization_context.clone().unwrap_or_default();
+    let mut card = Section::text("Still to do in Salesforce Setup");
+    card.instructions = vec![
+        Instruction::new(state_of(
+            channel_ok,
+            "a messaging channel of the Partner Messaging type, with this channel definition (Setup → Messaging Settings → New Channel):",
+        ))
+        .value(context),
+        Instruction::new(
+            "The setup as a Lightning page: in Lightning App Builder make an App Page with a web page (iframe) component showing:",
+        )
+        .value(format!("{base}/")),
+        Instruction::new(state_of(
+            agent_seen,
+            "the template panel on the Messaging Session record page: add the same component, with the record id passed as ?id=, showing:",
+        ))
+        .value(format!("{base}/templates")),
+        Instruction::new(state_of(
+            routed,
+            "routing: on the channel, route conversations with an Omni-Channel flow or a queue, so that a customer's first message reaches an agent",
+        )),
+        Instruction::new(
+            "Permission sets: give agents and admins access to the connected app (Permitted Users) and agents read access to Messaging Session and Messaging End User, which the panel reads.",
+        ),
+    ];
+    Ok(card)
 }
 
 #[get("/setup/summary")]
