@@ -41,6 +41,8 @@ pub struct Input {
     pub value: String,
     pub error: Option<String>,
     pub help: Option<String>,
+    /// Few agents need it (a quick reply's payload): folded under "Advanced".
+    pub advanced: bool,
 }
 
 #[derive(Template)]
@@ -60,6 +62,8 @@ struct PanelPage {
     templates: Vec<(String, String, String, String)>,
     chosen: Option<String>,
     inputs: Vec<Input>,
+    /// "Advanced" starts unfolded when one of its values is set or wrong.
+    advanced_open: bool,
     fixed_buttons: Vec<String>,
     picker: Vec<(String, String)>,
     preview: Option<Preview>,
@@ -124,6 +128,7 @@ fn inputs_for(t: &WaTemplate, given: &Inputs, problems: &[(String, String)]) -> 
         name,
         label,
         help,
+        advanced: false,
     };
     let mut inputs = Vec::new();
     match &t.header {
@@ -148,11 +153,17 @@ fn inputs_for(t: &WaTemplate, given: &Inputs, problems: &[(String, String)]) -> 
     for (i, b) in t.buttons.iter().enumerate() {
         let name = format!("button_{}", i + 1);
         match b {
-            Button::QuickReply { text } => inputs.push(input(
-                name,
-                format!("Quick reply \"{text}\": payload"),
-                Some("Comes back when the customer taps it; at most 128 characters (empty: the button's text).".into()),
-            )),
+            Button::QuickReply { text } => inputs.push(Input {
+                advanced: true,
+                ..input(
+                    name,
+                    format!("Quick reply \"{text}\": payload"),
+                    Some(
+                        "Comes back when the customer taps it; at most 128 characters (empty: the button's text)."
+                            .into(),
+                    ),
+                )
+            }),
             Button::Url { text, url, dynamic: true } => {
                 inputs.push(input(name, format!("Button \"{text}\": end of {url}"), None))
             }
@@ -327,6 +338,7 @@ async fn show(
         search,
         templates: list,
         chosen: chosen_template.map(|t| t.key()),
+        advanced_open: inputs.iter().any(|i| i.advanced && (i.error.is_some() || !i.value.is_empty())),
         inputs,
         fixed_buttons,
         picker: info.values,
@@ -478,7 +490,9 @@ pub async fn send(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
                 .write(move |c| conversations::mark_sent(c, message_row, now, now + chrono::Duration::days(1)))
                 .await?;
             tracing::info!(app.id = %app.id, template = %template.name, "agent sent a WhatsApp template");
-            outcome.notice = Some(format!("Sent. Infobip message id: {send_id}"));
+            outcome.notice = Some(format!(
+                "Sent to +{to}. Its delivery status shows under \"Sent from this panel\" as WhatsApp reports it."
+            ));
             outcome.given = Inputs::new();
             show(&state, &session, &app, &query, outcome, StatusCode::OK).await
         }

@@ -31,9 +31,8 @@ async fn an_agent_sends_a_template_from_the_panel_in_a_browser() {
     assert!(browser.html().await.contains("Outside the 24-hour window"));
     browser.screenshot("signed-in").await;
 
-    // Sender, then search: the list filters as the agent types.
-    browser.click(&format!("option[value=\"{SENDER}\"]")).await;
-    browser.submit("/templates").await;
+    // The app's lone sender is chosen already; search: the list filters as the agent types.
+    assert!(browser.html().await.contains(&format!("1. Sender: +{SENDER}")));
     browser.fill("q", "marketing").await;
     let order = browser.client.find(Locator::Css("li[data-search^=\"order_update\"]")).await.unwrap();
     assert!(!order.is_displayed().await.unwrap(), "filtered out while typing");
@@ -53,7 +52,7 @@ async fn an_agent_sends_a_template_from_the_panel_in_a_browser() {
     browser.screenshot("filled").await;
 
     browser.submit("/templates/send").await;
-    assert!(browser.html().await.contains("Sent. Infobip message id"), "{}", browser.html().await);
+    assert!(browser.html().await.contains(&format!("Sent to +{USER}.")), "{}", browser.html().await);
     browser.screenshot("sent").await;
     let sent = bridge.ib.sent();
     assert_eq!(sent.len(), 1);
@@ -67,5 +66,51 @@ async fn an_agent_sends_a_template_from_the_panel_in_a_browser() {
         sent[0].body["content"]["templateData"]["body"]["placeholders"],
         serde_json::json!(["Ann Contact", "A-42"])
     );
+    browser.close().await;
+}
+
+/// In the 400 px side panel of the Messaging Session page: nothing runs off the side, the lone
+/// sender's templates show at once with the sender folded to one line, the chosen template
+/// folds too, the preview sits above Send, and quick-reply payloads wait under "Advanced".
+#[tokio::test]
+async fn the_panel_fits_a_400_px_side_panel_with_a_lone_sender() {
+    let Some(mut browser) = Browser::start("panel-400px").await else { return };
+    browser.client.set_window_size(400, 1000).await.unwrap();
+    let bridge = Bridge::start(TestDb::sqlite()).await;
+    let session = prepare_session(&bridge).await;
+    let base = bridge.app.address.clone();
+    browser.goto(&format!("{base}/setup/signin?app=acme&next=%2Ftemplates%3Fid%3D{session}")).await;
+    browser.click("input[value=\"agent@acme.example\"]").await;
+    browser.click("button[type=submit]").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while browser.text("h1").await.as_deref() != Some("WhatsApp templates") {
+        assert!(std::time::Instant::now() < deadline, "not on the panel: {}", browser.html().await);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let fits = "return document.documentElement.scrollWidth <= window.innerWidth";
+    let sender = browser.client.find(Locator::Css("details.done-step")).await.unwrap();
+    assert_eq!(sender.attr("open").await.unwrap(), None, "the chosen sender is folded to one line");
+    let order = browser.client.find(Locator::Css("a[href*=\"template=order_update\"]")).await.unwrap();
+    assert!(order.is_displayed().await.unwrap(), "the lone sender's templates show at once");
+    assert_eq!(browser.client.execute(fits, vec![]).await.unwrap(), serde_json::json!(true), "no sideways scrolling");
+    browser.screenshot("lone-sender").await;
+
+    browser.click("a[href*=\"template=order_update\"]").await;
+    assert!(browser.html().await.contains("2. Template: order_update · en"), "the chosen template folds too");
+    let payload = browser.client.find(Locator::Css("details.advanced #button_2")).await.unwrap();
+    assert!(!payload.is_displayed().await.unwrap(), "the quick reply's payload waits under Advanced");
+    let above = "return document.getElementById('preview').compareDocumentPosition(document.querySelector('#send-form button[type=submit]')) & Node.DOCUMENT_POSITION_FOLLOWING";
+    assert_ne!(browser.client.execute(above, vec![]).await.unwrap(), serde_json::json!(0), "the preview is above Send");
+    assert_eq!(browser.client.execute(fits, vec![]).await.unwrap(), serde_json::json!(true), "no sideways scrolling");
+    browser.screenshot("template-chosen").await;
+
+    browser.fill("header_text", "42").await;
+    browser.fill("body_1", "Ann").await;
+    browser.fill("body_2", "A-42").await;
+    browser.fill("button_1", "A-42").await;
+    browser.submit("/templates/send").await;
+    assert!(browser.html().await.contains(&format!("Sent to +{USER}.")), "{}", browser.html().await);
+    assert_eq!(browser.client.execute(fits, vec![]).await.unwrap(), serde_json::json!(true), "no sideways scrolling");
+    browser.screenshot("sent").await;
     browser.close().await;
 }
