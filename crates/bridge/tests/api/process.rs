@@ -241,8 +241,18 @@ impl Sandbox {
         line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned()
     }
 
-    pub fn stop(self) -> Option<i32> {
-        stop(self.child)
+    /// SIGTERM, then its exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap().code()
+    }
+}
+
+/// A test that fails half-way leaves no sandbox running behind it.
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
