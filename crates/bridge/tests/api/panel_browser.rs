@@ -9,6 +9,19 @@ use crate::browser::Browser;
 use crate::helpers::TestDb;
 use crate::panel::{USER, prepare_session};
 
+/// Signs the agent in with Salesforce (the simulated login page) and waits for the panel of
+/// `session`: a sign-in in the panel's own window goes on to it by itself.
+async fn sign_in_to_the_panel(browser: &Browser, base: &str, session: &str) {
+    browser.goto(&format!("{base}/setup/signin?app=acme&next=%2Ftemplates%3Fid%3D{session}")).await;
+    browser.click("input[value=\"agent@acme.example\"]").await;
+    browser.click("button[type=submit]").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while browser.text("h1").await.as_deref() != Some("WhatsApp templates") {
+        assert!(std::time::Instant::now() < deadline, "not on the panel: {}", browser.html().await);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn an_agent_sends_a_template_from_the_panel_in_a_browser() {
     let Some(mut browser) = Browser::start("panel").await else { return };
@@ -19,15 +32,7 @@ async fn an_agent_sends_a_template_from_the_panel_in_a_browser() {
     // Sign in with Salesforce (the simulated login page), back to the panel.
     browser.goto(&format!("{base}/templates?id={session}")).await;
     assert_eq!(browser.text("h1").await.as_deref(), Some("Sign in"));
-    browser.goto(&format!("{base}/setup/signin?app=acme&next=%2Ftemplates%3Fid%3D{session}")).await;
-    browser.click("input[value=\"agent@acme.example\"]").await;
-    browser.click("button[type=submit]").await;
-    // Signed in in this window itself (no sign-in window opened it): on to the panel at once.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while browser.text("h1").await.as_deref() != Some("WhatsApp templates") {
-        assert!(std::time::Instant::now() < deadline, "not on the panel: {}", browser.html().await);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    sign_in_to_the_panel(&browser, &base, &session).await;
     assert!(browser.html().await.contains("Outside the 24-hour window"));
     browser.screenshot("signed-in").await;
 
@@ -79,14 +84,7 @@ async fn the_panel_fits_a_400_px_side_panel_with_a_lone_sender() {
     let bridge = Bridge::start(TestDb::sqlite()).await;
     let session = prepare_session(&bridge).await;
     let base = bridge.app.address.clone();
-    browser.goto(&format!("{base}/setup/signin?app=acme&next=%2Ftemplates%3Fid%3D{session}")).await;
-    browser.click("input[value=\"agent@acme.example\"]").await;
-    browser.click("button[type=submit]").await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while browser.text("h1").await.as_deref() != Some("WhatsApp templates") {
-        assert!(std::time::Instant::now() < deadline, "not on the panel: {}", browser.html().await);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    sign_in_to_the_panel(&browser, &base, &session).await;
     let fits = "return document.documentElement.scrollWidth <= window.innerWidth";
     let sender = browser.client.find(Locator::Css("details.done-step")).await.unwrap();
     assert_eq!(sender.attr("open").await.unwrap(), None, "the chosen sender is folded to one line");
