@@ -57,6 +57,8 @@ pub struct Template {
     pub category: String,
     pub header: Header,
     pub body: String,
+    /// The examples registered with the body's values (`{{1}}`, `{{2}}`, …), in order.
+    pub body_examples: Vec<String>,
     pub footer: Option<String>,
     pub buttons: Vec<Button>,
 }
@@ -127,6 +129,11 @@ impl Template {
             category: text_of(v, "/category").unwrap_or_default().to_owned(),
             header,
             body: text_of(structure, "/body/text").unwrap_or_default().to_owned(),
+            body_examples: structure
+                .pointer("/body/examples")
+                .and_then(Value::as_array)
+                .map(|list| list.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default(),
             footer: text_of(structure, "/footer/text").map(str::to_owned),
             buttons,
         })

@@ -43,6 +43,8 @@ pub struct Input {
     pub help: Option<String>,
     /// Few agents need it (a quick reply's payload): folded under "Advanced".
     pub advanced: bool,
+    /// The example registered with the template, shown in the empty field.
+    pub placeholder: Option<String>,
 }
 
 #[derive(Template)]
@@ -129,6 +131,7 @@ fn inputs_for(t: &WaTemplate, given: &Inputs, problems: &[(String, String)]) -> 
         label,
         help,
         advanced: false,
+        placeholder: None,
     };
     let mut inputs = Vec::new();
     match &t.header {
@@ -147,7 +150,11 @@ fn inputs_for(t: &WaTemplate, given: &Inputs, problems: &[(String, String)]) -> 
         _ => {}
     }
     for i in 1..=t.body_placeholders() {
-        inputs.push(input(format!("body_{i}"), format!("Body value {{{{{i}}}}}"), None));
+        let example = t.body_examples.get(i - 1).map(|e| format!("e.g. {e}"));
+        inputs.push(Input {
+            placeholder: example,
+            ..input(format!("body_{i}"), format!("Body value {{{{{i}}}}}"), None)
+        });
     }
     let mut fixed = Vec::new();
     for (i, b) in t.buttons.iter().enumerate() {

@@ -24,7 +24,7 @@ pub fn templates() -> Vec<Value> {
         json!({ "id": "1", "name": "order_update", "language": "en", "status": "APPROVED", "category": "UTILITY",
                 "structure": { "type": "TEXT",
                     "header": { "format": "TEXT", "text": "Order {{1}}" },
-                    "body": { "text": "Hi {{1}}, your order {{2}} has shipped." },
+                    "body": { "text": "Hi {{1}}, your order {{2}} has shipped.", "examples": ["Ann", "A-1042"] },
                     "footer": { "text": "Acme" },
                     "buttons": [
                         { "type": "URL", "text": "Track", "url": "https://acme.example/track/{{1}}" },
@@ -128,6 +128,7 @@ async fn an_agent_sends_a_template_from_the_messaging_session(db: TestDb) {
     for field in ["header_text", "body_1", "body_2", "button_1", "button_2"] {
         assert!(page.html.contains(&format!("name=\"{field}\"")), "{field}: {}", page.html);
     }
+    assert!(page.html.contains("placeholder=\"e.g. A-1042\""), "the registered examples guide the agent");
     assert!(page.html.contains("Call us (phone number)"), "fixed buttons shown read-only");
     assert!(page.html.contains(&format!("name=\"to\" type=\"text\" value=\"{USER}\"")), "recipient from the session");
     assert!(page.html.contains("Contact name: Ann Contact") && page.html.contains("Account name: Acme Ltd"));

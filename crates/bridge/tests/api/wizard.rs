@@ -88,6 +88,7 @@ async fn the_connection_goes_in_salesforces_order_and_a_wrong_key_is_never_saved
     let setup = fresh(db, &[]).await;
     let mut admin = setup.bootstrap().await;
     let page = admin.get("/setup/connection").await;
+    assert!(page.html.contains("Admin (one-time setup link)"), "the header names who is signed in");
     let certificate_card = page.html.find("1. Certificate").expect("the certificate comes first");
     let setup_card = page.html.find("2. Create the connected app").expect("then the connected app");
     assert!(certificate_card < setup_card, "{}", page.html);

@@ -269,9 +269,12 @@ pub fn show(admin: &Admin, view: StepView, status: StatusCode) -> Result<HttpRes
         .iter()
         .map(|(path, label)| (*path, *label, step_done(path, admin.app.as_ref(), admin.progress)))
         .collect();
+    // The one-time link signs in someone Salesforce has not named yet.
+    let user =
+        if admin.session.user_id == "bootstrap" { "Admin (one-time setup link)" } else { &admin.session.user_name };
     let page = StepPage {
         title,
-        user: &admin.session.user_name,
+        user,
         csrf: &admin.session.csrf_token,
         steps,
         current: view.current,
