@@ -299,18 +299,33 @@ fn apply_spec(ctx: &Ctx<'_>, row: &mut AppRow, spec: &AppSpec) -> Result<Vec<&'s
 /// Checks the plain (non-secret) settings of `spec` by the same rules as saving, without
 /// saving anything (the wizard checks before it calls Salesforce).
 pub fn validate_spec(spec: &AppSpec) -> Result<(), ProvisionError> {
+    match spec_problems(spec).into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(()),
+    }
+}
+
+/// Every value of `spec` that breaks a rule, each with the field it concerns (a form shows them
+/// all at once).
+pub fn spec_problems(spec: &AppSpec) -> Vec<ProvisionError> {
+    let mut problems = Vec::new();
+    let mut check = |result: Result<(), ProvisionError>| {
+        if let Err(e) = result {
+            problems.push(e);
+        }
+    };
     if let Some(v) = &spec.org_id {
-        validate::org_id(v)?;
+        check(validate::org_id(v).map(|_| ()));
     }
     if let Some(v) = &spec.login_url {
-        validate::service_url("login_url", v)?;
+        check(validate::service_url("login_url", v).map(|_| ()));
     }
     if let Some(v) = &spec.org_type {
-        validate::org_type(v)?;
+        check(validate::org_type(v).map(|_| ()));
     }
     for (field, value) in [("consumer_key", &spec.consumer_key), ("integration_username", &spec.integration_username)] {
         if let Some(v) = value {
-            validate::non_empty(field, v)?;
+            check(validate::non_empty(field, v).map(|_| ()));
         }
     }
     for (field, value) in [
@@ -320,10 +335,13 @@ pub fn validate_spec(spec: &AppSpec) -> Result<(), ProvisionError> {
         ("payload_field", &spec.payload_field),
     ] {
         if let Some(v) = value {
-            validate::api_name(field, v)?;
+            check(validate::api_name(field, v).map(|_| ()));
         }
     }
-    Ok(())
+    if let Some(v) = spec.pubsub_endpoint.as_deref().filter(|v| !v.trim().is_empty()) {
+        check(validate::service_url("pubsub_endpoint", v).map(|_| ()));
+    }
+    problems
 }
 
 /// An app can only be switched on once everything the bridge needs to talk to Salesforce is set.

@@ -108,6 +108,21 @@ async fn the_connection_goes_in_salesforces_order_and_a_wrong_key_is_never_saved
     assert!(page.html.contains("name=\"pubsub_endpoint\""), "the Pub/Sub endpoint, under Advanced");
 
     setup.create_connected_app(&mut admin, &["interaction_api", "api"]).await;
+    // Every wrong value at once, each on its own field, before Salesforce is asked.
+    let mut fields = setup.connection_fields();
+    for (field, value) in [("org_id", "not-an-org"), ("authorization_context", "bad name!"), ("platform_event", "x y")]
+    {
+        fields.iter_mut().filter(|(k, _)| *k == field).for_each(|(_, v)| *v = value.into());
+    }
+    let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
+    let page = admin.submit("/setup/connection", "/setup/connection", &form).await;
+    assert_eq!(page.status, 400, "{}", page.html);
+    for field in ["org_id", "authorization_context", "platform_event"] {
+        assert!(page.field_error(field).is_some(), "no error on {field}: {}", page.html);
+    }
+    assert!(page.html.contains("fix the 3 marked fields"), "{}", page.html);
+    assert!(setup.vendors.sf.tooling_records().is_empty(), "Salesforce was not asked");
+
     let mut fields = setup.connection_fields();
     fields.iter_mut().filter(|(k, _)| *k == "consumer_key").for_each(|(_, v)| *v = "3MVG9-mistyped".into());
     let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();

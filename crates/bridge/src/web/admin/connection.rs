@@ -13,7 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::wizard::{Admin, Field, Instruction, Section, StepView, place_error, show, signed_in_admin};
+use super::wizard::{Admin, Field, Instruction, Section, StepView, mark_error, place_error, show, signed_in_admin};
 use crate::db::OrgType;
 use crate::db::apps::AppRow;
 use crate::error::AppError;
@@ -279,12 +279,25 @@ pub async fn save(
     };
     // Validate the values first (the same rules as the command line), without saving; the
     // login URL is what the My Domain field gives.
-    let checked = match form.my_domain.trim() {
-        "" => Ok(()),
-        url => prov::validate::service_url("my_domain", url).map(|_| ()),
-    };
-    if let Err(e) = checked.and_then(|()| prov::validate_spec(&spec)) {
-        let problem = place_error(&mut sections, &e);
+    // Every wrong value at once, each on its field. The login URL is the My Domain field's.
+    let mut problems = Vec::new();
+    if !form.my_domain.trim().is_empty()
+        && let Err(e) = prov::validate::service_url("my_domain", form.my_domain.trim())
+    {
+        problems.push(e);
+    }
+    problems.extend(prov::spec_problems(&AppSpec { login_url: None, ..spec.clone() }));
+    if !problems.is_empty() {
+        let unplaced: Vec<String> = problems
+            .iter()
+            .filter(|e| !mark_error(&mut sections, e))
+            .map(|e| format!("Nothing was saved: {e}"))
+            .collect();
+        let problem = match (unplaced.first(), problems.len()) {
+            (Some(first), _) => first.clone(),
+            (None, 1) => "Nothing was saved: fix the marked field.".to_owned(),
+            (None, n) => format!("Nothing was saved: fix the {n} marked fields."),
+        };
         return refuse(sections, problem);
     }
     // The consumer key can only be checked with the certificate the connected app was made with.

@@ -286,15 +286,24 @@ pub fn show(admin: &Admin, view: StepView, status: StatusCode) -> Result<HttpRes
     render(status, &page, &frame_ancestors(admin.app.as_ref()))
 }
 
+/// Puts a provisioning refusal on the field it concerns; `false` when the page has no such field.
+pub fn mark_error(sections: &mut [Section], error: &ProvisionError) -> bool {
+    match error {
+        ProvisionError::Invalid { field, problem } => {
+            let message = format!("{problem}.");
+            sections.iter_mut().any(|s| s.mark(field, &message))
+        }
+        _ => false,
+    }
+}
+
 /// A provisioning refusal shown on its field, else as the page's problem.
 pub fn place_error(sections: &mut [Section], error: &ProvisionError) -> String {
-    if let ProvisionError::Invalid { field, problem } = error {
-        let message = format!("{problem}.");
-        if sections.iter_mut().any(|s| s.mark(field, &message)) {
-            return "Nothing was saved: fix the marked field.".into();
-        }
+    if mark_error(sections, error) {
+        "Nothing was saved: fix the marked field.".into()
+    } else {
+        format!("Nothing was saved: {error}")
     }
-    format!("Nothing was saved: {error}")
 }
 
 /// The entry point the Salesforce iframe loads (`/?id=<record id>`).
