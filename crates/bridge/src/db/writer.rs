@@ -44,6 +44,16 @@ pub struct WriterStats {
     pub busy_micros: AtomicU64,
 }
 
+impl WriterStats {
+    /// One transaction of `writes` pieces, begun at `started`.
+    fn record(&self, writes: u64, started: Instant) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(writes, Ordering::Relaxed);
+        let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.busy_micros.fetch_add(busy, Ordering::Relaxed);
+    }
+}
+
 /// The handle callers send work through. Cheap to clone; the thread ends with the last one.
 #[derive(Clone)]
 pub struct Writer {
@@ -137,14 +147,14 @@ fn run(work: &mpsc::Receiver<Work>, open: &dyn Fn() -> Result<DbConn, DbError>, 
             }
         };
         let started = Instant::now();
-        let (healthy, writes) = match first {
-            Work::Alone(f) => (std::panic::catch_unwind(AssertUnwindSafe(|| f(c))).is_ok(), 1),
-            Work::InBatch(f) => batch(c, f, work),
+        let healthy = match first {
+            Work::Alone(f) => {
+                let healthy = std::panic::catch_unwind(AssertUnwindSafe(|| f(c))).is_ok();
+                stats.record(1, started);
+                healthy
+            }
+            Work::InBatch(f) => batch(c, f, work, stats, started),
         };
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats.writes.fetch_add(writes, Ordering::Relaxed);
-        let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
         if !healthy {
             // A panic or a broken transaction: start again from a fresh connection.
             conn = None;
@@ -159,17 +169,21 @@ fn fail(work: Work, why: &str) {
     tracing::error!(error = why, "SQLite write not done: the database cannot be opened");
 }
 
-/// One transaction: `first` and whatever queues up meanwhile. Returns whether the
-/// connection is still good, and how many pieces of work ran.
+/// One transaction: `first` and whatever queues up meanwhile, counted in `stats` before any
+/// caller hears back (so what a caller reads of them includes its own write). Returns whether
+/// the connection is still good.
 fn batch(
     c: &mut DbConn,
     first: Box<dyn FnOnce(&mut DbConn) -> Finish + Send>,
     work: &mpsc::Receiver<Work>,
-) -> (bool, u64) {
-    let DbConn::Sqlite(sqlite) = c else { return (false, 0) };
+    stats: &WriterStats,
+    started: Instant,
+) -> bool {
+    let DbConn::Sqlite(sqlite) = c else { return false };
     if let Err(e) = AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "SQLite writer could not begin a transaction");
-        return (false, 0);
+        stats.record(0, started);
+        return false;
     }
     let mut finishes: Vec<Finish> = Vec::new();
     let mut next = Some(first);
@@ -201,7 +215,7 @@ fn batch(
     if why.is_some() {
         rollback(c);
     }
-    let writes = finishes.len() as u64;
+    stats.record(finishes.len() as u64, started);
     for finish in finishes {
         finish(why);
     }
@@ -209,9 +223,12 @@ fn batch(
     if let Some(Work::Alone(f)) = deferred
         && healthy
     {
-        return (std::panic::catch_unwind(AssertUnwindSafe(|| f(c))).is_ok(), writes + 1);
+        let alone = Instant::now();
+        let healthy = std::panic::catch_unwind(AssertUnwindSafe(|| f(c))).is_ok();
+        stats.record(1, alone);
+        return healthy;
     }
-    (healthy, writes)
+    healthy
 }
 
 fn commit(c: &mut DbConn) -> Result<(), String> {
