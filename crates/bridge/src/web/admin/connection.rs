@@ -308,60 +308,57 @@ pub async fn save(
         return refuse(sections, "Nothing was saved: the certificate comes first.".into());
     };
     let key = state.cipher.decrypt(CTX_PRIVATE_KEY, &enc).map_err(|e| AppError::Internal(e.into()))?;
-    let notice;
-    {
-        let org_type = form.org_type.parse::<OrgType>().unwrap_or(OrgType::Production);
-        let credentials = Credentials {
-            login_url: &login_url,
-            audience: org_type.audience(),
-            consumer_key: form.consumer_key.trim(),
-            username: form.integration_username.trim(),
-            private_key: key.expose_secret(),
-        };
-        let token = match state.salesforce.sign_in(&credentials).await {
-            Ok(token) => token,
-            Err(e) => {
-                let message = explain(&e);
-                if !sections.iter_mut().any(|s| s.mark(auth_field(&e), &message)) {
-                    return refuse(sections, format!("Nothing was saved. {message}"));
-                }
-                return refuse(sections, "Nothing was saved: Salesforce refused the connection.".into());
+    let org_type = form.org_type.parse::<OrgType>().unwrap_or(OrgType::Production);
+    let credentials = Credentials {
+        login_url: &login_url,
+        audience: org_type.audience(),
+        consumer_key: form.consumer_key.trim(),
+        username: form.integration_username.trim(),
+        private_key: key.expose_secret(),
+    };
+    let token = match state.salesforce.sign_in(&credentials).await {
+        Ok(token) => token,
+        Err(e) => {
+            let message = explain(&e);
+            if !sections.iter_mut().any(|s| s.mark(auth_field(&e), &message)) {
+                return refuse(sections, format!("Nothing was saved. {message}"));
             }
-        };
-        match ensure_channel_records(
-            &state.salesforce,
-            &token,
-            form.authorization_context.trim(),
-            form.platform_event.trim(),
-            form.event_type_field.trim(),
-            form.payload_field.trim(),
-        )
-        .await
-        {
-            Ok(records) => {
-                let list: Vec<String> = records
-                    .iter()
-                    .map(|r| {
-                        let outcome = if r.created { "created" } else { "found" };
-                        match r.id.as_str() {
-                            "" => format!("{} {} ({outcome})", r.sobject, r.developer_name),
-                            id => format!("{} {} ({id}, {outcome})", r.sobject, r.developer_name),
-                        }
-                    })
-                    .collect();
-                notice = Some(format!("Connected. {}.", list.join("; ")));
-            }
-            Err(StepError { error: e @ SalesforceError::MissingScope, .. }) => {
-                return refuse(sections, format!("Nothing was saved: {e}."));
-            }
-            Err(StepError { field, error }) => {
-                sections.iter_mut().for_each(|s| {
-                    s.mark(field, &error.to_string());
-                });
-                return refuse(sections, format!("Nothing was saved: {error}."));
-            }
+            return refuse(sections, "Nothing was saved: Salesforce refused the connection.".into());
         }
-    }
+    };
+    let notice = match ensure_channel_records(
+        &state.salesforce,
+        &token,
+        form.authorization_context.trim(),
+        form.platform_event.trim(),
+        form.event_type_field.trim(),
+        form.payload_field.trim(),
+    )
+    .await
+    {
+        Ok(records) => {
+            let list: Vec<String> = records
+                .iter()
+                .map(|r| {
+                    let outcome = if r.created { "created" } else { "found" };
+                    match r.id.as_str() {
+                        "" => format!("{} {} ({outcome})", r.sobject, r.developer_name),
+                        id => format!("{} {} ({id}, {outcome})", r.sobject, r.developer_name),
+                    }
+                })
+                .collect();
+            Some(format!("Connected. {}.", list.join("; ")))
+        }
+        Err(StepError { error: e @ SalesforceError::MissingScope, .. }) => {
+            return refuse(sections, format!("Nothing was saved: {e}."));
+        }
+        Err(StepError { field, error }) => {
+            sections.iter_mut().for_each(|s| {
+                s.mark(field, &error.to_string());
+            });
+            return refuse(sections, format!("Nothing was saved: {error}."));
+        }
+    };
     let (cipher, actor, app, name) = (state.cipher.clone(), admin.actor(), admin.app.clone(), form.name.clone());
     let saved = state
         .db

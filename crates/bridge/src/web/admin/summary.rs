@@ -114,7 +114,8 @@ async fn checks(state: &AppState, app: &AppRow) -> Result<Vec<Check>, AppError> 
     Ok(checks)
 }
 
-async fn sections(state: &AppState, app: &AppRow) -> Result<Vec<Section>, AppError> {
+/// The summary's cards; `checked` are the live checks when the caller ran them already.
+async fn sections(state: &AppState, app: &AppRow, checked: Option<Vec<Check>>) -> Result<Vec<Section>, AppError> {
     let base = &state.base_url;
     let secret = prov::webhook_secret(&prov::Ctx { cipher: &state.cipher, actor: "web" }, app)
         .map_err(|e| AppError::Internal(e.into()))?;
@@ -136,7 +137,10 @@ async fn sections(state: &AppState, app: &AppRow) -> Result<Vec<Section>, AppErr
     ]);
     let mut health = Section { heading: "Health checks".into(), ..Section::default() };
     let mut blocking = 0;
-    let checked = checks(state, app).await?;
+    let checked = match checked {
+        Some(checked) => checked,
+        None => checks(state, app).await?,
+    };
     let interaction_ok = checked.iter().any(|c| c.ok && c.text.starts_with("Interaction API"));
     for c in checked {
         blocking += usize::from(!c.ok && !c.needs_activation);
@@ -207,7 +211,7 @@ async fn still_to_do(state: &AppState, app: &AppRow, channel_ok: bool) -> Result
 pub async fn show_step(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
     let Some(app) = admin.app.clone() else { return Ok(super::to_step_one()) };
-    let sections = sections(&state, &app).await?;
+    let sections = sections(&state, &app, None).await?;
     show(&admin, StepView { current: "summary", notice: None, problem: None, sections }, StatusCode::OK)
 }
 
@@ -233,15 +237,15 @@ pub async fn activate(
     let Some(mut row) = admin.app.clone() else { return Ok(super::to_step_one()) };
     // Not with a setting missing, nor while a check that activation cannot fix is red.
     let missing = super::wizard::missing_for_activation(&row);
-    let red: Vec<String> =
-        checks(&state, &row).await?.into_iter().filter(|c| !c.ok && !c.needs_activation).map(|c| c.text).collect();
-    if !missing.is_empty() || !red.is_empty() {
+    let checked = checks(&state, &row).await?;
+    let red = checked.iter().filter(|c| !c.ok && !c.needs_activation).count();
+    if !missing.is_empty() || red > 0 {
         let problem = if missing.is_empty() {
-            format!("Not activated: {} check(s) above are red; fix them first.", red.len())
+            format!("Not activated: {red} check(s) above are red; fix them first.")
         } else {
             format!("Not activated: first finish {}.", missing.join("; "))
         };
-        let sections = sections(&state, &row).await?;
+        let sections = sections(&state, &row, Some(checked)).await?;
         return show(
             &admin,
             StepView { current: "summary", notice: None, problem: Some(problem), sections },
@@ -260,14 +264,14 @@ pub async fn activate(
     match result {
         Ok(row) => {
             state.directory.invalidate();
-            let sections = sections(&state, &row).await?;
+            let sections = sections(&state, &row, None).await?;
             let admin = Admin { session: admin.session, app: Some(row), progress: admin.progress };
             let notice = Some("Activated: the bridge now carries this app's conversations.".into());
             show(&admin, StepView { current: "summary", notice, problem: None, sections }, StatusCode::OK)
         }
         Err(e) => {
             let app = admin.app.clone().ok_or_else(|| AppError::NotFound("app".into()))?;
-            let mut sections = sections(&state, &app).await?;
+            let mut sections = sections(&state, &app, None).await?;
             let problem = Some(place_error(&mut sections, &e));
             show(&admin, StepView { current: "summary", notice: None, problem, sections }, StatusCode::BAD_REQUEST)
         }
