@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -52,6 +52,10 @@ pub struct SandboxArgs {
     /// Port of the simulated Infobip (0 = any).
     #[arg(long, default_value_t = 9102)]
     infobip_port: u16,
+    /// Start with no app: walk the setup wizard from its one-time link against the
+    /// simulators' Salesforce Setup and Infobip portal pages.
+    #[arg(long)]
+    unconfigured: bool,
 }
 
 pub async fn run(args: SandboxArgs, mut settings: Settings) -> anyhow::Result<()> {
@@ -65,23 +69,10 @@ pub async fn run(args: SandboxArgs, mut settings: Settings) -> anyhow::Result<()
     settings.worker.enabled = true;
     settings.salesforce.subscribe = true;
 
-    // The connected app's key pair, made fresh: the simulated org trusts its public half.
-    let keys = tokio::task::spawn_blocking(|| crate::salesforce::certificate::generate("byoc-sandbox")).await??;
-    let (private_pem, public_pem) = (keys.private_key, keys.certificate);
     let sf = SalesforceSim::new(SalesforceConfig::default());
-    // Its callback URL is known once the bridge listens (the port may be 0): registered below.
-    let connected_app = |callback_urls: Vec<String>| ConnectedApp {
-        consumer_key: CONSUMER_KEY.into(),
-        certificate_pem: public_pem.clone(),
-        approved_users: vec![USERNAME.into(), ADMIN.into(), AGENT.into()],
-        scopes: vec!["interaction_api".into(), "api".into(), "openid".into()],
-        callback_urls,
-    };
-    sf.register_app(connected_app(Vec::new()));
     sf.add_user(USERNAME, "Integration User", "System Administrator");
     sf.add_user(ADMIN, "Avery Admin", "System Administrator");
     sf.add_user(AGENT, "Alex Agent", "Agent");
-    sf.add_channel(CHANNEL, CONTEXT);
     let sf_running = sf.start("127.0.0.1", args.salesforce_port)?;
     let cancel = CancellationToken::new();
     let pubsub = sf.start_pubsub("127.0.0.1", 0, cancel.clone()).await?;
@@ -92,59 +83,16 @@ pub async fn run(args: SandboxArgs, mut settings: Settings) -> anyhow::Result<()
         ib.add_template(SENDER, template);
     }
     let ib_running = ib.start("127.0.0.1", args.infobip_port)?;
+    let sims = Sims { sf, ib, sf_url: sf_running.base_url.clone(), ib_url: ib_running.base_url.clone(), pubsub };
 
     let services = Services::open(&settings).await?;
-    let cipher = services.cipher.clone();
-    let (org_id, sf_url, ib_url) = (sf.org_id().to_owned(), sf_running.base_url.clone(), ib_running.base_url.clone());
-    let secret = services
-        .db
-        .write(move |c| {
-            let ctx = Ctx { cipher: &cipher, actor: "sandbox" };
-            let spec = AppSpec {
-                org_id: Some(org_id),
-                login_url: Some(sf_url.clone()),
-                consumer_key: Some(CONSUMER_KEY.into()),
-                integration_username: Some(USERNAME.into()),
-                private_key: Some(private_pem),
-                scrt_url: Some(sf_url),
-                channel_address_identifier: Some(CHANNEL.into()),
-                authorization_context: Some(CONTEXT.into()),
-                platform_event: Some("WhatsApp_Event__e".into()),
-                pubsub_endpoint: Some(format!("http://{pubsub}")),
-                welcome_message: Some("Hang tight, an agent will join shortly.".into()),
-                closing_message: Some("Thanks for chatting with us. Goodbye!".into()),
-                ..AppSpec::default()
-            };
-            let mut app = prov::create_app(c, &ctx, APP, &spec).map_err(anyhow::Error::from)?;
-            prov::upsert_account(c, &ctx, &app, "main", Some(&ib_url), Some(&SecretString::from(API_KEY.to_owned())))
-                .map_err(anyhow::Error::from)?;
-            prov::add_sender(c, &ctx, &app, SENDER, "main").map_err(anyhow::Error::from)?;
-            let active = AppSpec { status: Some("active".into()), ..AppSpec::default() };
-            prov::update_app(c, &ctx, &mut app, &active).map_err(anyhow::Error::from)?;
-            Ok(prov::webhook_secret(&ctx, &app).map_err(anyhow::Error::from)?.expose_secret().to_owned())
-        })
-        .await?;
-
+    let provisioned = if args.unconfigured { None } else { Some(provision(&sims, &services).await?) };
     let app = Application::build_with(settings, services).await?;
     let bridge = app.base_url().to_owned();
-    sf.register_app(connected_app(vec![format!("{bridge}/setup/oauth/callback")]));
-    // The Messaging Session page's component: the panel, the agent signed in through the org.
-    sf.set_console_panel(&format!("{}&next=%2Ftemplates%3Fid%3D{{id}}", sign_in_link(&bridge, AGENT)));
-    ib.set_webhook(WebhookSender::new(
-        &format!("{}/api/infobip/inbound/messages", app.base_url()),
-        WebhookAuth::Hmac {
-            algorithm: HmacAlgorithm::HmacSha256,
-            secret,
-            header: "X-Infobip-Signature".into(),
-            encoding: Encoding::Hex,
-            prefix: false,
-        },
-    ));
-    println!("Sandbox ready: the bridge between a simulated Infobip and a simulated Salesforce.");
-    println!("  1. Write as a WhatsApp user:  {}/__sim/phone", ib_running.base_url);
-    println!("  2. Answer as the agent:       {}/__sim/agent", sf_running.base_url);
-    println!("     (the console shows the WhatsApp template panel beside the conversation)");
-    println!("  3. Set up as the admin:       {}", sign_in_link(&bridge, ADMIN));
+    match provisioned {
+        Some(provisioned) => connect(&sims, &bridge, provisioned),
+        None => print_unconfigured(&sims, &bridge),
+    }
     println!("  Service status:               {bridge}/status");
     println!("  Data (a temporary directory): {}", dir.display());
     println!("Stop with Ctrl-C.");
@@ -165,4 +113,115 @@ pub async fn run(args: SandboxArgs, mut settings: Settings) -> anyhow::Result<()
 fn sign_in_link(bridge: &str, user: &str) -> String {
     let user: String = url::form_urlencoded::byte_serialize(user.as_bytes()).collect();
     format!("{bridge}/setup/signin?app={APP}&login_hint={user}")
+}
+
+/// Both simulators and where they listen.
+struct Sims {
+    sf: SalesforceSim,
+    ib: InfobipSim,
+    sf_url: String,
+    ib_url: String,
+    pubsub: std::net::SocketAddr,
+}
+
+/// The sandbox's app, provisioned and active; returns the webhook secret Infobip signs with.
+async fn provision(sims: &Sims, services: &Services) -> anyhow::Result<Provisioned> {
+    // The connected app's key pair, made fresh: the simulated org trusts its public half.
+    let keys = tokio::task::spawn_blocking(|| crate::salesforce::certificate::generate("byoc-sandbox")).await??;
+    sims.sf.register_app(connected_app(&keys.certificate, Vec::new()));
+    sims.sf.add_channel(CHANNEL, CONTEXT);
+    let secret = crate::crypto::random_token()?;
+    let cipher = services.cipher.clone();
+    let (org_id, sf_url, ib_url, pubsub) =
+        (sims.sf.org_id().to_owned(), sims.sf_url.clone(), sims.ib_url.clone(), sims.pubsub);
+    let (private_pem, chosen) = (keys.private_key, SecretString::from(secret.clone()));
+    services
+        .db
+        .write(move |c| {
+            let ctx = Ctx { cipher: &cipher, actor: "sandbox" };
+            let spec = AppSpec {
+                org_id: Some(org_id),
+                login_url: Some(sf_url.clone()),
+                consumer_key: Some(CONSUMER_KEY.into()),
+                integration_username: Some(USERNAME.into()),
+                private_key: Some(private_pem),
+                scrt_url: Some(sf_url),
+                channel_address_identifier: Some(CHANNEL.into()),
+                authorization_context: Some(CONTEXT.into()),
+                platform_event: Some("WhatsApp_Event__e".into()),
+                pubsub_endpoint: Some(format!("http://{pubsub}")),
+                welcome_message: Some("Hang tight, an agent will join shortly.".into()),
+                closing_message: Some("Thanks for chatting with us. Goodbye!".into()),
+                ..AppSpec::default()
+            };
+            let mut app = prov::create_app(c, &ctx, APP, &spec).map_err(anyhow::Error::from)?;
+            prov::set_webhook_secret(c, &ctx, &mut app, &chosen).map_err(anyhow::Error::from)?;
+            prov::upsert_account(c, &ctx, &app, "main", Some(&ib_url), Some(&SecretString::from(API_KEY.to_owned())))
+                .map_err(anyhow::Error::from)?;
+            prov::add_sender(c, &ctx, &app, SENDER, "main").map_err(anyhow::Error::from)?;
+            let active = AppSpec { status: Some("active".into()), ..AppSpec::default() };
+            prov::update_app(c, &ctx, &mut app, &active).map_err(anyhow::Error::from)?;
+            Ok(())
+        })
+        .await?;
+    Ok(Provisioned { secret, certificate: keys.certificate })
+}
+
+/// What the configured sandbox hands the simulators once the bridge listens.
+struct Provisioned {
+    secret: String,
+    certificate: String,
+}
+
+fn connected_app(certificate: &str, callback_urls: Vec<String>) -> ConnectedApp {
+    ConnectedApp {
+        consumer_key: CONSUMER_KEY.into(),
+        certificate_pem: certificate.to_owned(),
+        approved_users: vec![USERNAME.into(), ADMIN.into(), AGENT.into()],
+        scopes: vec!["interaction_api".into(), "api".into(), "openid".into()],
+        callback_urls,
+    }
+}
+
+/// The configured sandbox: the org knows the bridge's callback URL and shows the panel on
+/// the Messaging Session page; Infobip posts to the bridge, signed.
+fn connect(sims: &Sims, bridge: &str, provisioned: Provisioned) {
+    sims.sf.register_app(connected_app(&provisioned.certificate, vec![format!("{bridge}/setup/oauth/callback")]));
+    // The Messaging Session page's component: the panel, the agent signed in through the org.
+    sims.sf.set_console_panel(&format!("{}&next=%2Ftemplates%3Fid%3D{{id}}", sign_in_link(bridge, AGENT)));
+    sims.ib.set_webhook(WebhookSender::new(
+        &format!("{bridge}/api/infobip/inbound/messages"),
+        WebhookAuth::Hmac {
+            algorithm: HmacAlgorithm::HmacSha256,
+            secret: provisioned.secret,
+            header: "X-Infobip-Signature".into(),
+            encoding: Encoding::Hex,
+            prefix: false,
+        },
+    ));
+    println!("Sandbox ready: the bridge between a simulated Infobip and a simulated Salesforce.");
+    println!("  1. Write as a WhatsApp user:  {}/__sim/phone", sims.ib_url);
+    println!("  2. Answer as the agent:       {}/__sim/agent", sims.sf_url);
+    println!("     (the console shows the WhatsApp template panel beside the conversation)");
+    println!("  3. Set up as the admin:       {}", sign_in_link(bridge, ADMIN));
+}
+
+/// The unconfigured sandbox: what the admin needs to walk the wizard, value by value.
+fn print_unconfigured(sims: &Sims, bridge: &str) {
+    let (sf, ib) = (&sims.sf_url, &sims.ib_url);
+    println!("Sandbox ready with no app: set it up as an admin would, against the simulators.");
+    println!("  1. Open the one-time setup link printed above (the bridge's wizard).");
+    println!("  2. Salesforce Setup (connected app, channel): {sf}/__sim/setup");
+    println!("  3. Infobip portal (subscription, secret):     {ib}/__sim/portal");
+    println!("  Values for the wizard:");
+    println!("    Org ID:                    {}", sims.sf.org_id());
+    println!("    Type of org:               Production");
+    println!("    My Domain URL:             {sf}");
+    println!("    Integration user:          {USERNAME}");
+    println!("    Pub/Sub API endpoint:      http://{} (step 1, Advanced)", sims.pubsub);
+    println!("    SCRT URL:                  {sf}");
+    println!("    Infobip base URL:          {ib}");
+    println!("    Infobip API key:           {API_KEY}");
+    println!("    Callback URL (Setup):      {bridge}/setup/oauth/callback");
+    println!("  Then write as a WhatsApp user: {ib}/__sim/phone; answer as the agent: {sf}/__sim/agent");
 }

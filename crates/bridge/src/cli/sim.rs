@@ -104,14 +104,16 @@ pub struct SalesforceArgs {
     /// Consumer key of the connected app the bridge signs in with.
     #[arg(long, default_value = "3MVG9-sandbox-consumer-key")]
     consumer_key: String,
-    /// PEM certificate (or public key) of the connected app; JWTs must be signed by its key.
+    /// PEM certificate (or public key) of a connected app registered at start; JWTs must be
+    /// signed by its key. Without it, create the connected app on the Setup page.
     #[arg(long)]
-    certificate: PathBuf,
+    certificate: Option<PathBuf>,
     /// The integration user (pre-authorised for the app).
     #[arg(long, default_value = "integration@sandbox.example")]
     username: String,
-    /// Messaging channel as ADDRESS_IDENTIFIER:CHANNEL_DEFINITION (repeatable).
-    #[arg(long = "channel", default_value = "7c0c7f4e-1b1a-4c3f-9a7e-2f4b7a1d5e6f:Bridge_WhatsApp")]
+    /// Messaging channel as ADDRESS_IDENTIFIER:CHANNEL_DEFINITION (repeatable). With
+    /// --certificate and no channel, 7c0c7f4e-1b1a-4c3f-9a7e-2f4b7a1d5e6f:Bridge_WhatsApp.
+    #[arg(long = "channel")]
     channels: Vec<String>,
     /// Callback URL allowed for page sign-in (repeatable).
     #[arg(long = "callback-url")]
@@ -226,8 +228,10 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<()> {
 }
 
 async fn salesforce(a: SalesforceArgs, cancel: CancellationToken) -> anyhow::Result<byoc_sim::server::Running> {
-    let certificate =
-        std::fs::read_to_string(&a.certificate).with_context(|| format!("reading {}", a.certificate.display()))?;
+    let certificate = match &a.certificate {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+        None => None,
+    };
     let sim = SalesforceSim::new(SalesforceConfig {
         org_id: a.org_id.clone(),
         sandbox: a.sandbox,
@@ -241,17 +245,21 @@ async fn salesforce(a: SalesforceArgs, cancel: CancellationToken) -> anyhow::Res
         ..SalesforceConfig::default()
     });
     a.faults.apply(&sim.faults)?;
-    sim.register_app(ConnectedApp {
-        consumer_key: a.consumer_key.clone(),
-        certificate_pem: certificate,
-        approved_users: vec![a.username.clone()],
-        scopes: vec!["interaction_api".into(), "api".into(), "refresh_token".into()],
-        callback_urls: a.callback_urls.clone(),
-    });
+    if let Some(certificate) = certificate {
+        sim.register_app(ConnectedApp {
+            consumer_key: a.consumer_key.clone(),
+            certificate_pem: certificate,
+            approved_users: vec![a.username.clone()],
+            scopes: vec!["interaction_api".into(), "api".into(), "refresh_token".into()],
+            callback_urls: a.callback_urls.clone(),
+        });
+    }
     sim.add_user(&a.username, "Integration User", "System Administrator");
     sim.add_user("admin@sandbox.example", "Avery Admin", "System Administrator");
     sim.add_user("agent@sandbox.example", "Alex Agent", "Agent");
-    for channel in &a.channels {
+    let default_channel = ["7c0c7f4e-1b1a-4c3f-9a7e-2f4b7a1d5e6f:Bridge_WhatsApp".to_owned()];
+    let channels = if a.channels.is_empty() && a.certificate.is_some() { &default_channel[..] } else { &a.channels };
+    for channel in channels {
         let (address, definition) =
             channel.split_once(':').context("--channel takes ADDRESS_IDENTIFIER:CHANNEL_DEFINITION")?;
         sim.add_channel(address, definition);
@@ -262,16 +270,20 @@ async fn salesforce(a: SalesforceArgs, cancel: CancellationToken) -> anyhow::Res
         None => sim.start(&a.host, a.port)?,
     };
     let pubsub = start_pubsub(&sim, &a, tls, cancel).await?;
-    println!(
-        "Salesforce simulator on {} (org {}, {}, consumer key {}, user {})",
-        running.base_url,
-        a.org_id,
-        if a.sandbox { "sandbox" } else { "production" },
-        a.consumer_key,
-        a.username
-    );
-    println!("  login URL, instance URL and SCRT URL: {}", running.base_url);
-    println!("  Pub/Sub API: {pubsub} (the app's pubsub_endpoint)");
+    sim.set_pubsub_url(&pubsub);
+    let url = &running.base_url;
+    println!("Salesforce simulator on {url}");
+    println!("  Setup (connected app, messaging channel): {url}/__sim/setup");
+    println!("  Values for the bridge's setup:");
+    println!("    Org ID:               {}", a.org_id);
+    println!("    Type of org:          {}", if a.sandbox { "Sandbox" } else { "Production" });
+    println!("    My Domain URL:        {url} (also the instance and SCRT URL)");
+    println!("    Integration user:     {}", a.username);
+    println!("    Pub/Sub API endpoint: {pubsub}");
+    match &a.certificate {
+        Some(_) => println!("    Consumer key:         {}", a.consumer_key),
+        None => println!("    Consumer key:         made on the Setup page, from the bridge's certificate"),
+    }
     println!("  agent console: {}/__sim/agent", running.base_url);
     println!("  state: {}/__sim/state; faults: {}/__sim/faults", running.base_url, running.base_url);
     Ok(running)
@@ -320,7 +332,12 @@ fn infobip(a: InfobipArgs) -> anyhow::Result<byoc_sim::server::Running> {
         Some(tls) => sim.start_tls(&a.host, a.port, &tls)?,
         None => sim.start(&a.host, a.port)?,
     };
-    println!("Infobip simulator on {} (API key {}, senders {})", running.base_url, a.api_key, a.senders.join(", "));
+    println!("Infobip simulator on {}", running.base_url);
+    println!("  Portal (subscription to the bridge's webhooks): {}/__sim/portal", running.base_url);
+    println!("  Values for the bridge's setup:");
+    println!("    Base URL: {}", running.base_url);
+    println!("    API key:  {}", a.api_key);
+    println!("    Senders:  {}", a.senders.join(", "));
     println!("  WhatsApp phone: {}/__sim/phone", running.base_url);
     println!("  state: {}/__sim/state; faults: {}/__sim/faults", running.base_url, running.base_url);
     Ok(running)

@@ -47,3 +47,12 @@ pub fn record(
 pub fn count(conn: &mut DbConn) -> Result<i64, DbError> {
     Ok(audit_log::table.count().get_result(conn)?)
 }
+
+/// When `action` was last done to the entity `entity_id`, if ever.
+pub fn last(conn: &mut DbConn, entity_id: &str, action: &str) -> Result<Option<NaiveDateTime>, DbError> {
+    Ok(audit_log::table
+        .filter(audit_log::entity_id.eq(entity_id))
+        .filter(audit_log::action.eq(action))
+        .select(diesel::dsl::max(audit_log::at))
+        .first::<Option<NaiveDateTime>>(conn)?)
+}

@@ -470,13 +470,45 @@ pub fn rotate_webhook_secret(
     row: &mut AppRow,
 ) -> Result<SecretString, ProvisionError> {
     let new = crate::crypto::random_token()?;
+    replace_webhook_secret(conn, ctx, row, &new, "rotate_webhook_secret")?;
+    Ok(SecretString::from(new))
+}
+
+/// The shortest webhook secret an admin may choose (Infobip takes 1 to 255 characters).
+pub const MIN_WEBHOOK_SECRET: usize = 16;
+
+/// Makes `secret`, the one the admin entered in Infobip's security profile, current; the
+/// previous one stays accepted until the next change, so no message is refused meanwhile.
+pub fn set_webhook_secret(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    row: &mut AppRow,
+    secret: &SecretString,
+) -> Result<(), ProvisionError> {
+    let value = secret.expose_secret().trim();
+    if value.chars().count() < MIN_WEBHOOK_SECRET || value.chars().count() > 255 {
+        return Err(ProvisionError::Invalid {
+            field: "webhook_secret".into(),
+            problem: format!("use {MIN_WEBHOOK_SECRET} to 255 characters"),
+        });
+    }
+    replace_webhook_secret(conn, ctx, row, value, "set_webhook_secret")
+}
+
+fn replace_webhook_secret(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    row: &mut AppRow,
+    new: &str,
+    action: &str,
+) -> Result<(), ProvisionError> {
     let previous = webhook_secret(ctx, row)?;
     row.webhook_previous_secret_enc = Some(ctx.cipher.encrypt(CTX_WEBHOOK_SECRET, previous.expose_secret())?);
-    row.webhook_secret_enc = ctx.cipher.encrypt(CTX_WEBHOOK_SECRET, &new)?;
+    row.webhook_secret_enc = ctx.cipher.encrypt(CTX_WEBHOOK_SECRET, new)?;
     row.updated_at = crate::db::now();
     rows::update(conn, row)?;
-    audit::record(conn, ctx.actor, "rotate_webhook_secret", "app", &row.id, json!({}))?;
-    Ok(SecretString::from(new))
+    audit::record(conn, ctx.actor, action, "app", &row.id, json!({}))?;
+    Ok(())
 }
 
 /// Creates or updates an Infobip account of an app, found by name.

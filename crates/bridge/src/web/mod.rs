@@ -77,11 +77,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::signin::handoff)
         .service(admin::connection::show_step)
         .service(admin::connection::save)
-        .service(admin::connection::generate)
-        .service(admin::connection::upload)
-        .service(admin::connection::download_certificate)
+        .service(admin::keys::generate)
+        .service(admin::keys::upload)
+        .service(admin::keys::download_certificate)
         .service(admin::application::show_step)
         .service(admin::application::save)
+        .service(admin::application::create_definition)
         .service(admin::accounts::show_accounts)
         .service(admin::accounts::save_account)
         .service(admin::accounts::remove_account)
@@ -90,6 +91,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::summary::show_step)
         .service(admin::summary::recheck)
         .service(admin::summary::activate)
+        .service(admin::webhooks::set_secret)
         .service(panel::panel)
         .service(panel::send);
 }

@@ -21,6 +21,11 @@ pub struct Browser {
 impl Browser {
     /// A headless browser, or `None` (test skipped) where Chromium is not installed.
     pub async fn start(test: &str) -> Option<Self> {
+        Self::start_sized(test, 1280, 1200).await
+    }
+
+    /// A browser whose window is `width` × `height` pixels (400 wide: a Salesforce side panel).
+    pub async fn start_sized(test: &str, width: u32, height: u32) -> Option<Self> {
         if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -39,15 +44,19 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1280,1200", "--lang=en-GB"]
-            }
-        }))
-        .unwrap();
+        let mut options = serde_json::json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     format!("--window-size={},{height}", width.max(500)), "--lang=en-GB"]
+        });
+        // Chromium's windows are at least 500 px wide: a narrower viewport is emulated.
+        if width < 500 {
+            options["mobileEmulation"] =
+                serde_json::json!({ "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 } });
+        }
+        let caps: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_value(serde_json::json!({ "browserName": "chrome", "goog:chromeOptions": options }))
+                .unwrap();
         // chromedriver takes a moment to listen: retry the session for a few seconds.
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = loop {
@@ -96,6 +105,32 @@ impl Browser {
             assert!(Instant::now() < deadline, "{css}: the page did not finish loading");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Chooses the file at `path` in the file input called `name`.
+    pub async fn attach(&self, name: &str, path: &std::path::Path) {
+        let field = self.client.find(Locator::Css(&format!("input[type=file][name=\"{name}\"]"))).await.unwrap();
+        field.send_keys(&path.display().to_string()).await.unwrap();
+    }
+
+    /// The texts of every element matching `css`.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in self.client.find_all(Locator::Css(css)).await.unwrap_or_default() {
+            out.push(e.text().await.unwrap_or_default());
+        }
+        out
+    }
+
+    /// Asserts the page is `width` px wide and needs no sideways scrolling.
+    pub async fn assert_fits(&self, width: u32) {
+        let measured = self
+            .client
+            .execute("return [window.innerWidth, document.documentElement.scrollWidth]", vec![])
+            .await
+            .unwrap();
+        assert_eq!(measured[0], serde_json::json!(width), "the viewport");
+        assert!(measured[1].as_u64().unwrap() <= u64::from(width), "sideways scrolling: {measured}");
     }
 
     /// Submits the form posting to `action`.

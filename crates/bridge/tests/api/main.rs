@@ -25,6 +25,7 @@ mod provisioning;
 mod retention;
 mod sandbox_browser;
 mod secrets;
+mod setup_walk_browser;
 mod sim_cli;
 mod sim_infobip;
 mod slow_clients;

@@ -79,18 +79,16 @@ async fn an_agent_sends_a_template_from_the_panel_in_a_browser() {
 /// folds too, the preview sits above Send, and quick-reply payloads wait under "Advanced".
 #[tokio::test]
 async fn the_panel_fits_a_400_px_side_panel_with_a_lone_sender() {
-    let Some(mut browser) = Browser::start("panel-400px").await else { return };
-    browser.client.set_window_size(400, 1000).await.unwrap();
+    let Some(mut browser) = Browser::start_sized("panel-400px", 400, 1000).await else { return };
     let bridge = Bridge::start(TestDb::sqlite()).await;
     let session = prepare_session(&bridge).await;
     let base = bridge.app.address.clone();
     sign_in_to_the_panel(&browser, &base, &session).await;
-    let fits = "return document.documentElement.scrollWidth <= window.innerWidth";
     let sender = browser.client.find(Locator::Css("details.done-step")).await.unwrap();
     assert_eq!(sender.attr("open").await.unwrap(), None, "the chosen sender is folded to one line");
     let order = browser.client.find(Locator::Css("a[href*=\"template=order_update\"]")).await.unwrap();
     assert!(order.is_displayed().await.unwrap(), "the lone sender's templates show at once");
-    assert_eq!(browser.client.execute(fits, vec![]).await.unwrap(), serde_json::json!(true), "no sideways scrolling");
+    browser.assert_fits(400).await;
     browser.screenshot("lone-sender").await;
 
     browser.click("a[href*=\"template=order_update\"]").await;
@@ -99,7 +97,7 @@ async fn the_panel_fits_a_400_px_side_panel_with_a_lone_sender() {
     assert!(!payload.is_displayed().await.unwrap(), "the quick reply's payload waits under Advanced");
     let above = "return document.getElementById('preview').compareDocumentPosition(document.querySelector('#send-form button[type=submit]')) & Node.DOCUMENT_POSITION_FOLLOWING";
     assert_ne!(browser.client.execute(above, vec![]).await.unwrap(), serde_json::json!(0), "the preview is above Send");
-    assert_eq!(browser.client.execute(fits, vec![]).await.unwrap(), serde_json::json!(true), "no sideways scrolling");
+    browser.assert_fits(400).await;
     browser.screenshot("template-chosen").await;
 
     browser.fill("header_text", "42").await;
@@ -108,7 +106,7 @@ async fn the_panel_fits_a_400_px_side_panel_with_a_lone_sender() {
     browser.fill("button_1", "A-42").await;
     browser.submit("/templates/send").await;
     assert!(browser.html().await.contains(&format!("Sent to +{USER}.")), "{}", browser.html().await);
-    assert_eq!(browser.client.execute(fits, vec![]).await.unwrap(), serde_json::json!(true), "no sideways scrolling");
+    browser.assert_fits(400).await;
     browser.screenshot("sent").await;
     browser.close().await;
 }

@@ -217,12 +217,15 @@ pub(crate) struct Sandbox {
 
 impl Sandbox {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// The sandbox with more flags (`--unconfigured`).
+    pub fn start_with(flags: &[&str]) -> Self {
         let test_db = TestDb::sqlite();
-        let mut child = command(&test_db, &["sandbox", "--port", "0", "--salesforce-port", "0", "--infobip-port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut args = vec!["sandbox", "--port", "0", "--salesforce-port", "0", "--infobip-port", "0"];
+        args.extend_from_slice(flags);
+        let mut child = command(&test_db, &args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut printed = String::new();
         while !printed.contains("Stop with") {
@@ -238,7 +241,8 @@ impl Sandbox {
     pub fn link(&self, label: &str) -> String {
         let line =
             self.printed.lines().find(|l| l.contains(label)).unwrap_or_else(|| panic!("{label}: {}", self.printed));
-        line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned()
+        let start = line.find("http://").unwrap_or_else(|| panic!("no link: {line}"));
+        line[start..].split(|c: char| c.is_whitespace() || c == '"').next().unwrap().to_owned()
     }
 
     /// SIGTERM, then its exit code.
@@ -286,6 +290,29 @@ async fn the_sandbox_carries_messages_both_ways() {
     assert_eq!(reply.status(), 303);
     until_page_contains(&format!("{}/__sim/phone/chat?user=447700900123", base(&phone)), "Hi, this is Alex").await;
 
+    assert_eq!(sandbox.stop(), Some(0));
+}
+
+/// With no app, the sandbox prints the one-time setup link and where, in each simulator, the
+/// admin does the vendors' part, with the values to type; each of them opens.
+#[tokio::test]
+async fn the_unconfigured_sandbox_prints_the_setup_link_and_every_value_to_type() {
+    let sandbox = Sandbox::start_with(&["--unconfigured"]);
+    let link = sandbox.link("one-time link to set up");
+    let setup = sandbox.link("Salesforce Setup");
+    let portal = sandbox.link("Infobip portal");
+    for label in ["Org ID:", "My Domain URL:", "Integration user:", "Pub/Sub API endpoint:", "Infobip API key:"] {
+        assert!(sandbox.printed.contains(label), "{label}: {}", sandbox.printed);
+    }
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let first = client.get(&link).send().await.unwrap();
+    assert_eq!(first.status(), 303, "the link signs in and opens the wizard");
+    assert_eq!(first.headers()["location"], "/setup/connection");
+    assert!(first.headers().contains_key("set-cookie"));
+    let org = reqwest::get(&setup).await.unwrap().text().await.unwrap();
+    assert!(org.contains("New Connected App") && org.contains("No connected app yet"), "{org}");
+    let ib = reqwest::get(&portal).await.unwrap().text().await.unwrap();
+    assert!(ib.contains("New subscription"), "{ib}");
     assert_eq!(sandbox.stop(), Some(0));
 }
 

@@ -5,7 +5,7 @@ use byoc_bridge::infobip::account::NEEDED_SCOPES as BRIDGE_SCOPES;
 use byoc_sim::salesforce::{ConnectedApp, SalesforceConfig};
 use reqwest::redirect::Policy;
 
-use crate::bridge::{API_KEY, CHANNEL, CONSUMER_KEY, SENDER, USERNAME, Vendors};
+use crate::bridge::{API_KEY, CHANNEL, CONSUMER_KEY, CONTEXT, SENDER, USERNAME, Vendors};
 use crate::helpers::{TestApp, TestDb};
 
 crate::on_both_backends!(
@@ -37,12 +37,14 @@ async fn progress_shows_what_is_finished_and_activation_waits_for_it(db: TestDb)
     assert_eq!(page.status, 200, "{}", page.html);
     let page = admin.get("/setup/summary").await;
     assert_eq!(page.html.matches("✓ Done").count(), 1, "the connection is finished, wherever the admin is");
-    assert!(page.html.contains("Activating needs 2. Application: the messaging channel"), "{}", page.html);
+    assert!(page.html.contains("Activating needs 2. Application: the channel definition"), "{}", page.html);
 
     let refused = admin.submit("/setup/summary", "/setup/activate", &[]).await;
     assert_eq!(refused.status, 400, "{}", refused.html);
     assert!(
-        refused.html.contains("Not activated: first finish 2. Application: the messaging channel, the SCRT URL."),
+        refused.html.contains(
+            "Not activated: first finish 2. Application: the channel definition, the messaging channel, the SCRT URL."
+        ),
         "{}",
         refused.html
     );
@@ -50,16 +52,8 @@ async fn progress_shows_what_is_finished_and_activation_waits_for_it(db: TestDb)
         assert!(!refused.html.contains(internal), "no internal name ({internal}): {}", refused.html);
     }
 
-    let sf = setup.vendors.sf_running.base_url.clone();
-    let application = [
-        ("channel_address_identifier", CHANNEL),
-        ("scrt_url", sf.as_str()),
-        ("authorization_context", "Partner1_ChannelDefinition1"),
-        ("platform_event", "WhatsApp_Event__e"),
-        ("event_type_field", "EventType__c"),
-        ("payload_field", "Payload__c"),
-    ];
-    assert_eq!(admin.submit("/setup/application", "/setup/application", &application).await.status, 200);
+    assert_eq!(setup.define_channel(&mut admin).await.status, 200);
+    assert_eq!(setup.choose_channel(&mut admin).await.status, 200);
     let ib = setup.vendors.ib_running.base_url.clone();
     let page = admin
         .submit("/setup/infobip", "/setup/infobip", &[("name", "main"), ("base_url", &ib), ("api_key", API_KEY)])
@@ -110,18 +104,20 @@ async fn the_connection_goes_in_salesforces_order_and_a_wrong_key_is_never_saved
     setup.create_connected_app(&mut admin, &["interaction_api", "api"]).await;
     // Every wrong value at once, each on its own field, before Salesforce is asked.
     let mut fields = setup.connection_fields();
-    for (field, value) in [("org_id", "not-an-org"), ("authorization_context", "bad name!"), ("platform_event", "x y")]
-    {
+    for (field, value) in [("org_id", "not-an-org"), ("my_domain", "not a url"), ("integration_username", " ")] {
         fields.iter_mut().filter(|(k, _)| *k == field).for_each(|(_, v)| *v = value.into());
     }
     let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
     let page = admin.submit("/setup/connection", "/setup/connection", &form).await;
     assert_eq!(page.status, 400, "{}", page.html);
-    for field in ["org_id", "authorization_context", "platform_event"] {
+    for field in ["org_id", "my_domain", "integration_username"] {
         assert!(page.field_error(field).is_some(), "no error on {field}: {}", page.html);
     }
+    for asked_in_step_2 in ["authorization_context", "platform_event", "event_type_field", "payload_field"] {
+        assert!(!page.html.contains(&format!("name=\"{asked_in_step_2}\"")), "step 1 asks {asked_in_step_2}");
+    }
     assert!(page.html.contains("fix the 3 marked fields"), "{}", page.html);
-    assert!(setup.vendors.sf.tooling_records().is_empty(), "Salesforce was not asked");
+    assert_eq!(setup.vendors.sf.tokens_issued(), 0, "Salesforce was not asked");
 
     let mut fields = setup.connection_fields();
     fields.iter_mut().filter(|(k, _)| *k == "consumer_key").for_each(|(_, v)| *v = "3MVG9-mistyped".into());
@@ -129,7 +125,7 @@ async fn the_connection_goes_in_salesforces_order_and_a_wrong_key_is_never_saved
     let page = admin.submit("/setup/connection", "/setup/connection", &form).await;
     assert_eq!(page.status, 400, "{}", page.html);
     assert!(page.field_error("consumer_key").unwrap().contains("does not know this consumer key"), "{}", page.html);
-    assert!(!page.html.contains("Saved") && !page.html.contains("Connected."), "{}", page.html);
+    assert!(!page.html.contains("Saved") && !page.html.contains("Connected"), "{}", page.html);
     assert_eq!(setup.app_row().await.unwrap().consumer_key, None, "nothing saved");
 
     let mut fields = setup.connection_fields();
@@ -137,7 +133,7 @@ async fn the_connection_goes_in_salesforces_order_and_a_wrong_key_is_never_saved
     let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
     let page = admin.submit("/setup/connection", "/setup/connection", &form).await;
     assert_eq!(page.status, 200, "{}", page.html);
-    assert!(page.html.contains("Connected."), "{}", page.html);
+    assert!(page.html.contains("Connected to org"), "{}", page.html);
     let row = setup.app_row().await.unwrap();
     assert_eq!(row.consumer_key.as_deref(), Some(CONSUMER_KEY));
     assert_eq!(row.pubsub_endpoint.as_deref(), Some("https://pubsub.acme.example:7443"));
@@ -302,11 +298,30 @@ impl Setup {
             ("org_id", self.vendors.sf.org_id().to_owned()),
             ("integration_username", USERNAME.into()),
             ("consumer_key", CONSUMER_KEY.into()),
-            ("authorization_context", "Partner1_WhatsApp".into()),
-            ("platform_event", "WhatsApp_Event__e".into()),
-            ("event_type_field", "EventType__c".into()),
-            ("payload_field", "Payload__c".into()),
         ]
+    }
+
+    /// Step 2, card 1: the channel definition the org's channel was made from, and its event.
+    pub async fn define_channel(&self, admin: &mut Admin) -> Page {
+        let form = [
+            ("authorization_context", CONTEXT),
+            ("platform_event", "WhatsApp_Event__e"),
+            ("event_type_field", "EventType__c"),
+            ("payload_field", "Payload__c"),
+        ];
+        admin.submit("/setup/application", "/setup/application/definition", &form).await
+    }
+
+    /// Step 2, card 3: the org's channel, picked, and the SCRT URL.
+    pub async fn choose_channel(&self, admin: &mut Admin) -> Page {
+        let sf = self.vendors.sf_running.base_url.clone();
+        let form = [("channel_address_identifier", CHANNEL), ("scrt_url", sf.as_str())];
+        admin.submit("/setup/application", "/setup/application", &form).await
+    }
+
+    /// Setting the webhook signing secret the admin entered in Infobip.
+    pub async fn set_webhook_secret(&self, admin: &mut Admin, secret: &str) -> Page {
+        admin.submit("/setup/summary", "/setup/webhook-secret", &[("webhook_secret", secret)]).await
     }
 
     /// Step 1 in Salesforce's order: the certificate generated for a new connection, the
@@ -350,11 +365,24 @@ async fn the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_
     let setup = fresh_with_org(db, &[], org).await;
     let mut admin = setup.bootstrap().await;
 
-    // 1. The connection: key pair, certificate, live check, setup records.
+    // 1. The connection: key pair, certificate, live check.
     let page = setup.connect(&mut admin, &["interaction_api", "api"]).await;
     assert_eq!(page.status, 200, "{}", page.html);
-    assert!(page.html.contains("ConversationVendorInfo Partner1_WhatsApp_Vendor"), "{}", page.html);
-    assert!(page.html.contains("ConversationChannelDefinition Partner1_WhatsApp"), "{}", page.html);
+    assert!(page.html.contains("Connected to org"), "{}", page.html);
+    assert!(setup.vendors.sf.tooling_records().is_empty(), "step 1 creates nothing in the org");
+    assert!(!page.html.contains("BEGIN"), "no key material on the page");
+
+    // 2. The application, in Salesforce's order: the definition first, created in the org.
+    let page = admin.get("/setup/application").await;
+    let cards: Vec<usize> = ["1. Channel definition", "2. Create the messaging channel", "3. Choose the channel"]
+        .iter()
+        .map(|c| page.html.find(c).unwrap_or_else(|| panic!("{c}: {}", page.html)))
+        .collect();
+    assert!(cards.windows(2).all(|w| w[0] < w[1]), "{}", page.html);
+    let page = setup.define_channel(&mut admin).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains(&format!("ConversationVendorInfo {CONTEXT}_Vendor")), "{}", page.html);
+    assert!(page.html.contains(&format!("ConversationChannelDefinition {CONTEXT}")), "{}", page.html);
     // The org had no platform event: the wizard made it, its fields, and sfdc_scrt2's access.
     assert!(page.html.contains("CustomObject WhatsApp_Event__e ("), "{}", page.html);
     let event = setup.vendors.sf.custom_objects()["WhatsApp_Event__e"].clone();
@@ -379,19 +407,18 @@ async fn the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_
     let ccd = records.iter().find(|r| r.sobject == "ConversationChannelDefinition").unwrap();
     assert_eq!(ccd.metadata["routingOwner"], "Salesforce");
     assert_eq!(ccd.metadata["customEventPayloadField"], "WhatsApp_Event__e.Payload__c");
-    // Checking again finds the records instead of creating them twice.
-    let fields = setup.connection_fields();
-    let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
-    let again = admin.submit("/setup/connection", "/setup/connection", &form).await;
+    // Creating again finds the records instead of creating them twice.
+    let again = setup.define_channel(&mut admin).await;
     assert!(again.html.contains("found"), "{}", again.html);
     assert!(!again.html.contains("created"), "{}", again.html);
     assert_eq!(setup.vendors.sf.tooling_records().len(), 5);
     assert_eq!(setup.vendors.sf.object_permissions().len(), 1);
-    assert!(!again.html.contains("BEGIN"), "no key material on the page");
 
-    // 2. The application: the channel is picked from the org's channels.
+    // The channel is picked from the org's channels, named with its definition; the
+    // authorization context is the picked channel's, typed nowhere.
     let page = admin.get("/setup/application").await;
     assert!(page.html.contains(&format!("<option value=\"{CHANNEL}\"")), "{}", page.html);
+    assert!(page.html.contains(&format!("WhatsApp 1 ({CONTEXT})")), "{}", page.html);
     let sf = setup.vendors.sf_running.base_url.clone();
     let page = admin
         .submit(
@@ -400,16 +427,16 @@ async fn the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_
             &[
                 ("channel_address_identifier", CHANNEL),
                 ("scrt_url", &sf),
-                ("authorization_context", "Partner1_ChannelDefinition1"),
-                ("platform_event", "WhatsApp_Event__e"),
-                ("event_type_field", "EventType__c"),
-                ("payload_field", "Payload__c"),
                 ("welcome_message", "Hello from the agents"),
                 ("closing_message", "Bye"),
             ],
         )
         .await;
     assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains(&format!("Conversations use the channel definition {CONTEXT}")), "{}", page.html);
+    let row = setup.app_row().await.unwrap();
+    assert_eq!(row.authorization_context.as_deref(), Some(CONTEXT));
+    assert_eq!((row.event_type_field.as_str(), row.payload_field.as_str()), ("EventType__c", "Payload__c"));
 
     // 3. The Infobip account, key checked live.
     let ib = setup.vendors.ib_running.base_url.clone();
@@ -426,7 +453,17 @@ async fn the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_
     let page = admin.submit("/setup/senders", "/setup/senders", &[("sender", &sender)]).await;
     assert!(page.html.contains("Saved: 1 sender(s)."), "{}", page.html);
 
-    // 5. Summary and activation; the subscription starts, and every check turns green.
+    // 5. Summary: the webhooks to paste into Infobip; the secret is the admin's, write-only.
+    let page = admin.get("/setup/summary").await;
+    assert!(page.html.contains("Infobip webhooks: set the signing secret"), "{}", page.html);
+    let refused = setup.set_webhook_secret(&mut admin, "too-short").await;
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    assert!(refused.field_error("webhook_secret").unwrap().contains("16 to 255 characters"), "{}", refused.html);
+    let chosen = "a-long-random-secret-entered-in-infobip";
+    let page = setup.set_webhook_secret(&mut admin, chosen).await;
+    assert!(page.html.contains("The signing secret is set."), "{}", page.html);
+    assert!(!page.html.contains(chosen), "the secret is never shown back");
+    // Activation; the subscription starts, and every check turns green.
     let cancel = tokio_util::sync::CancellationToken::new();
     tokio::spawn(setup.app.subscriber.clone().run(cancel.clone()));
     let page = admin.submit("/setup/summary", "/setup/activate", &[]).await;
@@ -439,12 +476,34 @@ async fn the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_
     loop {
         let page = admin.get("/setup/summary").await;
         if !page.html.contains("class=\"bad\"") {
-            assert_eq!(page.html.matches("class=\"good\"").count(), 5, "{}", page.html);
+            assert_eq!(page.html.matches("class=\"good\"").count(), 6, "{}", page.html);
             break;
         }
         assert!(std::time::Instant::now() < deadline, "checks stayed red: {}", page.html);
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    // The same secret in Infobip's subscription (the portal's form): its posts are accepted.
+    let ib_url = setup.vendors.ib_running.base_url.clone();
+    let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+    let inbound_url = format!("{}/api/infobip/inbound/messages/acme", setup.app.address);
+    let subscribed = http
+        .post(format!("{ib_url}/__sim/portal/subscription"))
+        .form(&[("inbound_url", inbound_url.as_str()), ("secret_key", chosen), ("algorithm", "HMAC_SHA_256")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscribed.status(), 303);
+    let posted: serde_json::Value = http
+        .post(format!("{ib_url}/__sim/webhooks/inbound"))
+        .json(&serde_json::json!({ "from": "447700900555", "text": "Hello" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(posted["statuses"], serde_json::json!([200]), "signed with the admin's secret: {posted}");
+
     cancel.cancel();
     let row = setup.app_row().await.unwrap();
     assert_eq!(row.status, byoc_bridge::db::AppStatus::Active);
@@ -658,7 +717,7 @@ async fn an_admins_own_key_comes_from_its_file_or_its_text(db: TestDb) {
     let form: Vec<(&str, &str)> = fields.iter().skip(1).map(|(k, v)| (*k, v.as_str())).collect();
     let page = admin.submit("/setup/connection", "/setup/connection", &form).await;
     assert_eq!(page.status, 200, "{}", page.html);
-    assert_eq!(setup.vendors.sf.tooling_records().len(), 2, "the token worked");
+    assert!(page.html.contains("Connected to org"), "the token worked: {}", page.html);
     assert_eq!(admin.get("/setup/certificate.crt").await.html, certificate);
 
     // Another key, pasted, replaces the first only once the admin confirms it.

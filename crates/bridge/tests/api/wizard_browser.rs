@@ -50,17 +50,20 @@ async fn the_wizard_in_a_browser_walks_every_step_to_green_and_shows_only_inside
     }
     browser.submit("/setup/connection").await;
     let html = browser.html().await;
-    assert!(html.contains("Connected.") && html.contains("ConversationChannelDefinition"), "{html}");
+    assert!(html.contains("Connected to org"), "{html}");
     browser.screenshot("connection").await;
 
-    // 2. Application.
+    // 2. Application: the channel definition, then the org's channel made from it.
     browser.click("a[href=\"/setup/application\"]").await;
+    browser.fill("authorization_context", CONTEXT).await;
+    browser.submit("/setup/application/definition").await;
+    assert!(browser.html().await.contains(&format!("ConversationChannelDefinition {CONTEXT}")));
     browser.click(&format!("option[value=\"{CHANNEL}\"]")).await;
     browser.fill("scrt_url", &sf).await;
-    browser.fill("authorization_context", CONTEXT).await;
     browser.fill("welcome_message", "An agent will be with you shortly.").await;
     browser.submit("/setup/application").await;
-    assert_eq!(browser.text(".notice.good").await.as_deref(), Some("Saved."));
+    let notice = browser.text(".notice.good").await.unwrap_or_default();
+    assert!(notice.starts_with("Saved. Conversations use the channel definition"), "{notice}");
     browser.screenshot("application").await;
 
     // 3. Infobip account.
@@ -82,6 +85,8 @@ async fn the_wizard_in_a_browser_walks_every_step_to_green_and_shows_only_inside
     let cancel = tokio_util::sync::CancellationToken::new();
     tokio::spawn(setup.app.subscriber.clone().run(cancel.clone()));
     browser.click("a[href=\"/setup/summary\"]").await;
+    browser.fill("webhook_secret", "a-long-random-secret-entered-in-infobip").await;
+    browser.submit("/setup/webhook-secret").await;
     browser.submit("/setup/activate").await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while browser.html().await.contains("class=\"bad\"") {
@@ -89,7 +94,7 @@ async fn the_wizard_in_a_browser_walks_every_step_to_green_and_shows_only_inside
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         browser.goto(&format!("{bridge}/setup/summary")).await;
     }
-    assert_eq!(browser.html().await.matches("class=\"good\"").count(), 5);
+    assert_eq!(browser.html().await.matches("class=\"good\"").count(), 6);
     browser.screenshot("summary").await;
     cancel.cancel();
 

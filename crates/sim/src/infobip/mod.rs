@@ -5,6 +5,7 @@
 mod api;
 mod control;
 mod phone;
+mod portal;
 pub mod webhooks;
 
 use std::collections::HashMap;
@@ -211,6 +212,7 @@ impl InfobipSim {
             .app_data(web::JsonConfig::default().limit(1024 * 1024))
             .configure(api::configure)
             .configure(phone::configure)
+            .configure(portal::configure)
             .configure(control::configure)
             .configure(crate::control::configure);
     }

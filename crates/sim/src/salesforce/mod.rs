@@ -10,6 +10,7 @@ mod oauth;
 mod page;
 mod rest;
 pub mod schema;
+mod setup_page;
 mod signin;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ use super::pubsub::{AuthFailure, AuthMetadata, AuthValidator, PubSubSim, PubSubS
 use super::server::Running;
 
 pub use errors::SfError;
+pub(crate) use signin::escape;
 
 /// A connected app registered in the simulated org.
 #[derive(Debug, Clone)]
@@ -162,6 +164,10 @@ pub(crate) struct State {
     /// The component the console shows beside a conversation (the bridge's template panel),
     /// `{id}` standing for the Messaging Session id.
     pub console_panel: Option<String>,
+    /// Names the admin gave connected apps in Setup, by consumer key.
+    pub app_names: HashMap<String, String>,
+    /// Where the org's Pub/Sub API listens, once it does.
+    pub pubsub_url: Option<String>,
 }
 
 /// Settings of the simulated org.
@@ -268,6 +274,7 @@ impl SalesforceSim {
         let addr: std::net::SocketAddr =
             format!("{host}:{port}").parse().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let (bound, _task) = self.pubsub.spawn(addr, cancel).await.map_err(std::io::Error::other)?;
+        self.set_pubsub_url(&format!("http://{bound}"));
         Ok(bound)
     }
 
@@ -289,6 +296,16 @@ impl SalesforceSim {
     /// of the console, as a Lightning page shows an iframe component on the record.
     pub fn set_console_panel(&self, url: &str) {
         self.state().console_panel = Some(url.to_owned());
+    }
+
+    /// Where the org's Pub/Sub API listens (shown on its Setup page).
+    pub fn set_pubsub_url(&self, url: &str) {
+        self.state().pubsub_url = Some(url.to_owned());
+    }
+
+    /// Connected apps created, by consumer key and name (in Setup, or registered).
+    pub fn connected_apps(&self) -> Vec<ConnectedApp> {
+        self.state().apps.values().cloned().collect()
     }
 
     pub fn register_app(&self, app: ConnectedApp) {
@@ -397,6 +414,7 @@ impl SalesforceSim {
             .route("/__sim/state", web::get().to(inspect))
             .route("/__sim/files/{token}", web::get().to(file))
             .configure(page::configure)
+            .configure(setup_page::configure)
             .configure(control::configure)
             .configure(crate::control::configure);
     }

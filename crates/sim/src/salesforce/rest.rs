@@ -78,6 +78,11 @@ fn project(object: &str, full: &Value, fields: &[String]) -> Value {
     Value::Object(record)
 }
 
+/// The label Messaging Settings shows for the org's `index`th channel.
+pub(crate) fn channel_label(index: usize) -> String {
+    format!("WhatsApp {}", index + 1)
+}
+
 async fn query(sim: web::Data<SalesforceSim>, req: HttpRequest, soql: web::Query<Soql>) -> HttpResponse {
     if let Err(r) = authorize(&sim, &req) {
         return r;
@@ -102,17 +107,26 @@ async fn query(sim: web::Data<SalesforceSim>, req: HttpRequest, soql: web::Query
                 })
                 .collect()
         }
-        "MessagingChannel" => sim
-            .state()
-            .channels
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                json!({ "Id": salesforce_id("0Mj", i + 1), "ChannelAddressIdentifier": c.address_identifier,
-                        "DeveloperName": format!("WhatsApp_{}", i + 1), "MasterLabel": format!("WhatsApp {}", i + 1),
-                        "IsActive": c.active, "MessageType": "Custom", "ChannelDefinitionId": c.channel_definition })
-            })
-            .collect(),
+        // `ChannelDefinitionId` is the definition record's id, as in a real org (its name
+        // only through the definition itself).
+        "MessagingChannel" => {
+            let state = sim.state();
+            state
+                .channels
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let definition = state
+                        .tooling
+                        .iter()
+                        .find(|r| r.sobject == "ConversationChannelDefinition" && r.full_name == c.channel_definition)
+                        .map_or_else(|| salesforce_id("11v", 0xF00 + i), |r| r.id.clone());
+                    json!({ "Id": salesforce_id("0Mj", i + 1), "ChannelAddressIdentifier": c.address_identifier,
+                            "DeveloperName": format!("WhatsApp_{}", i + 1), "MasterLabel": channel_label(i),
+                            "IsActive": c.active, "MessageType": "Custom", "ChannelDefinitionId": definition })
+                })
+                .collect()
+        }
         "ConversationChannelDefinition" | "ConversationVendorInfo" => sim
             .state()
             .tooling

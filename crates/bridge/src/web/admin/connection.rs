@@ -5,12 +5,9 @@
 //! records through the Tooling API) before anything says "saved". What Salesforce refuses is
 //! shown on the field it concerns and nothing is saved.
 
-use actix_multipart::form::MultipartForm;
-use actix_multipart::form::bytes::Bytes as FileBytes;
-use actix_multipart::form::text::Text;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::wizard::{Admin, Field, Instruction, Section, StepView, mark_error, place_error, show, signed_in_admin};
@@ -18,19 +15,15 @@ use crate::db::OrgType;
 use crate::db::apps::AppRow;
 use crate::error::AppError;
 use crate::provisioning::{self as prov, AppSpec, CTX_PRIVATE_KEY};
-use crate::salesforce::certificate;
-use crate::salesforce::setup::{StepError, ensure_channel_records};
+use crate::salesforce::setup::check_access;
 use crate::salesforce::{Credentials, Error as SalesforceError, explain};
 use crate::web::AppState;
-
-const DEFAULT_DEFINITION: &str = "BYOC_WhatsApp";
-const DEFAULT_EVENT: &str = "WhatsApp_Event__e";
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ConnectionForm {
     csrf: String,
     #[serde(default)]
-    name: String,
+    pub(super) name: String,
     /// `production` or `sandbox`.
     org_type: String,
     /// Optional: the org's My Domain URL, where tokens are asked for.
@@ -39,21 +32,13 @@ pub struct ConnectionForm {
     org_id: String,
     integration_username: String,
     consumer_key: String,
-    #[serde(default)]
-    authorization_context: String,
-    #[serde(default)]
-    platform_event: String,
-    #[serde(default)]
-    event_type_field: String,
-    #[serde(default)]
-    payload_field: String,
     /// Advanced: another Pub/Sub API endpoint than Salesforce's public one.
     #[serde(default)]
     pubsub_endpoint: String,
 }
 
 impl ConnectionForm {
-    fn from_app(app: Option<&AppRow>) -> Self {
+    pub(super) fn from_app(app: Option<&AppRow>) -> Self {
         let opt = |v: Option<&Option<String>>| v.and_then(Clone::clone).unwrap_or_default();
         Self {
             csrf: String::new(),
@@ -67,12 +52,6 @@ impl ConnectionForm {
             org_id: opt(app.map(|a| &a.org_id)),
             integration_username: opt(app.map(|a| &a.integration_username)),
             consumer_key: opt(app.map(|a| &a.consumer_key)),
-            authorization_context: app
-                .and_then(|a| a.authorization_context.clone())
-                .unwrap_or_else(|| DEFAULT_DEFINITION.into()),
-            platform_event: app.and_then(|a| a.platform_event.clone()).unwrap_or_else(|| DEFAULT_EVENT.into()),
-            event_type_field: app.map_or_else(|| "EventType__c".into(), |a| a.event_type_field.clone()),
-            payload_field: app.map_or_else(|| "Payload__c".into(), |a| a.payload_field.clone()),
             pubsub_endpoint: opt(app.map(|a| &a.pubsub_endpoint)),
         }
     }
@@ -125,7 +104,7 @@ fn connected_app_instructions(base_url: &str, certificate: bool) -> Vec<Instruct
     ]
 }
 
-fn sections(base_url: &str, admin: &Admin, form: &ConnectionForm) -> Vec<Section> {
+pub(super) fn sections(base_url: &str, admin: &Admin, form: &ConnectionForm) -> Vec<Section> {
     let app = admin.app.as_ref();
     let has_key = app.is_some_and(|a| a.private_key_enc.is_some());
     let has_certificate = app.is_some_and(|a| a.certificate_pem.is_some());
@@ -151,7 +130,7 @@ fn sections(base_url: &str, admin: &Admin, form: &ConnectionForm) -> Vec<Section
         ));
         out.push(first);
         let mut own = Section::form("", "/setup/connection/key", "Use this key", naming);
-        own.fields.extend(own_key_fields());
+        own.fields.extend(super::keys::own_key_fields());
         own.multipart = true;
         out.push(own);
     }
@@ -171,12 +150,6 @@ fn sections(base_url: &str, admin: &Admin, form: &ConnectionForm) -> Vec<Section
             Field::text("consumer_key", "Consumer key of the connected app", &form.consumer_key)
                 .required()
                 .help("From step 2's last instruction. It is checked with Salesforce before anything is saved."),
-            Field::text("authorization_context", "Channel definition API name", &form.authorization_context)
-                .required()
-                .help("Starts with the connected app's prefix, e.g. Partner1_WhatsApp."),
-            Field::text("platform_event", "Platform event API name", &form.platform_event).required(),
-            Field::text("event_type_field", "Event type field", &form.event_type_field).required(),
-            Field::text("payload_field", "Payload field", &form.payload_field).required(),
         ];
         let mut connect = Section::form("3. Connect to the org", "/setup/connection", "Check and save", fields);
         connect.advanced =
@@ -191,7 +164,7 @@ fn sections(base_url: &str, admin: &Admin, form: &ConnectionForm) -> Vec<Section
         let replace = Section::form("Replace the key pair", "/setup/connection/keypair", "Generate a new key pair", Vec::new())
             .destructive("I will upload the new certificate to the connected app: until then the bridge cannot sign in to Salesforce.");
         out.push(replace);
-        let mut own = Section::form("", "/setup/connection/key", "Use this key instead", own_key_fields())
+        let mut own = Section::form("", "/setup/connection/key", "Use this key instead", super::keys::own_key_fields())
             .destructive("Replace the current key with this one.");
         own.multipart = true;
         out.push(own);
@@ -204,13 +177,6 @@ fn sections(base_url: &str, admin: &Admin, form: &ConnectionForm) -> Vec<Section
         out.push(later);
     }
     out
-}
-
-fn own_key_fields() -> Vec<Field> {
-    vec![
-        Field::text("private_key_file", "Or use an existing RSA private key: its PEM file", "").kind("file"),
-        Field::text("private_key", "or its text, pasted", "").kind("textarea"),
-    ]
 }
 
 #[get("/setup/connection")]
@@ -270,10 +236,6 @@ pub async fn save(
         org_id: Some(form.org_id.trim().to_owned()),
         integration_username: Some(form.integration_username.trim().to_owned()),
         consumer_key: Some(form.consumer_key.trim().to_owned()),
-        authorization_context: Some(form.authorization_context.trim().to_owned()),
-        platform_event: Some(form.platform_event.trim().to_owned()),
-        event_type_field: Some(form.event_type_field.trim().to_owned()),
-        payload_field: Some(form.payload_field.trim().to_owned()),
         pubsub_endpoint: Some(form.pubsub_endpoint.trim().to_owned()),
         ..AppSpec::default()
     };
@@ -326,39 +288,14 @@ pub async fn save(
             return refuse(sections, "Nothing was saved: Salesforce refused the connection.".into());
         }
     };
-    let notice = match ensure_channel_records(
-        &state.salesforce,
-        &token,
-        form.authorization_context.trim(),
-        form.platform_event.trim(),
-        form.event_type_field.trim(),
-        form.payload_field.trim(),
-    )
-    .await
-    {
-        Ok(records) => {
-            let list: Vec<String> = records
-                .iter()
-                .map(|r| {
-                    let outcome = if r.created { "created" } else { "found" };
-                    match r.id.as_str() {
-                        "" => format!("{} {} ({outcome})", r.sobject, r.developer_name),
-                        id => format!("{} {} ({id}, {outcome})", r.sobject, r.developer_name),
-                    }
-                })
-                .collect();
-            Some(format!("Connected. {}.", list.join("; ")))
-        }
-        Err(StepError { error: e @ SalesforceError::MissingScope, .. }) => {
-            return refuse(sections, format!("Nothing was saved: {e}."));
-        }
-        Err(StepError { field, error }) => {
-            sections.iter_mut().for_each(|s| {
-                s.mark(field, &error.to_string());
-            });
-            return refuse(sections, format!("Nothing was saved: {error}."));
-        }
-    };
+    if let Err(e) = check_access(&state.salesforce, &token).await {
+        return refuse(sections, format!("Nothing was saved: {}.", explain(&e)));
+    }
+    let notice = Some(format!(
+        "Connected to org {} as {}. Next: the channel (step 2).",
+        form.org_id.trim(),
+        form.integration_username.trim()
+    ));
     let (cipher, actor, app, name) = (state.cipher.clone(), admin.actor(), admin.app.clone(), form.name.clone());
     let saved = state
         .db
@@ -388,178 +325,6 @@ pub async fn save(
             refuse(sections, problem)
         }
     }
-}
-
-#[derive(Deserialize)]
-pub struct KeyForm {
-    csrf: String,
-    /// The new connection's name, when this key is its first step.
-    #[serde(default)]
-    name: String,
-    /// Ticked to replace a key that exists.
-    #[serde(default)]
-    confirm: String,
-}
-
-/// The admin's own key: a PEM file, or its text pasted (the file wins when both are given).
-#[derive(MultipartForm)]
-pub struct KeyUpload {
-    csrf: Text<String>,
-    name: Option<Text<String>>,
-    confirm: Option<Text<String>>,
-    private_key: Option<Text<String>>,
-    #[multipart(limit = "64KiB")]
-    private_key_file: Option<FileBytes>,
-}
-
-/// Step 1 again, with `error` on `field` and nothing saved.
-fn refuse_key(state: &AppState, admin: &Admin, name: &str, field: &str, error: &str) -> Result<HttpResponse, AppError> {
-    let mut form = ConnectionForm::from_app(admin.app.as_ref());
-    if !name.is_empty() {
-        form.name = name.to_owned();
-    }
-    let mut sections = sections(&state.base_url, admin, &form);
-    let placed = sections.iter_mut().any(|s| s.mark(field, error));
-    let problem = if placed {
-        "Nothing was saved: see the marked field.".to_owned()
-    } else {
-        format!("Nothing was saved: {error}")
-    };
-    let view = StepView { current: "connection", notice: None, problem: Some(problem), sections };
-    show(admin, view, StatusCode::BAD_REQUEST)
-}
-
-/// The admin's app, created (a draft of that name) when the key is the connection's first step.
-async fn app_for_key(state: &AppState, admin: Admin, name: &str) -> Result<Result<Admin, HttpResponse>, AppError> {
-    if admin.app.is_some() {
-        return Ok(Ok(admin));
-    }
-    let (cipher, actor, name) = (state.cipher.clone(), admin.actor(), name.trim().to_owned());
-    let created = state
-        .db
-        .write(move |c| {
-            let ctx = prov::Ctx { cipher: &cipher, actor: &actor };
-            Ok(prov::create_app(c, &ctx, &name, &AppSpec::default()))
-        })
-        .await?;
-    match created {
-        Ok(row) => {
-            let (session, app_id) = (admin.session.id_hash.clone(), row.id.clone());
-            state.db.write(move |c| crate::db::web::set_session_app(c, &session, &app_id)).await?;
-            Ok(Ok(Admin { session: admin.session, app: Some(row), progress: admin.progress }))
-        }
-        Err(e) => {
-            let message = match &e {
-                prov::ProvisionError::Invalid { problem, .. } => format!("{problem}."),
-                other => format!("{other}."),
-            };
-            Ok(Err(refuse_key(state, &admin, "", "name", &message)?))
-        }
-    }
-}
-
-/// Replacing a key the connected app already holds must be meant.
-fn confirmed(admin: &Admin, confirm: &str) -> bool {
-    admin.app.as_ref().is_none_or(|a| a.private_key_enc.is_none()) || confirm == "yes"
-}
-
-const CONFIRM_REPLACE: &str =
-    "Tick the box to confirm: the connected app must then get the new certificate before the bridge can sign in again.";
-
-async fn store_key(state: &AppState, admin: &Admin, pair: certificate::KeyPair) -> Result<(), AppError> {
-    let (cipher, actor) = (state.cipher.clone(), admin.actor());
-    let Some(mut row) = admin.app.clone() else {
-        return Err(AppError::BadRequest("the connection has no name yet".into()));
-    };
-    let spec =
-        AppSpec { private_key: Some(pair.private_key), certificate_pem: Some(pair.certificate), ..AppSpec::default() };
-    state
-        .db
-        .write(move |c| {
-            let ctx = prov::Ctx { cipher: &cipher, actor: &actor };
-            prov::update_app(c, &ctx, &mut row, &spec).map_err(anyhow::Error::from)?;
-            Ok(())
-        })
-        .await?;
-    state.directory.invalidate();
-    Ok(())
-}
-
-#[post("/setup/connection/keypair")]
-pub async fn generate(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    form: web::Form<KeyForm>,
-) -> Result<HttpResponse, AppError> {
-    let admin = signed_in_admin!(state, req);
-    super::check_csrf(&admin.session, &form.csrf)?;
-    if !confirmed(&admin, &form.confirm) {
-        return refuse_key(&state, &admin, "", "confirm", CONFIRM_REPLACE);
-    }
-    let admin = match app_for_key(&state, admin, &form.name).await? {
-        Ok(admin) => admin,
-        Err(page) => return Ok(page),
-    };
-    let name = admin.app.as_ref().map(|a| a.name.clone()).unwrap_or_default();
-    let pair = web::block(move || certificate::generate(&format!("byoc-bridge {name}")))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
-        .map_err(|e| AppError::Internal(e.into()))?;
-    store_key(&state, &admin, pair).await?;
-    Ok(super::see_other("/setup/connection"))
-}
-
-#[post("/setup/connection/key")]
-pub async fn upload(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    MultipartForm(form): MultipartForm<KeyUpload>,
-) -> Result<HttpResponse, AppError> {
-    let admin = signed_in_admin!(state, req);
-    super::check_csrf(&admin.session, &form.csrf)?;
-    let confirm = form.confirm.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default();
-    if !confirmed(&admin, &confirm) {
-        return refuse_key(&state, &admin, "", "confirm", CONFIRM_REPLACE);
-    }
-    let new_name = form.name.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default();
-    let name = admin.app.as_ref().map(|a| a.name.clone()).unwrap_or_else(|| new_name.clone());
-    // Browsers send an empty file part when no file was chosen.
-    let (field, pem) = match form.private_key_file.filter(|f| !f.data.is_empty()) {
-        Some(file) => ("private_key_file", String::from_utf8(file.data.to_vec()).unwrap_or_default()),
-        None => ("private_key", form.private_key.map(|t| t.into_inner()).unwrap_or_default()),
-    };
-    let pem = SecretString::from(pem.trim().to_owned());
-    let checked = if pem.expose_secret().is_empty() {
-        Err("Choose the PEM file of the key, or paste its text".to_owned())
-    } else {
-        certificate::certificate_for_pem(pem.expose_secret(), &format!("byoc-bridge {name}")).map_err(|e| e.to_string())
-    };
-    match checked {
-        Ok(pair) => {
-            let admin = match app_for_key(&state, admin, &new_name).await? {
-                Ok(admin) => admin,
-                Err(page) => return Ok(page),
-            };
-            store_key(&state, &admin, pair).await?;
-            Ok(super::see_other("/setup/connection"))
-        }
-        Err(e) => refuse_key(&state, &admin, &new_name, field, &format!("{e}.")),
-    }
-}
-
-/// The certificate to upload to the connected app (public, but only for signed-in admins).
-#[get("/setup/certificate.crt")]
-pub async fn download_certificate(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
-    let admin = signed_in_admin!(state, req);
-    let certificate = admin
-        .app
-        .as_ref()
-        .and_then(|a| a.certificate_pem.clone())
-        .ok_or_else(|| AppError::NotFound("certificate".into()))?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/x-pem-file")
-        .insert_header(("Content-Disposition", "attachment; filename=\"byoc-bridge.crt\""))
-        .body(certificate))
 }
 
 /// An access token with the app's saved settings (for the later steps' live checks).

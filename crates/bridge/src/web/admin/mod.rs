@@ -9,8 +9,10 @@
 pub mod accounts;
 pub mod application;
 pub mod connection;
+pub mod keys;
 pub mod signin;
 pub mod summary;
+pub mod webhooks;
 pub mod wizard;
 
 use actix_web::http::StatusCode;

@@ -17,7 +17,7 @@ use crate::salesforce::interactions::Channel;
 use crate::web::AppState;
 
 /// One health check: passed, what was checked, and the fix when it failed.
-struct Check {
+pub(super) struct Check {
     ok: bool,
     text: String,
     /// Only activation can make it pass (the subscription starts with it).
@@ -100,6 +100,11 @@ async fn checks(state: &AppState, app: &AppRow) -> Result<Vec<Check>, AppError> 
             ))),
         }
     }
+    checks.push(if super::webhooks::chosen(state, app).await? {
+        pass("Infobip webhooks: the signing secret is set.")
+    } else {
+        fail("Infobip webhooks: set the signing secret you entered in Infobip (below).")
+    });
     if senders.is_empty() {
         checks.push(fail("Senders: no WhatsApp number chosen (step 4)."));
     }
@@ -115,26 +120,14 @@ async fn checks(state: &AppState, app: &AppRow) -> Result<Vec<Check>, AppError> 
 }
 
 /// The summary's cards; `checked` are the live checks when the caller ran them already.
-async fn sections(state: &AppState, app: &AppRow, checked: Option<Vec<Check>>) -> Result<Vec<Section>, AppError> {
+pub(super) async fn sections(
+    state: &AppState,
+    app: &AppRow,
+    checked: Option<Vec<Check>>,
+) -> Result<Vec<Section>, AppError> {
     let base = &state.base_url;
-    let secret = prov::webhook_secret(&prov::Ctx { cipher: &state.cipher, actor: "web" }, app)
-        .map_err(|e| AppError::Internal(e.into()))?;
-    let mut paste = Section { heading: "Paste these elsewhere".into(), ..Section::default() };
-    paste.lines.extend([
-        ("", format!("Infobip inbound messages webhook: {base}/api/infobip/inbound/messages/{}", app.name)),
-        ("", format!("Infobip delivery and seen reports webhook: {base}/api/infobip/inbound/reports/{}", app.name)),
-        ("", format!("Chatbot handover URL (Answers API element): {base}/api/infobip/inbound/answers/{}", app.name)),
-        (
-            "",
-            format!(
-                "Webhook signature: {} in header {}, secret {}",
-                app.webhook_hmac_algorithm,
-                app.webhook_signature_header,
-                secret.expose_secret()
-            ),
-        ),
-        ("", format!("Salesforce iframe components: {base}/ (this setup) and {base}/templates (template panel)")),
-    ]);
+    let chosen = super::webhooks::chosen(state, app).await?;
+    let paste = super::webhooks::card(base, app, chosen);
     let mut health = Section { heading: "Health checks".into(), ..Section::default() };
     let mut blocking = 0;
     let checked = match checked {
@@ -212,7 +205,9 @@ pub async fn show_step(state: web::Data<AppState>, req: HttpRequest) -> Result<H
     let admin = signed_in_admin!(state, req);
     let Some(app) = admin.app.clone() else { return Ok(super::to_step_one()) };
     let sections = sections(&state, &app, None).await?;
-    show(&admin, StepView { current: "summary", notice: None, problem: None, sections }, StatusCode::OK)
+    // After the secret's form (a redirect, so a reload does not post it again).
+    let notice = req.query_string().contains("secret=set").then(|| "The signing secret is set.".to_owned());
+    show(&admin, StepView { current: "summary", notice, problem: None, sections }, StatusCode::OK)
 }
 
 #[post("/setup/summary")]

@@ -170,7 +170,10 @@ pub fn step_done(step: &str, app: Option<&AppRow>, progress: Progress) -> bool {
     match step {
         "connection" => app.private_key_enc.is_some() && app.consumer_key.is_some() && app.org_id.is_some(),
         "application" => {
-            app.channel_address_identifier.is_some() && app.scrt_url.is_some() && app.authorization_context.is_some()
+            app.channel_address_identifier.is_some()
+                && app.scrt_url.is_some()
+                && app.authorization_context.is_some()
+                && app.platform_event.is_some()
         }
         "infobip" => progress.accounts > 0,
         "senders" => progress.senders > 0,
@@ -187,12 +190,11 @@ pub fn missing_for_activation(app: &AppRow) -> Vec<String> {
         ("the consumer key", app.consumer_key.is_some()),
         ("the org ID", app.org_id.is_some()),
         ("the integration user", app.integration_username.is_some()),
-        ("the platform event", app.platform_event.is_some()),
     ];
     let step2 = [
+        ("the channel definition", app.authorization_context.is_some() && app.platform_event.is_some()),
         ("the messaging channel", app.channel_address_identifier.is_some()),
         ("the SCRT URL", app.scrt_url.is_some()),
-        ("the authorization context", app.authorization_context.is_some()),
     ];
     let mut missing = Vec::new();
     for (step, items) in [("1. BYOC connection", &step1[..]), ("2. Application", &step2[..])] {
