@@ -11,6 +11,7 @@ mod handover;
 mod health;
 mod media;
 pub mod panel;
+pub mod panel_sent;
 pub(crate) mod request_span;
 mod status;
 mod webhooks;
@@ -93,7 +94,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::summary::activate)
         .service(admin::webhooks::set_secret)
         .service(panel::panel)
-        .service(panel::send);
+        .service(panel::send)
+        .service(panel_sent::sent);
 }
 
 /// Counts and times every request by matched route, method and status, and returns the

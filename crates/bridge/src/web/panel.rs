@@ -75,7 +75,8 @@ struct PanelPage {
     send_id: String,
     notice: Option<String>,
     problem: Option<String>,
-    sent: Vec<(String, String, String)>,
+    /// The frame of what was sent to this customer through this sender, once something was.
+    sent_frame: Option<String>,
 }
 
 /// What the org says about the session: the customer's WhatsApp id and the values an agent
@@ -283,26 +284,7 @@ async fn show(
             let last = conversation.and_then(|c| c.last_inbound_at);
             window_open = last.is_some_and(|t| crate::db::now() - t < WINDOW);
             window = last.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
-            sent = messages
-                .iter()
-                .filter(|m| m.kind == "template" && m.direction == Direction::Outbound)
-                .map(|m| {
-                    let body: Value =
-                        m.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
-                    let what = format!(
-                        "{} by {}",
-                        body.pointer("/content/templateName").and_then(Value::as_str).unwrap_or("template"),
-                        body.pointer("/panel/sentBy").and_then(Value::as_str).unwrap_or("?")
-                    );
-                    let status = match (&m.read_at, &m.delivered_at, m.error.as_deref()) {
-                        (Some(_), _, _) => "read".to_owned(),
-                        (None, Some(_), _) => "delivered".to_owned(),
-                        (None, None, Some(e)) => format!("failed: {e}"),
-                        _ => m.status.to_string(),
-                    };
-                    (m.created_at.format("%H:%M").to_string(), what, status)
-                })
-                .collect();
+            sent = super::panel_sent::lines(&messages);
         }
     }
     let search = query.q.clone().unwrap_or_default();
@@ -331,6 +313,8 @@ async fn show(
         Some(Header::Text { text, .. }) => text.clone(),
         _ => String::new(),
     };
+    let sent_frame =
+        (!sent.is_empty() && !sender.is_empty()).then(|| super::panel_sent::frame_url(&recipient, &sender));
     let page = PanelPage {
         user: session.user_name.clone(),
         csrf: session.csrf_token.clone(),
@@ -355,7 +339,7 @@ async fn show(
         send_id: uuid::Uuid::new_v4().to_string(),
         notice: outcome.notice,
         problem,
-        sent,
+        sent_frame,
     };
     render(status, &page, &frame_ancestors(Some(app)))
 }

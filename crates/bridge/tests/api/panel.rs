@@ -163,7 +163,20 @@ async fn an_agent_sends_a_template_from_the_messaging_session(db: TestDb) {
     let message = inbound_result(USER, SENDER, "wamid.panel-2", json!({ "type": "TEXT", "text": "thanks" }));
     bridge.post_inbound(&inbound_envelope(vec![message])).await;
     let page = agent.get(&format!("/templates?id={session}&sender={SENDER}")).await;
-    assert!(page.html.contains("order_update by Agent Smith · <strong>delivered</strong>"), "{}", page.html);
+    let frame = format!("/templates/sent?to={USER}&#38;sender={SENDER}");
+    assert!(page.html.contains(&format!("<iframe class=\"sent\" src=\"{frame}\"")), "{}", page.html);
+    // The frame shows where each send is, and reloads itself until nothing more can change.
+    let sent = agent.get(&frame.replace("&#38;", "&")).await;
+    assert!(sent.html.contains("order_update by Agent Smith · <strong>delivered</strong>"), "{}", sent.html);
+    assert!(sent.html.contains("<meta http-equiv=\"refresh\" content=\"5\">"), "delivered may still become read");
+    let seen = byoc_sim::infobip::webhooks::seen_report(&out[0].message_id, USER, SENDER).to_string().into_bytes();
+    let signature = bridge.signature(&seen);
+    let (status, _) =
+        bridge.post_raw("/api/infobip/inbound/reports", seen, &[("X-Infobip-Signature", &signature)]).await;
+    assert_eq!(status, 200);
+    let sent = agent.get(&frame.replace("&#38;", "&")).await;
+    assert!(sent.html.contains("<strong>read</strong>"), "{}", sent.html);
+    assert!(!sent.html.contains("http-equiv=\"refresh\""), "a read message no longer changes: {}", sent.html);
     assert!(page.html.contains("Inside the 24-hour window"), "{}", page.html);
     let row = bridge
         .app
@@ -238,7 +251,8 @@ async fn wrong_values_and_infobip_errors_send_nothing_wrong(db: TestDb) {
         send(&mut agent, &page, &[("header_text", "42"), ("body_1", "Ann"), ("body_2", "2"), ("button_1", "A")]).await;
     assert_eq!(failed.status, 502);
     assert!(failed.html.contains("Not sent. Infobip is temporarily unavailable"), "{}", failed.html);
-    assert!(failed.html.contains("<strong>failed:"), "{}", failed.html);
+    let frame = agent.get(&format!("/templates/sent?to={USER}&sender={SENDER}")).await;
+    assert!(frame.html.contains("<strong>failed:"), "{}", frame.html);
 
     // A sender of no app (a stale or edited form) is the agent's mistake: 400, nothing sent.
     let mut stranger = form_of(&page);

@@ -2,6 +2,7 @@
 //! sender, searches, fills (with a value picked from the session), watches the preview
 //! follow, and sends; the simulated Infobip gets a request valid against Infobip's spec.
 
+use byoc_sim::infobip::webhooks::delivery_report;
 use fantoccini::Locator;
 
 use crate::bridge::{Bridge, SENDER};
@@ -108,5 +109,30 @@ async fn the_panel_fits_a_400_px_side_panel_with_a_lone_sender() {
     assert!(browser.html().await.contains(&format!("Sent to +{USER}.")), "{}", browser.html().await);
     browser.assert_fits(400).await;
     browser.screenshot("sent").await;
+
+    // WhatsApp reports the delivery: the status changes in the panel by itself, and the
+    // panel around it is not reloaded (the agent's typing would be lost).
+    browser.client.execute("window.notReloaded = true", vec![]).await.unwrap();
+    let sent = bridge.ib.sent();
+    let report = delivery_report(&sent[0].message_id, USER, true).to_string().into_bytes();
+    let signature = bridge.signature(&report);
+    let (status, _) =
+        bridge.post_raw("/api/infobip/inbound/reports", report, &[("X-Infobip-Signature", &signature)]).await;
+    assert_eq!(status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let frame = browser.client.find(Locator::Css("iframe.sent")).await.unwrap();
+        frame.enter_frame().await.unwrap();
+        let text = browser.text("ul.sent").await.unwrap_or_default();
+        browser.client.enter_parent_frame().await.unwrap();
+        if text.contains("delivered") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the status never changed: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let kept = browser.client.execute("return window.notReloaded === true", vec![]).await.unwrap();
+    assert_eq!(kept, serde_json::json!(true), "the panel itself was not reloaded");
+    browser.screenshot("delivered").await;
     browser.close().await;
 }
