@@ -223,5 +223,6 @@ fn print_unconfigured(sims: &Sims, bridge: &str) {
     println!("    Infobip base URL:          {ib}");
     println!("    Infobip API key:           {API_KEY}");
     println!("    Callback URL (Setup):      {bridge}/setup/oauth/callback");
+    println!("    Template panel (Setup):    {bridge}/templates (the Messaging Session page)");
     println!("  Then write as a WhatsApp user: {ib}/__sim/phone; answer as the agent: {sf}/__sim/agent");
 }

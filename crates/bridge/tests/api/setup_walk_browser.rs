@@ -245,5 +245,18 @@ async fn an_admin_sets_up_an_org_from_the_setup_link_to_green_against_the_standa
     browser.submit(&format!("/__sim/agent/{conversation}/text")).await;
     page_shows(&browser, &format!("{ib}/__sim/phone/chat?user={user}"), "Welcome aboard").await;
     browser.screenshot("phone-answered").await;
+
+    // The checklist's last item: the template panel on the Messaging Session page, given the
+    // URL the summary shows; the console then shows it beside the conversation (signing in).
+    let panel_url = format!("{bridge}/templates");
+    browser.goto(&format!("{bridge}/setup/summary")).await;
+    assert!(browser.texts(".copyable code").await.contains(&panel_url), "the panel's URL to paste");
+    browser.goto(&format!("{sf}/__sim/setup")).await;
+    browser.fill("url", &panel_url).await;
+    browser.submit("/__sim/setup/record-page").await;
+    browser.goto(&format!("{sf}/__sim/agent?c={conversation}")).await;
+    let frame = browser.client.find(fantoccini::Locator::Css("iframe.panel")).await.unwrap();
+    let src = frame.attr("src").await.unwrap().unwrap_or_default();
+    assert!(src.starts_with(&format!("{panel_url}?id=0Mw")), "{src}");
     browser.close().await;
 }

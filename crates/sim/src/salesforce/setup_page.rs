@@ -16,7 +16,8 @@ use super::{ConnectedApp, SalesforceSim};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/__sim/setup", web::get().to(page))
         .route("/__sim/setup/connected-app", web::post().to(new_app))
-        .route("/__sim/setup/channel", web::post().to(new_channel));
+        .route("/__sim/setup/channel", web::post().to(new_channel))
+        .route("/__sim/setup/record-page", web::post().to(record_page));
 }
 
 /// The scopes an admin may select, as Setup names them.
@@ -69,6 +70,8 @@ struct SetupPage {
     /// Field name → what is wrong with it.
     errors: Vec<(&'static str, String)>,
     notice: Option<String>,
+    /// The web page component on the Messaging Session record page, if one was added.
+    component: Option<String>,
 }
 
 impl SetupPage {
@@ -137,6 +140,7 @@ fn render(
         errors,
         draft,
         notice,
+        component: state.console_panel.clone(),
     };
     let status = if page.errors.is_empty() { 200 } else { 400 };
     match page.render() {
@@ -252,4 +256,23 @@ async fn new_channel(sim: web::Data<SalesforceSim>, form: web::Form<NewChannel>)
     let address = uuid::Uuid::new_v4().to_string();
     sim.add_channel(&address, &form.definition);
     see_other(&format!("/__sim/setup?created={}", urlencode(&format!("the messaging channel {address}"))))
+}
+
+#[derive(Deserialize)]
+struct RecordPage {
+    #[serde(default)]
+    url: String,
+}
+
+/// Lightning App Builder: a web page component on the Messaging Session record page, given
+/// the record's id as `?id=` (the console shows it beside each conversation).
+async fn record_page(sim: web::Data<SalesforceSim>, form: web::Form<RecordPage>) -> HttpResponse {
+    let url = form.url.trim();
+    if url::Url::parse(url).is_err() {
+        let errors = vec![("component", "URL: enter a valid URL".to_owned())];
+        return render(&sim, AppDraft::default(), errors, None);
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    sim.set_console_panel(&format!("{url}{sep}id={{id}}"));
+    see_other(&format!("/__sim/setup?created={}", urlencode("the component on the Messaging Session page")))
 }
