@@ -127,8 +127,19 @@ async fn an_admin_sets_up_an_org_from_the_setup_link_to_green_against_the_standa
     let consumer_key = browser.text("code.consumer-key").await.expect("Salesforce gave a consumer key");
     browser.screenshot("salesforce-setup-connected-app").await;
 
-    // Back in the wizard: the org's details, a mistyped key refused and nothing saved.
+    // Back in the wizard: two wrong values, both marked at once before Salesforce is asked.
     browser.goto(&format!("{bridge}/setup/connection")).await;
+    browser.fill("my_domain", &sf).await;
+    browser.fill("org_id", "not-an-org").await;
+    browser.fill("integration_username", " ").await;
+    browser.fill("consumer_key", &consumer_key).await;
+    browser.submit("/setup/connection").await;
+    assert!(field_error(&browser, "org_id").await.contains("15- or 18-character"));
+    assert!(!field_error(&browser, "integration_username").await.is_empty());
+    assert!(browser.html().await.contains("fix the 2 marked fields"), "{}", browser.html().await);
+    browser.assert_fits(400).await;
+    browser.screenshot("connection-two-wrong-values").await;
+    // Then a mistyped key: refused on its field, nothing saved.
     browser.fill("my_domain", &sf).await;
     browser.fill("org_id", &org_id).await;
     browser.fill("integration_username", "integration@sandbox.example").await;

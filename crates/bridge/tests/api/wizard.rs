@@ -602,8 +602,27 @@ async fn infobip_key_problems_show_on_the_key_and_save_nothing(db: TestDb) {
         .await;
     assert!(page.field_error("base_url").unwrap().contains("cannot be reached"), "{}", page.html);
     let app_id = setup.app_row().await.unwrap().id;
-    let accounts = setup.app.db.run(move |c| byoc_bridge::db::apps::accounts(c, &app_id)).await.unwrap();
+    let id = app_id.clone();
+    let accounts = setup.app.db.run(move |c| byoc_bridge::db::apps::accounts(c, &id)).await.unwrap();
     assert!(accounts.is_empty());
+
+    // Removing an account is destructive: marked so, and only with the box ticked.
+    let page = admin
+        .submit("/setup/infobip", "/setup/infobip", &[("name", "main"), ("base_url", &ib), ("api_key", API_KEY)])
+        .await;
+    assert!(page.html.contains("The key works"), "{}", page.html);
+    assert!(page.html.contains("class=\"button destructive\">Remove main</button>"), "{}", page.html);
+    let refused = admin.submit("/setup/infobip", "/setup/infobip/remove", &[("name", "main")]).await;
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    assert!(refused.html.contains("tick the box to confirm removing main"), "{}", refused.html);
+    let db = &setup.app.db;
+    let count =
+        |id: String| async move { db.run(move |c| byoc_bridge::db::apps::accounts(c, &id)).await.unwrap().len() };
+    assert_eq!(count(app_id.clone()).await, 1, "nothing removed without the tick");
+    let removed =
+        admin.submit("/setup/infobip", "/setup/infobip/remove", &[("name", "main"), ("confirm", "yes")]).await;
+    assert_eq!(removed.status, 200, "{}", removed.html);
+    assert_eq!(count(app_id).await, 0);
 }
 
 async fn pages_need_a_session_a_valid_csrf_token_and_an_org_admin(db: TestDb) {

@@ -49,7 +49,11 @@ fn account_sections(accounts: &[InfobipAccountRow], form: &AccountForm) -> Vec<S
     );
     let mut sections = vec![list, add];
     for a in accounts {
-        let mut remove = Section::form("", "/setup/infobip/remove", &format!("Remove {}", a.name), Vec::new());
+        let mut remove = Section::form("", "/setup/infobip/remove", &format!("Remove {}", a.name), Vec::new())
+            .destructive(&format!(
+                "Remove the account {}: its senders stop carrying conversations until another account has them.",
+                a.name
+            ));
         remove.fields.push(Field::text("name", "", &a.name).kind("hidden"));
         sections.push(remove);
     }
@@ -64,6 +68,9 @@ pub struct AccountForm {
     base_url: String,
     #[serde(default)]
     api_key: String,
+    /// Ticked to remove an account.
+    #[serde(default)]
+    confirm: String,
 }
 
 #[get("/setup/infobip")]
@@ -157,6 +164,14 @@ pub async fn remove_account(
     let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
     let Some(app) = admin.app.clone() else { return Ok(super::to_step_one()) };
+    if form.confirm != "yes" {
+        let (accounts, _) = load(&state, &app).await?;
+        let blank = AccountForm { base_url: DEFAULT_BASE_URL.into(), ..AccountForm::default() };
+        let problem = Some(format!("Nothing was removed: tick the box to confirm removing {}.", form.name));
+        let view =
+            StepView { current: "infobip", notice: None, problem, sections: account_sections(&accounts, &blank) };
+        return show(&admin, view, StatusCode::BAD_REQUEST);
+    }
     let (cipher, actor, name) = (state.cipher.clone(), admin.actor(), form.name.clone());
     state
         .db
