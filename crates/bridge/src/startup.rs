@@ -195,6 +195,12 @@ impl Application {
         &self.runner
     }
 
+    /// The cached view of the active apps (a change made around the service shows after
+    /// its refresh, or at once after `invalidate`).
+    pub fn directory(&self) -> &Directory {
+        &self.state.directory
+    }
+
     /// The Pub/Sub subscriber (runs by itself when `salesforce.subscribe` is on).
     pub fn subscriber(&self) -> &crate::outbound::subscriber::Subscriber {
         &self.subscriber
@@ -270,6 +276,7 @@ fn registry(ctx: JobContext) -> Registry<JobContext> {
         .register::<crate::handover::import::ImportHandover>()
         .register::<crate::proactive::start::StartProactive>()
         .register::<crate::outbound::relay::RelayOutbound>()
+        .register::<crate::outbound::capabilities::RegisterCapabilities>()
 }
 
 /// The machine's name, to make lease owners recognisable in the database.

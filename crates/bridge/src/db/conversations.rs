@@ -193,6 +193,17 @@ pub fn outbound_by_provider_id(conn: &mut DbConn, app_id: &str, provider_id: &st
         .optional()?)
 }
 
+/// The customer's message of a conversation that became the Salesforce entry `entry_id`.
+pub fn inbound_by_entry(conn: &mut DbConn, conversation_id: i64, entry_id: &str) -> Result<Option<Message>, DbError> {
+    Ok(messages::table
+        .filter(messages::conversation_id.eq(conversation_id))
+        .filter(messages::direction.eq(Direction::Inbound))
+        .filter(messages::sf_entry_id.eq(entry_id))
+        .select(Message::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// The message reached Salesforce: remember the entry id, and let the body go after `keep_body`.
 pub fn mark_delivered(
     conn: &mut DbConn,

@@ -163,6 +163,17 @@ impl Client {
     }
 
     /// Shows "typing…" to the end user.
+    /// Shows the customer's message `message_id` as read on their phone (the blue ticks).
+    pub async fn mark_read(&self, account: &Account, sender: &str, message_id: &str) -> Result<Value, Error> {
+        let path = format!(
+            "/whatsapp/1/senders/{}/message/{}/read",
+            url::form_urlencoded::byte_serialize(sender.as_bytes()).collect::<String>(),
+            url::form_urlencoded::byte_serialize(message_id.as_bytes()).collect::<String>()
+        );
+        let request = self.request(account.credentials(), reqwest::Method::POST, &path);
+        self.call(request, Some("whatsapp:manage")).await
+    }
+
     pub async fn typing(&self, account: &Account, sender: &str, to: &str) -> Result<Value, Error> {
         let body = serde_json::json!({ "events": [{
             "sender": sender, "destinations": [{ "to": to }], "content": { "type": "TYPING_INDICATOR" }

@@ -4,6 +4,7 @@
 //! work in the outbox together with the new replay position, in one transaction; the
 //! [`relay`] job sends it through Infobip.
 
+pub mod capabilities;
 pub mod reconnect;
 pub mod relay;
 pub mod render;
@@ -87,7 +88,7 @@ impl AgentEntry {
 /// Entry types that become something on WhatsApp; the rest are counted and let go.
 pub fn is_relayed(entry: &AgentEntry) -> bool {
     match entry.entry_type.as_str() {
-        "Message" | "ParticipantChanged" | "TypingStartedIndicator" => true,
+        "Message" | "ParticipantChanged" | "TypingStartedIndicator" | "ReadAcknowledgement" => true,
         "SessionStatusChanged" => entry.entry_payload().get("sessionStatus").and_then(Value::as_str) == Some("Ended"),
         _ => false,
     }

@@ -107,6 +107,7 @@ impl Relay<'_> {
             Plan::Nothing => return self.finish(MessageStatus::Skipped, None).await,
             Plan::Unsupported(reason) => return self.fail("UNSUPPORTED_CONTENT", &reason).await,
             Plan::Typing => return self.typing().await,
+            Plan::MarkRead(entry) => return self.mark_read(&entry).await,
             Plan::Send(parts) => parts,
         };
         if !self.window_open() {
@@ -209,6 +210,28 @@ impl Relay<'_> {
                 self.finish(MessageStatus::Sent, None).await
             }
             _ => self.finish(MessageStatus::Skipped, Some("outside the 24-hour window")).await,
+        }
+    }
+
+    /// The agent read the customer's message `entry`: the customer sees it read. Retried while
+    /// Infobip is unavailable; a refusal is noted, not reported to the agent (nothing of theirs
+    /// was lost).
+    async fn mark_read(&self, entry: &str) -> Result<(), JobFailure> {
+        let (conversation, entry_id) = (self.conversation.id, entry.to_owned());
+        let read = self.ctx.db.run(move |c| conversations::inbound_by_entry(c, conversation, &entry_id)).await?;
+        let (Some(read), Some(account)) = (read, self.app.account_for_sender(&self.conversation.sender_number)) else {
+            return self.finish(MessageStatus::Skipped, Some("not a message of this customer's")).await;
+        };
+        match self.ctx.infobip.mark_read(account, &self.conversation.sender_number, &read.provider_message_id).await {
+            Ok(_) => {
+                self.ctx.metrics.outbound(&self.app.name, "marked_read");
+                self.finish(MessageStatus::Sent, None).await
+            }
+            Err(e) if e.is_permanent() => {
+                tracing::info!(message.id = self.message.id, error = %e, "not shown as read on WhatsApp");
+                self.finish(MessageStatus::Skipped, Some("Infobip refused to mark it read")).await
+            }
+            Err(e) => Err(e.into()),
         }
     }
 

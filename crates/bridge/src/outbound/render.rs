@@ -54,6 +54,8 @@ pub enum Plan {
     Typing,
     /// Nothing to send (an empty welcome message, a participant leaving).
     Nothing,
+    /// The agent read the customer's entry of this id: show it read on WhatsApp.
+    MarkRead(String),
     /// The agent sent something WhatsApp cannot carry: tell the agent why.
     Unsupported(String),
 }
@@ -77,6 +79,10 @@ pub fn plan(app: &ActiveApp, entry: &AgentEntry, media_url: &dyn Fn(usize) -> St
             }
         }
         "TypingStartedIndicator" => Plan::Typing,
+        "ReadAcknowledgement" => match payload.get("acknowledgedConversationEntryIdentifier").and_then(Value::as_str) {
+            Some(entry) => Plan::MarkRead(entry.to_owned()),
+            None => Plan::Nothing,
+        },
         "SessionStatusChanged" if !app.closing_message.trim().is_empty() => Plan::Send(texts(&app.closing_message)),
         _ => Plan::Nothing,
     }

@@ -414,7 +414,23 @@ pub fn create_app(conn: &mut DbConn, ctx: &Ctx<'_>, name: &str, spec: &AppSpec) 
     let fields = apply_spec(ctx, &mut row, spec)?;
     rows::insert(conn, &row)?;
     audit::record(conn, ctx.actor, "create", "app", &row.id, json!({ "name": row.name, "fields": fields }))?;
+    register_capabilities_if(conn, &row, &fields)?;
     Ok(row)
+}
+
+/// The kind of the job that tells Salesforce what WhatsApp can show (`PATCH /capabilities`,
+/// `outbound::capabilities`).
+pub const REGISTER_CAPABILITIES: &str = "register_capabilities";
+
+/// Queues the capabilities registration when an app becomes active, or when an active app's
+/// channel changes: in the transaction of the change, so it is never forgotten.
+fn register_capabilities_if(conn: &mut DbConn, row: &AppRow, changed: &[&str]) -> Result<(), ProvisionError> {
+    let channel_fields = ["status", "authorization_context", "channel_address_identifier", "scrt_url", "org_id"];
+    if row.status == crate::db::AppStatus::Active && changed.iter().any(|f| channel_fields.contains(f)) {
+        let job = crate::db::jobs::NewJob::new(REGISTER_CAPABILITIES, &json!({ "app_id": row.id })).for_app(&row.id);
+        crate::db::jobs::enqueue(conn, &[job])?;
+    }
+    Ok(())
 }
 
 pub fn update_app(
@@ -430,6 +446,7 @@ pub fn update_app(
     row.updated_at = crate::db::now();
     rows::update(conn, row)?;
     audit::record(conn, ctx.actor, "update", "app", &row.id, json!({ "fields": changed }))?;
+    register_capabilities_if(conn, row, &changed)?;
     Ok(Outcome::Updated(changed))
 }
 

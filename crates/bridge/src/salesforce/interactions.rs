@@ -90,8 +90,18 @@ impl Connection {
 
 impl Client {
     fn interaction_request(&self, channel: Channel<'_>, token: &AccessToken, path: &str) -> reqwest::RequestBuilder {
+        self.interaction_call(reqwest::Method::POST, channel, token, path)
+    }
+
+    fn interaction_call(
+        &self,
+        method: reqwest::Method,
+        channel: Channel<'_>,
+        token: &AccessToken,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
         self.http
-            .post(format!("{}/api/v1{path}", channel.scrt_url.trim_end_matches('/')))
+            .request(method, format!("{}/api/v1{path}", channel.scrt_url.trim_end_matches('/')))
             .bearer_auth(token.token.expose_secret())
             .header("OrgId", super::org_id_15(channel.org_id))
             .header("AuthorizationContext", channel.authorization_context)
@@ -212,6 +222,30 @@ impl Client {
         };
         let answer = self.post_json(app, "/conversation", &body).await?;
         Ok(serde_json::from_value(answer).unwrap_or_default())
+    }
+
+    /// `PATCH /capabilities`: what the channel can show, so Salesforce offers agents only that.
+    pub async fn register_capabilities(
+        &self,
+        app: &Connection,
+        request: &super::capabilities::CapabilitiesRequest,
+    ) -> Result<(), Error> {
+        self.with_token(app, |token| async move {
+            let response = self
+                .interaction_call(reqwest::Method::PATCH, app.channel(), &token, "/capabilities")
+                .json(request)
+                .send()
+                .await
+                .map_err(transport)?;
+            let bytes = check(response).await?;
+            // A 200 may still say `{"success": false, "errorDetail": …}`.
+            let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            if answer["success"] == Value::Bool(false) {
+                return Err(refused(200, format!("capabilities refused: {}", answer["errorDetail"])));
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// `POST /acknowledgement`.

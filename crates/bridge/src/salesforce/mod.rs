@@ -5,6 +5,7 @@
 //! [`requests`]. Nothing outside this module calls Salesforce.
 
 mod auth;
+pub mod capabilities;
 pub mod certificate;
 mod error;
 pub mod interactions;

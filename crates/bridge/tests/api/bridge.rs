@@ -58,6 +58,9 @@ impl Bridge {
         let app = TestApp::spawn_with(bridge_settings.clone()).await;
         let cipher = byoc_bridge::startup::Services::open(&db.settings()).await.unwrap().cipher;
         let (app_id, webhook_secret) = vendors.provision(&app.db, cipher).await;
+        // Activation queued the capabilities registration: done before the test begins, so
+        // each test starts with an empty outbox.
+        app.runner.drain_at(byoc_bridge::db::now()).await.unwrap();
         let Vendors { sf, sf_running, ib, ib_running, pubsub, .. } = vendors;
         Self {
             _db: db,
@@ -112,7 +115,8 @@ impl Bridge {
             + 'static,
     {
         let cipher = byoc_bridge::startup::Services::open(&self.settings()).await.unwrap().cipher;
-        self.app
+        let changed = self
+            .app
             .db
             .write(move |c| {
                 let ctx = Ctx { cipher: &cipher, actor: "test" };
@@ -120,7 +124,10 @@ impl Bridge {
                 change(c, &ctx, &mut row).map_err(anyhow::Error::from).map_err(Into::into)
             })
             .await
-            .unwrap()
+            .unwrap();
+        // As the wizard does after a change: the service sees it at once.
+        self.app.directory.invalidate();
+        changed
     }
 
     /// The app's stored row.

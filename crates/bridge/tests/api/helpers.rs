@@ -135,6 +135,7 @@ pub struct TestApp {
     pub address: String,
     pub db: Db,
     pub runner: byoc_bridge::worker::Runner,
+    pub directory: byoc_bridge::directory::Directory,
     pub subscriber: byoc_bridge::outbound::subscriber::Subscriber,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
@@ -152,6 +153,7 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().clone();
         let runner = app.runner().clone();
+        let directory = app.directory().clone();
         let subscriber = app.subscriber().clone();
         let shutdown = app.shutdown_token();
         let handle = tokio::spawn(app.run_until_stopped());
@@ -159,6 +161,7 @@ impl TestApp {
             address,
             db,
             runner,
+            directory,
             subscriber,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))

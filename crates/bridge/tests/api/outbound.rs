@@ -21,8 +21,27 @@ crate::on_both_backends!(
     a_reply_that_stays_unsendable_is_reported_when_retries_run_out,
     a_message_with_several_files_that_fails_part_way_sends_each_file_once,
     a_session_end_told_twice_sends_one_closing_message,
-    a_session_end_known_only_from_change_data_capture_sends_the_closing_message
+    a_session_end_known_only_from_change_data_capture_sends_the_closing_message,
+    an_agent_reading_the_customers_message_shows_it_read_on_whatsapp
 );
+
+/// Salesforce's `ReadAcknowledgement` of the customer's entry (a channel with inbound
+/// acknowledgements) marks that WhatsApp message read: the customer sees the blue ticks.
+/// One of no message of this customer's marks nothing.
+async fn an_agent_reading_the_customers_message_shows_it_read_on_whatsapp(db: TestDb) {
+    let bridge = Bridge::start(db).await;
+    let user = "447700900610";
+    bridge.ib.record_inbound(&format!("wamid.open.{user}"));
+    let conversation = bridge.open_conversation(user).await;
+    let subscription = bridge.subscribe().await;
+    bridge.sf.agent_read(&conversation).unwrap().expect("the customer wrote");
+    bridge.until_relays_queued(1).await;
+    let report = bridge.drain().await;
+    assert_eq!((report.completed, report.dead), (1, 0), "{report:?}");
+    assert_eq!(bridge.ib.read_marks(), [(SENDER.to_owned(), format!("wamid.open.{user}"))]);
+    assert!(bridge.ib.sent().is_empty(), "a read receipt sends no message");
+    drop(subscription);
+}
 
 async fn agent_text_replies_reach_whatsapp_once_and_in_order(db: TestDb) {
     let bridge = Bridge::start(db).await;

@@ -33,6 +33,8 @@ async fn a_sandbox_gets_its_tokens_for_the_sandbox_audience(db: TestDb) {
     assert_eq!(bridge.post_inbound(&inbound_envelope(vec![message])).await.0, 200);
     let report = bridge.drain().await;
     assert_eq!((report.completed, report.dead), (1, 0), "{report:?}");
+    // The capabilities registered at activation (production audience) was refused; this one
+    // token is the sandbox's.
     assert_eq!(bridge.sf.tokens_issued(), 1);
 }
 

@@ -468,6 +468,20 @@ async fn the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_
     tokio::spawn(setup.app.subscriber.clone().run(cancel.clone()));
     let page = admin.submit("/setup/summary", "/setup/activate", &[]).await;
     assert!(page.html.contains("Activated"), "{}", page.html);
+    // Activation tells Salesforce what WhatsApp can show, once (the sim checks the schema).
+    setup.app.runner.drain_at(byoc_bridge::db::now()).await.unwrap();
+    let registered = setup.vendors.sf.capabilities();
+    assert_eq!(registered.len(), 1, "{registered:?}");
+    let channel = &registered[0]["capabilities"]["channelCapabilities"][0];
+    assert_eq!(channel["customIntegration"]["conversationChannelDefinitionDevName"], CONTEXT);
+    let formats: Vec<&str> = channel["messageTypeCapabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["formatTypeCapabilities"].as_array().unwrap())
+        .map(|f| f["formatType"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["Text", "Attachments", "Buttons", "ListPicker"]);
     assert!(page.html.contains("Still to do in Salesforce Setup"), "the checklist after activation");
     assert!(page.html.contains("To do: the template panel"), "no agent has opened it yet: {}", page.html);
     assert!(page.html.contains(&format!("<code>{}/templates</code>", setup.app.address)), "the URL to paste");

@@ -12,6 +12,7 @@ use super::{InfobipSim, SentMessage};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/whatsapp/1/message/{kind:.+}", web::post().to(send))
         .route("/whatsapp/1/events", web::post().to(events))
+        .route("/whatsapp/1/senders/{sender}/message/{message_id}/read", web::post().to(mark_read))
         .route("/whatsapp/2/senders/{sender}/templates", web::get().to(templates))
         .route("/whatsapp/1/senders/{sender}/media/{media}", web::get().to(media))
         .route("/numbers/1/numbers", web::get().to(numbers))
@@ -255,6 +256,24 @@ async fn events(sim: web::Data<InfobipSim>, req: HttpRequest, body: web::Bytes) 
         sim.state().events.push((to, kind));
     }
     HttpResponse::Ok().json(json!({ "bulkId": uuid::Uuid::new_v4().to_string(), "messages": messages }))
+}
+
+/// Mark as read: 204 for an inbound message of the sender's, 404 for any other id.
+async fn mark_read(sim: web::Data<InfobipSim>, req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
+    if let Err(response) = authorize(&sim, &req, "post", "/whatsapp/1/senders/{sender}/message/{messageId}/read") {
+        return response;
+    }
+    let (sender, message_id) = path.into_inner();
+    let mut state = sim.state();
+    if !state.senders.contains(&sender) || !state.inbound_ids.contains(&message_id) {
+        drop(state);
+        return refuse(&sim, 404, "NOT_FOUND", "Message not found", None);
+    }
+    for line in state.chat.iter_mut().filter(|l| l.mine && l.message_id.as_deref() == Some(message_id.as_str())) {
+        line.read = true;
+    }
+    state.read_marks.push((sender, message_id));
+    HttpResponse::NoContent().finish()
 }
 
 async fn templates(sim: web::Data<InfobipSim>, req: HttpRequest, sender: web::Path<String>) -> HttpResponse {

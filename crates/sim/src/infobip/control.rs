@@ -48,6 +48,7 @@ async fn inbound(sim: web::Data<InfobipSim>, body: web::Json<InboundRequest>) ->
         return bad_request("the account has no sender: give to");
     };
     let id = format!("wamid.sim.{}", uuid::Uuid::new_v4().simple());
+    sim.state().inbound_ids.insert(id.clone());
     let envelope = inbound_envelope(vec![inbound_result(&body.from, &to, &id, message)]);
     let delivery = webhook.post(&envelope).await;
     HttpResponse::Ok().json(json!({ "messageId": id, "statuses": delivery.statuses }))

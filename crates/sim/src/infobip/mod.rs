@@ -56,6 +56,10 @@ pub(crate) struct State {
     pub events: Vec<(String, String)>,
     /// The simulated phones' chats, in order.
     pub chat: Vec<phone::ChatLine>,
+    /// Ids of the inbound messages posted to the bridge (what mark-as-read may name).
+    pub inbound_ids: std::collections::HashSet<String>,
+    /// Messages marked read through the API: (sender, message id), in order.
+    pub read_marks: Vec<(String, String)>,
     /// Where the simulated phone posts inbound messages (the bridge's webhook).
     pub webhook: Option<webhooks::WebhookSender>,
     /// Where delivery and seen reports are posted (`/__sim/webhooks/report`).
@@ -193,6 +197,17 @@ impl InfobipSim {
     }
 
     /// Requests refused with a 4xx (auth, scope, validation, rate limit).
+    /// Counts `message_id` as an inbound message Infobip delivered (for a test that posts the
+    /// webhook itself), so the bridge may mark it read.
+    pub fn record_inbound(&self, message_id: &str) {
+        self.state().inbound_ids.insert(message_id.to_owned());
+    }
+
+    /// Messages the bridge marked read: (sender, message id), in order.
+    pub fn read_marks(&self) -> Vec<(String, String)> {
+        self.state().read_marks.clone()
+    }
+
     pub fn refused(&self) -> u64 {
         self.state().refused
     }

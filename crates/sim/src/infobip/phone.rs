@@ -37,11 +37,21 @@ pub struct ChatLine {
     pub choices: Vec<(String, String)>,
     /// `button` or `list`: what a tap replies with.
     pub choice_kind: &'static str,
+    /// The user's message was marked read by the business (blue ticks).
+    pub read: bool,
 }
 
 impl ChatLine {
     fn mine(user: &str, text: String) -> Self {
-        Self { user: user.to_owned(), mine: true, text, message_id: None, choices: Vec::new(), choice_kind: "button" }
+        Self {
+            user: user.to_owned(),
+            mine: true,
+            text,
+            message_id: None,
+            choices: Vec::new(),
+            choice_kind: "button",
+            read: false,
+        }
     }
 
     /// What a message the business sent shows on the phone.
@@ -83,7 +93,15 @@ impl ChatLine {
                 (format!("📎 {media} {} {}", s("/filename"), s("/caption")).trim().to_owned(), Vec::new(), "button")
             }
         };
-        Self { user: user.to_owned(), mine: false, text, message_id: Some(message_id.to_owned()), choices, choice_kind }
+        Self {
+            user: user.to_owned(),
+            mine: false,
+            text,
+            message_id: Some(message_id.to_owned()),
+            choices,
+            choice_kind,
+            read: false,
+        }
     }
 }
 
@@ -152,7 +170,11 @@ async fn deliver(sim: &InfobipSim, user: &str, message: Value, shown: ChatLine) 
     };
     let id = format!("wamid.sim.{}", uuid::Uuid::new_v4().simple());
     let body = inbound_envelope(vec![inbound_result(user, &sender, &id, message)]);
-    sim.state().chat.push(shown);
+    {
+        let mut state = sim.state();
+        state.inbound_ids.insert(id.clone());
+        state.chat.push(ChatLine { message_id: Some(id.clone()), ..shown });
+    }
     let delivery = webhook.post(&body).await;
     if delivery.succeeded() {
         back(user, None)

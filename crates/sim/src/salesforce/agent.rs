@@ -238,6 +238,25 @@ impl SalesforceSim {
         self.publish_entry(conversation, entry_type, payload)
     }
 
+    /// The agent has read the customer's latest entry: a `ReadAcknowledgement` of it (what
+    /// an org whose channel has inbound acknowledgements enabled publishes). Returns `None`
+    /// when the customer wrote nothing yet.
+    pub fn agent_read(&self, conversation: &str) -> Result<Option<String>, AgentError> {
+        let last = self
+            .state()
+            .conversations
+            .iter()
+            .find(|c| c.identifier == conversation)
+            .and_then(|c| c.entries.iter().rev().find(|e| e.sender_role == "EndUser").map(|e| e.id.clone()));
+        let Some(read) = last else { return Ok(None) };
+        let (agent_id, _) = self.agent();
+        let payload = json!({ "entryType": "ReadAcknowledgement", "id": uuid::Uuid::new_v4().to_string(),
+                              "recipient": { "appType": "agent", "subject": agent_id, "role": "Agent" },
+                              "acknowledgedConversationEntryIdentifier": read,
+                              "acknowledgementTimestamp": chrono::Utc::now().timestamp_millis() });
+        self.publish_entry(conversation, "ReadAcknowledgement", payload).map(Some)
+    }
+
     /// The agent accepts the work and joins (`ParticipantChanged`, operation `add`).
     pub fn agent_join(&self, conversation: &str) -> Result<String, AgentError> {
         let (agent_id, agent_name) = self.agent();

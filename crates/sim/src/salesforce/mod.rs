@@ -377,6 +377,11 @@ impl SalesforceSim {
         self.state().conversations.iter().find(|c| c.end_user == end_user).cloned()
     }
 
+    /// The `PATCH /capabilities` bodies accepted, in order.
+    pub fn capabilities(&self) -> Vec<Value> {
+        self.state().capabilities.clone()
+    }
+
     pub fn tooling_records(&self) -> Vec<ToolingRecord> {
         self.state().tooling.clone()
     }

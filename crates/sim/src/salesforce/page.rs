@@ -133,6 +133,7 @@ fn describe(entry: &super::Entry) -> String {
             Some(status) => format!("The session is now {}", status.to_lowercase()),
             None => "The session changed".to_owned(),
         },
+        "ReadAcknowledgement" => "The agent read the customer's messages".to_owned(),
         "MessageDeliveryFailed" => {
             let why = find(p, "errorMessage").unwrap_or("no reason given");
             format!("⚠ A message was not delivered to WhatsApp: {why}")
@@ -172,7 +173,10 @@ fn view(c: &super::Conversation) -> ConversationView {
             .filter(|e| !e.entry_type.starts_with("Typing"))
             .map(|e| {
                 let who = match (e.entry_type.as_str(), e.sender_role.as_str()) {
-                    ("ParticipantChanged" | "SessionStatusChanged" | "MessageDeliveryFailed", _) => "event",
+                    (
+                        "ParticipantChanged" | "SessionStatusChanged" | "MessageDeliveryFailed" | "ReadAcknowledgement",
+                        _,
+                    ) => "event",
                     (_, "Agent") => "agent",
                     _ => "customer",
                 };
@@ -324,6 +328,7 @@ async fn action(sim: web::Data<SalesforceSim>, path: web::Path<(String, String)>
     match action.as_str() {
         "join" => done(&conversation, sim.agent_join(&conversation)),
         "end" => done(&conversation, sim.agent_end(&conversation)),
+        "read" => done(&conversation, sim.agent_read(&conversation).map(Option::unwrap_or_default)),
         "typing" => done(&conversation, sim.agent_typing(&conversation, true)),
         "typing-stopped" => done(&conversation, sim.agent_typing(&conversation, false)),
         _ => HttpResponse::NotFound().body("unknown action"),
