@@ -162,6 +162,9 @@ pub struct InfobipArgs {
     /// Where delivery and seen reports are posted: the bridge's reports webhook.
     #[arg(long)]
     report_webhook_url: Option<String>,
+    /// Where notifications (identity changes) are posted: the bridge's notifications webhook.
+    #[arg(long)]
+    notification_webhook_url: Option<String>,
     /// The webhook signing secret (HMAC); without it and --webhook-basic, posts are unsigned.
     #[arg(long, env = "BYOC_SIM_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
@@ -326,7 +329,10 @@ fn infobip(a: InfobipArgs) -> anyhow::Result<byoc_sim::server::Running> {
         sim.set_webhook(WebhookSender::new(url, auth.clone()));
     }
     if let Some(url) = &a.report_webhook_url {
-        sim.set_report_webhook(WebhookSender::new(url, auth));
+        sim.set_report_webhook(WebhookSender::new(url, auth.clone()));
+    }
+    if let Some(url) = &a.notification_webhook_url {
+        sim.set_notification_webhook(WebhookSender::new(url, auth));
     }
     let running = match a.tls.identity()? {
         Some(tls) => sim.start_tls(&a.host, a.port, &tls)?,

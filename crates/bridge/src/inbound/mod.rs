@@ -61,7 +61,11 @@ pub fn store(conn: &mut DbConn, app_id: &str, messages: &[InboundMessage]) -> Re
             stored.duplicates += 1;
             continue;
         };
-        conversations::touch_inbound(conn, conversation, m.received_at.unwrap_or(now))?;
+        // A notice about the customer (an identity change) is not the customer writing: it
+        // does not open WhatsApp's 24-hour window.
+        if m.kind != crate::infobip::notification::IDENTITY_CHANGE_KIND {
+            conversations::touch_inbound(conn, conversation, m.received_at.unwrap_or(now))?;
+        }
         new_jobs.push(DeliverInbound { message_id }.to_job()?.for_app(app_id).ordered_by(ordering_key(conversation)));
         stored.accepted += 1;
     }

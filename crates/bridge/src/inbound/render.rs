@@ -44,6 +44,9 @@ pub fn render(kind: &str, raw: &Value, reply_target: Option<&str>) -> Rendered {
                 None => Rendered::Text(text),
             }
         }
+        "IDENTITY_CHANGE" => {
+            Rendered::Text(s(m, "/text").unwrap_or(crate::infobip::notification::IDENTITY_WARNING).to_owned())
+        }
         "IMAGE" => media("Image"),
         "DOCUMENT" => media("Document"),
         "VIDEO" => media("Video"),

@@ -9,6 +9,7 @@ pub mod delivery;
 mod error;
 pub mod media;
 pub mod messages;
+pub mod notification;
 pub mod rate;
 mod shape;
 pub mod signature;

@@ -60,6 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::metrics)
         .service(webhooks::inbound)
         .service(webhooks::reports)
+        .service(webhooks::notifications)
         .service(handover::accept_handover)
         .service(handover::handover_status)
         .service(conversations_api::start)
@@ -92,7 +93,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::summary::show_step)
         .service(admin::summary::recheck)
         .service(admin::summary::activate)
-        .service(admin::webhooks::set_secret)
+        .service(admin::summary::set_secret)
         .service(panel::panel)
         .service(panel::send)
         .service(panel_sent::sent);

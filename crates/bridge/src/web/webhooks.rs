@@ -171,3 +171,28 @@ pub async fn reports(state: web::Data<AppState>, webhook: SignedWebhook) -> Resu
     Ok(HttpResponse::Ok()
         .json(json!({ "acknowledged": stored.acknowledged, "failed": stored.failed, "unknown": stored.unknown })))
 }
+
+/// Notifications about a customer that are not messages (an identity change), which an
+/// Infobip subscription of `IDENTITY_CHANGE` posts: each becomes a warning the agent reads in
+/// the conversation, in order with the customer's messages. Types the bridge does not act on
+/// are acknowledged and let go.
+#[routes]
+#[post("/api/infobip/inbound/notifications")]
+#[post("/api/infobip/inbound/notifications/{app}")]
+pub async fn notifications(state: web::Data<AppState>, webhook: SignedWebhook) -> Result<HttpResponse, AppError> {
+    let SignedWebhook { app, body } = webhook;
+    let Some(notice) = crate::infobip::notification::parse(&body).map_err(|e| AppError::BadRequest(e.0))? else {
+        return Ok(HttpResponse::Ok().json(json!({ "accepted": 0, "ignored": 1 })));
+    };
+    if !app.senders.contains_key(&notice.to) {
+        return Err(AppError::NotFound(format!("from {} is not a sender of this app, so", mask(&notice.to))));
+    }
+    let app_id = app.id.clone();
+    let stored = state.db.write(move |c| crate::inbound::store(c, &app_id, &[notice])).await?;
+    if stored.accepted > 0 {
+        state.metrics.inbound(&app.name, "identity_change");
+        state.wake.notify_one();
+    }
+    tracing::info!(app.id = %app.id, accepted = stored.accepted, duplicates = stored.duplicates, "notification stored");
+    Ok(HttpResponse::Ok().json(json!({ "accepted": stored.accepted, "duplicates": stored.duplicates })))
+}

@@ -18,8 +18,63 @@ crate::on_both_backends!(
     receipts_become_batched_acknowledgements,
     button_replies_answer_the_agents_choices,
     basic_auth_rotation_and_other_algorithms_authenticate,
-    many_jobs_renew_an_expired_token_once
+    many_jobs_renew_an_expired_token_once,
+    an_identity_change_warns_the_agent_in_the_conversation
 );
+
+/// WhatsApp's identity-change notification (the vendor's example, for this app's sender)
+/// becomes a warning in the customer's conversation, after what they wrote before; it is
+/// stored once however often Infobip posts it, and does not open the 24-hour window.
+async fn an_identity_change_warns_the_agent_in_the_conversation(db: TestDb) {
+    let bridge = Bridge::start(db).await;
+    let user = "447700900620";
+    bridge.open_conversation(user).await;
+    let db = bridge.app.db.clone();
+    let app_id = bridge.app_id.clone();
+    let window = move || {
+        let (db, app_id) = (db.clone(), app_id.clone());
+        async move {
+            db.run(move |c| {
+                let id = conversations::find_id(c, &app_id, user, SENDER)?.unwrap();
+                Ok(conversations::find(c, id)?.unwrap().last_inbound_at)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let before = window().await;
+    let notice = json!({
+        "from": SENDER,
+        "content": { "description": "Security code changed.", "hash": "eU2Fdi4EMUw=",
+                     "type": "user_identity_changed", "userNumber": user, "userId": "HR.123123123" },
+        "createdAt": "2026-01-18T23:23:09.206+0000"
+    })
+    .to_string()
+    .into_bytes();
+    for expected in [json!({ "accepted": 1, "duplicates": 0 }), json!({ "accepted": 0, "duplicates": 1 })] {
+        let signature = bridge.signature(&notice);
+        let (status, body) = bridge
+            .post_raw("/api/infobip/inbound/notifications", notice.clone(), &[("X-Infobip-Signature", &signature)])
+            .await;
+        assert_eq!((status, body), (200, expected));
+    }
+    let unsigned = bridge.post_raw("/api/infobip/inbound/notifications", notice.clone(), &[]).await;
+    assert_eq!(unsigned.0, 401);
+    bridge.drain().await;
+    let texts: Vec<String> = bridge
+        .sf
+        .conversation_for(user)
+        .unwrap()
+        .entries
+        .iter()
+        .filter_map(|e| e.payload.pointer("/payload/abstractMessage/staticContent/text").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert_eq!(texts[0], "hello");
+    assert!(texts[1].contains("security code changed") && texts[1].contains("may now belong to someone else"));
+    assert_eq!(window().await, before, "a notice is not the customer writing");
+}
 
 async fn first_message(bridge: &Bridge, user: &str) -> (String, i64) {
     let conversation = bridge.open_conversation(user).await;

@@ -218,12 +218,13 @@ async fn an_admin_sets_up_an_org_from_the_setup_link_to_green_against_the_standa
     browser.submit("/setup/webhook-secret").await;
     assert!(!browser.html().await.contains(secret), "the secret is never shown back");
     let urls = browser.texts(".copyable code").await;
-    let (inbound, reports) = (urls[0].clone(), urls[1].clone());
+    let (inbound, reports, notifications) = (urls[0].clone(), urls[1].clone(), urls[2].clone());
 
     // In the Infobip portal: the subscription to those webhooks, with the same secret.
     browser.goto(&format!("{ib}/__sim/portal")).await;
     browser.fill("inbound_url", &inbound).await;
     browser.fill("reports_url", &reports).await;
+    browser.fill("notifications_url", &notifications).await;
     browser.fill("secret_key", secret).await;
     browser.submit("/__sim/portal/subscription").await;
     assert!(browser.html().await.contains("Subscription saved"));
@@ -256,6 +257,19 @@ async fn an_admin_sets_up_an_org_from_the_setup_link_to_green_against_the_standa
     browser.submit(&format!("/__sim/agent/{conversation}/text")).await;
     page_shows(&browser, &format!("{ib}/__sim/phone/chat?user={user}"), "Welcome aboard").await;
     browser.screenshot("phone-answered").await;
+
+    // WhatsApp reports the customer's identity changed: the agent is warned in the conversation.
+    let posted: serde_json::Value = reqwest::Client::new()
+        .post(format!("{ib}/__sim/webhooks/identity-change"))
+        .json(&serde_json::json!({ "user": user }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(posted["statuses"], serde_json::json!([200]), "{posted}");
+    until_page_contains(&format!("{sf}/__sim/agent/{conversation}/feed"), "may now belong to someone else").await;
 
     // The checklist's last item: the template panel on the Messaging Session page, given the
     // URL the summary shows; the console then shows it beside the conversation (signing in).

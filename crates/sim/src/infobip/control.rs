@@ -6,7 +6,10 @@
 //! - `POST /__sim/webhooks/report` `{"messageId": "…", "status": "delivered" | "undeliverable"
 //!   | "seen"}`: posts a delivery or seen report of a message the bridge sent to the reports URL.
 //!
-//! Both answer with every HTTP status the bridge gave (the sender retries like Infobip).
+//! - `POST /__sim/webhooks/identity-change` `{"user": "447700900001"}`: posts WhatsApp's
+//!   identity-change notification of that user to the notifications URL.
+//!
+//! Each answers with every HTTP status the bridge gave (the sender retries like Infobip).
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -18,7 +21,8 @@ use crate::control::bad_request;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/__sim/webhooks/inbound", web::post().to(inbound))
-        .route("/__sim/webhooks/report", web::post().to(report));
+        .route("/__sim/webhooks/report", web::post().to(report))
+        .route("/__sim/webhooks/identity-change", web::post().to(identity_change));
 }
 
 #[derive(Deserialize)]
@@ -87,5 +91,33 @@ async fn report(sim: web::Data<InfobipSim>, body: web::Json<ReportRequest>) -> H
         ReportStatus::Seen => seen_report(&sent.message_id, &sent.to, &sent.from),
     };
     let delivery = webhook.post(&report).await;
+    HttpResponse::Ok().json(json!({ "statuses": delivery.statuses }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityChangeRequest {
+    user: String,
+}
+
+/// The shape of Infobip's `receive-whatsapp-identity-change-notification`: `from` is the
+/// business's sender, `content.userNumber` the customer whose security code changed.
+async fn identity_change(sim: web::Data<InfobipSim>, body: web::Json<IdentityChangeRequest>) -> HttpResponse {
+    let (webhook, sender) = {
+        let state = sim.state();
+        (state.notification_webhook.clone(), state.senders.first().cloned().unwrap_or_default())
+    };
+    let Some(webhook) = webhook else {
+        return HttpResponse::Conflict().json(json!({ "error": "no notifications webhook is configured" }));
+    };
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string();
+    let hash = uuid::Uuid::new_v4().simple().to_string();
+    let notice = json!({
+        "from": sender,
+        "content": { "description": "Security code changed.", "hash": hash.get(..12).unwrap_or_default(),
+                     "type": "user_identity_changed", "userNumber": body.user },
+        "createdAt": now
+    });
+    let delivery = webhook.post(&notice).await;
     HttpResponse::Ok().json(json!({ "statuses": delivery.statuses }))
 }

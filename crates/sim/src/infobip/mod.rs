@@ -64,6 +64,8 @@ pub(crate) struct State {
     pub webhook: Option<webhooks::WebhookSender>,
     /// Where delivery and seen reports are posted (`/__sim/webhooks/report`).
     pub report_webhook: Option<webhooks::WebhookSender>,
+    /// Where notifications such as identity changes are posted (`/__sim/webhooks/identity-change`).
+    pub notification_webhook: Option<webhooks::WebhookSender>,
     /// Pages of conversations read: (conversation id, page, limit).
     pub conversation_reads: Vec<(String, usize, usize)>,
     /// Template lists served.
@@ -173,6 +175,10 @@ impl InfobipSim {
     }
 
     /// Where delivery and seen reports are posted.
+    pub fn set_notification_webhook(&self, sender: webhooks::WebhookSender) {
+        self.state().notification_webhook = Some(sender);
+    }
+
     pub fn set_report_webhook(&self, sender: webhooks::WebhookSender) {
         self.state().report_webhook = Some(sender);
     }

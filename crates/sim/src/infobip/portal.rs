@@ -34,6 +34,8 @@ struct SubscriptionForm {
     #[serde(default)]
     reports_url: String,
     #[serde(default)]
+    notifications_url: String,
+    #[serde(default)]
     secret_key: String,
     #[serde(default)]
     algorithm: String,
@@ -90,11 +92,12 @@ button {{ margin-top: 12px; background: #fc6423; color: #fff; border: 0; border-
 </style></head><body><header>Infobip portal · simulated account</header><main>{banner}
 <section id="account"><h2>API</h2><p>Base URL: <code>{base}</code></p><p>API keys: {keys}</p><p>WhatsApp numbers: {numbers}</p></section>
 <section id="subscriptions"><h2>Subscriptions (WHATSAPP)</h2>
-<p>Inbound messages (INBOUND_MESSAGE): {inbound}</p><p>Delivery and seen reports (DELIVERY, SEEN): {reports}</p>
+<p>Inbound messages (INBOUND_MESSAGE): {inbound}</p><p>Delivery and seen reports (DELIVERY, SEEN): {reports}</p><p>Identity changes (IDENTITY_CHANGE): {notifications}</p>
 <h2>New subscription, with a security profile</h2>
 <form method="post" action="/__sim/portal/subscription">
 <label for="inbound_url">Inbound messages: notify URL</label><input id="inbound_url" name="inbound_url" value="{inbound_value}">{inbound_error}
 <label for="reports_url">Delivery and seen reports: notify URL (optional)</label><input id="reports_url" name="reports_url" value="{reports_value}">{reports_error}
+<label for="notifications_url">Identity changes: notify URL (optional)</label><input id="notifications_url" name="notifications_url" value="{notifications_value}">{notifications_error}
 <label for="secret_key">Security: HMAC secret key</label><input id="secret_key" name="secret_key" type="password">{secret_error}
 <label for="algorithm">Algorithm</label><select id="algorithm" name="algorithm">{options}</select>
 <button type="submit">Save subscription</button></form></section></main></body></html>"#,
@@ -102,6 +105,9 @@ button {{ margin-top: 12px; background: #fc6423; color: #fff; border: 0; border-
         numbers = numbers.join(", "),
         inbound = current(&state.webhook),
         reports = current(&state.report_webhook),
+        notifications = current(&state.notification_webhook),
+        notifications_value = escape(&form.notifications_url),
+        notifications_error = error("notifications_url"),
         inbound_value = escape(&form.inbound_url),
         reports_value = escape(&form.reports_url),
         inbound_error = error("inbound_url"),
@@ -126,13 +132,16 @@ async fn page(sim: web::Data<InfobipSim>, query: web::Query<Notice>) -> HttpResp
 
 async fn subscribe(sim: web::Data<InfobipSim>, form: web::Form<SubscriptionForm>) -> HttpResponse {
     let form = form.into_inner();
-    let (inbound, reports) = (form.inbound_url.trim(), form.reports_url.trim());
+    let (inbound, reports, notifications) =
+        (form.inbound_url.trim(), form.reports_url.trim(), form.notifications_url.trim());
     let mut errors = Vec::new();
     if !valid_url(inbound) {
         errors.push(("inbound_url", "notifyUrl: must be an http(s) URL of at most 512 characters".to_owned()));
     }
-    if !reports.is_empty() && !valid_url(reports) {
-        errors.push(("reports_url", "notifyUrl: must be an http(s) URL of at most 512 characters".to_owned()));
+    for (field, url) in [("reports_url", reports), ("notifications_url", notifications)] {
+        if !url.is_empty() && !valid_url(url) {
+            errors.push((field, "notifyUrl: must be an http(s) URL of at most 512 characters".to_owned()));
+        }
     }
     let secret = form.secret_key.trim();
     if secret.is_empty() || secret.chars().count() > 255 {
@@ -154,7 +163,10 @@ async fn subscribe(sim: web::Data<InfobipSim>, form: web::Form<SubscriptionForm>
     };
     sim.set_webhook(WebhookSender::new(inbound, auth.clone()));
     if !reports.is_empty() {
-        sim.set_report_webhook(WebhookSender::new(reports, auth));
+        sim.set_report_webhook(WebhookSender::new(reports, auth.clone()));
+    }
+    if !notifications.is_empty() {
+        sim.set_notification_webhook(WebhookSender::new(notifications, auth));
     }
     HttpResponse::SeeOther().insert_header(("Location", "/__sim/portal?saved=1")).finish()
 }

@@ -130,7 +130,7 @@ pub(super) fn sections(base_url: &str, admin: &Admin, form: &ConnectionForm) -> 
         ));
         out.push(first);
         let mut own = Section::form("", "/setup/connection/key", "Use this key", naming);
-        own.fields.extend(super::keys::own_key_fields());
+        own.fields.extend(own_key_fields());
         own.multipart = true;
         out.push(own);
     }
@@ -164,7 +164,7 @@ pub(super) fn sections(base_url: &str, admin: &Admin, form: &ConnectionForm) -> 
         let replace = Section::form("Replace the key pair", "/setup/connection/keypair", "Generate a new key pair", Vec::new())
             .destructive("I will upload the new certificate to the connected app: until then the bridge cannot sign in to Salesforce.");
         out.push(replace);
-        let mut own = Section::form("", "/setup/connection/key", "Use this key instead", super::keys::own_key_fields())
+        let mut own = Section::form("", "/setup/connection/key", "Use this key instead", own_key_fields())
             .destructive("Replace the current key with this one.");
         own.multipart = true;
         out.push(own);
@@ -177,6 +177,13 @@ pub(super) fn sections(base_url: &str, admin: &Admin, form: &ConnectionForm) -> 
         out.push(later);
     }
     out
+}
+
+fn own_key_fields() -> Vec<Field> {
+    vec![
+        Field::text("private_key_file", "Or use an existing RSA private key: its PEM file", "").kind("file"),
+        Field::text("private_key", "or its text, pasted", "").kind("textarea"),
+    ]
 }
 
 #[get("/setup/connection")]

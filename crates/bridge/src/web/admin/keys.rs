@@ -11,18 +11,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::connection::{ConnectionForm, sections};
-use super::wizard::{Admin, Field, StepView, show, signed_in_admin};
+use super::wizard::{Admin, StepView, show, signed_in_admin};
 use crate::error::AppError;
 use crate::provisioning::{self as prov, AppSpec};
 use crate::salesforce::certificate;
 use crate::web::AppState;
-
-pub(super) fn own_key_fields() -> Vec<Field> {
-    vec![
-        Field::text("private_key_file", "Or use an existing RSA private key: its PEM file", "").kind("file"),
-        Field::text("private_key", "or its text, pasted", "").kind("textarea"),
-    ]
-}
 
 #[derive(Deserialize)]
 pub struct KeyForm {

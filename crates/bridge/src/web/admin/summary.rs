@@ -3,7 +3,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 
 use super::connection::token_for;
 use super::wizard::{Admin, Instruction, Section, StepView, place_error, show, signed_in_admin};
@@ -17,7 +18,7 @@ use crate::salesforce::interactions::Channel;
 use crate::web::AppState;
 
 /// One health check: passed, what was checked, and the fix when it failed.
-pub(super) struct Check {
+struct Check {
     ok: bool,
     text: String,
     /// Only activation can make it pass (the subscription starts with it).
@@ -120,7 +121,7 @@ async fn checks(state: &AppState, app: &AppRow) -> Result<Vec<Check>, AppError> 
 }
 
 /// The summary's cards; `checked` are the live checks when the caller ran them already.
-pub(super) async fn sections(
+async fn sections(
     state: &AppState,
     app: &AppRow,
     checked: Option<Vec<Check>>,
@@ -263,6 +264,45 @@ pub async fn activate(
             let admin = Admin { session: admin.session, app: Some(row), progress: admin.progress };
             let notice = Some("Activated: the bridge now carries this app's conversations.".into());
             show(&admin, StepView { current: "summary", notice, problem: None, sections }, StatusCode::OK)
+        }
+        Err(e) => {
+            let app = admin.app.clone().ok_or_else(|| AppError::NotFound("app".into()))?;
+            let mut sections = sections(&state, &app, None).await?;
+            let problem = Some(place_error(&mut sections, &e));
+            show(&admin, StepView { current: "summary", notice: None, problem, sections }, StatusCode::BAD_REQUEST)
+        }
+    }
+}
+
+/// The webhook signing secret the admin entered in Infobip (write-only; see `webhooks`).
+#[derive(Deserialize)]
+pub struct SecretForm {
+    csrf: String,
+    webhook_secret: String,
+}
+
+#[post("/setup/webhook-secret")]
+pub async fn set_secret(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<SecretForm>,
+) -> Result<HttpResponse, AppError> {
+    let admin = signed_in_admin!(state, req);
+    super::check_csrf(&admin.session, &form.csrf)?;
+    let Some(mut row) = admin.app.clone() else { return Ok(super::to_step_one()) };
+    let secret = SecretString::from(form.into_inner().webhook_secret);
+    let (cipher, actor) = (state.cipher.clone(), admin.actor());
+    let saved = state
+        .db
+        .write(move |c| {
+            let ctx = prov::Ctx { cipher: &cipher, actor: &actor };
+            Ok(prov::set_webhook_secret(c, &ctx, &mut row, &secret).map(|()| row))
+        })
+        .await?;
+    match saved {
+        Ok(_) => {
+            state.directory.invalidate();
+            Ok(super::see_other("/setup/summary?secret=set"))
         }
         Err(e) => {
             let app = admin.app.clone().ok_or_else(|| AppError::NotFound("app".into()))?;
