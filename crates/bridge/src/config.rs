@@ -38,6 +38,8 @@ pub struct SalesforceSettings {
     pub subscribe: bool,
     /// With several replicas, one holds an app's subscription; another takes over after this.
     pub subscription_lease_secs: u64,
+    /// How often each active app's org limits are read (`/limits`).
+    pub limits_check_secs: u64,
     /// A PEM certificate authority to trust for the Pub/Sub API besides the system's.
     pub extra_ca_file: Option<String>,
     /// HTTP/2 PINGs on the Pub/Sub connection (0: none).
@@ -249,6 +251,7 @@ impl Settings {
             ("retention.message_record_days", self.retention.message_record_days),
             ("salesforce.request_timeout_ms", self.salesforce.request_timeout_ms),
             ("salesforce.subscription_lease_secs", self.salesforce.subscription_lease_secs),
+            ("salesforce.limits_check_secs", self.salesforce.limits_check_secs),
             ("salesforce.token_max_age_secs", self.salesforce.token_max_age_secs),
             ("infobip.request_timeout_ms", self.infobip.request_timeout_ms),
             ("infobip.sends_per_second_per_sender", u64::from(self.infobip.sends_per_second_per_sender)),

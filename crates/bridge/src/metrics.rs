@@ -53,6 +53,12 @@ pub struct AppLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    pub app: String,
+    pub limit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SubscriptionLabels {
     pub app: String,
     /// `/event/WhatsApp_Outbound__e`, …
@@ -73,6 +79,9 @@ pub struct Metrics {
     salesforce_token_failures: Family<AppLabels, Counter>,
     /// 1 if the app's last token request was granted, 0 if it failed.
     salesforce_token_ok: Family<AppLabels, Gauge>,
+    salesforce_limit_remaining: Family<LimitLabels, Gauge>,
+    salesforce_limit_max: Family<LimitLabels, Gauge>,
+    salesforce_interaction_requests: Family<AppLabels, Counter>,
     /// From the webhook's arrival to Salesforce accepting the message.
     pub inbound_delivery_seconds: Histogram,
     pub http_requests: Family<HttpLabels, Counter>,
@@ -121,6 +130,24 @@ impl Metrics {
         let pubsub_subscription_up = Family::<SubscriptionLabels, Gauge>::default();
         let salesforce_token_failures = Family::<AppLabels, Counter>::default();
         let salesforce_token_ok = Family::<AppLabels, Gauge>::default();
+        let salesforce_limit_remaining = Family::<LimitLabels, Gauge>::default();
+        let salesforce_limit_max = Family::<LimitLabels, Gauge>::default();
+        let salesforce_interaction_requests = Family::<AppLabels, Counter>::default();
+        registry.register(
+            "salesforce_limit_remaining",
+            "What is left today of an org limit (DailyApiRequests, DailyDeliveredPlatformEvents), as last read",
+            salesforce_limit_remaining.clone(),
+        );
+        registry.register(
+            "salesforce_limit_max",
+            "An org limit's daily maximum, as last read",
+            salesforce_limit_max.clone(),
+        );
+        registry.register(
+            "salesforce_interaction_requests",
+            "Interaction API requests the bridge made, by app",
+            salesforce_interaction_requests.clone(),
+        );
         registry.register(
             "pubsub_subscription_up",
             "1 while this process reads the app's Pub/Sub topic (take the max over replicas)",
@@ -191,6 +218,9 @@ impl Metrics {
             pubsub_subscription_up,
             salesforce_token_failures,
             salesforce_token_ok,
+            salesforce_limit_remaining,
+            salesforce_limit_max,
+            salesforce_interaction_requests,
             inbound_delivery_seconds,
             http_requests,
             http_duration_seconds,
@@ -229,6 +259,18 @@ impl Metrics {
             self.salesforce_token_failures.get_or_create(&labels).inc();
         }
         self.salesforce_token_ok.get_or_create(&labels).set(i64::from(granted));
+    }
+
+    /// An org limit of `app` as just read.
+    pub fn org_limit(&self, app: &str, limit: &crate::salesforce::rest::OrgLimit) {
+        let labels = LimitLabels { app: app.to_owned(), limit: limit.name.to_owned() };
+        self.salesforce_limit_remaining.get_or_create(&labels).set(limit.remaining);
+        self.salesforce_limit_max.get_or_create(&labels).set(limit.max);
+    }
+
+    /// One Interaction API request of `app`.
+    pub fn interaction_request(&self, app: &str) {
+        self.salesforce_interaction_requests.get_or_create(&AppLabels { app: app.to_owned() }).inc();
     }
 
     pub fn set_queue_depth(&self, depth: &crate::db::jobs::QueueDepth) {

@@ -90,8 +90,10 @@ impl Application {
         );
         let limiter = crate::infobip::rate::SenderLimiter::new(settings.infobip.sends_per_second_per_sender);
         let observed = metrics.clone();
+        let counted = metrics.clone();
         let salesforce = crate::salesforce::Client::new(&settings.salesforce)?
-            .with_token_observer(Arc::new(move |app, granted| observed.token_request(&app.app_name, granted)));
+            .with_token_observer(Arc::new(move |app, granted| observed.token_request(&app.app_name, granted)))
+            .with_interaction_observer(Arc::new(move |app| counted.interaction_request(app)));
         let infobip = crate::infobip::Client::new(Duration::from_millis(settings.infobip.request_timeout_ms))
             .context("building the Infobip HTTP client")?;
         let jobs = JobContext {
@@ -227,6 +229,16 @@ impl Application {
             settings.retention.clone(),
             self.shutdown.child_token(),
         ));
+        // Where this process talks to Salesforce on its own (the subscriptions run here).
+        let limits = settings.salesforce.subscribe.then(|| {
+            tokio::spawn(crate::worker::limits::run(
+                self.state.directory.clone(),
+                self.state.salesforce.clone(),
+                self.state.metrics.clone(),
+                Duration::from_secs(settings.salesforce.limits_check_secs),
+                self.shutdown.child_token(),
+            ))
+        });
         tracing::info!(
             port = self.port,
             url = %self.base_url,
@@ -252,6 +264,11 @@ impl Application {
             && let Err(e) = subscriptions.await
         {
             tracing::warn!(error = %e, "subscriber ended abnormally");
+        }
+        if let Some(limits) = limits
+            && let Err(e) = limits.await
+        {
+            tracing::warn!(error = %e, "limits watcher ended abnormally");
         }
         if let Err(e) = maintenance.await {
             tracing::warn!(error = %e, "maintenance task ended abnormally");

@@ -118,6 +118,9 @@ impl Client {
     {
         for attempt in 0..2 {
             let token = self.tokens.get(app).await?;
+            if let Some(observe) = &self.interaction_observer {
+                observe(&app.app_name);
+            }
             match call(token.clone()).await {
                 Err(Error::TokenRefused { .. }) if attempt == 0 => {
                     tracing::info!(app.id = %app.app_id, "Salesforce refused the access token; renewing it");

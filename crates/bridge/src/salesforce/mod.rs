@@ -55,7 +55,12 @@ pub struct Client {
     http: reqwest::Client,
     tokens: auth::TokenCache,
     pubsub: pubsub::PubSubOptions,
+    /// Told the app's name at each Interaction API request (the bridge's own use of it).
+    interaction_observer: Option<InteractionObserver>,
 }
+
+/// Sees each Interaction API request, by the app's name.
+pub type InteractionObserver = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 impl Client {
     pub fn new(settings: &SalesforceSettings) -> anyhow::Result<Self> {
@@ -79,7 +84,20 @@ impl Client {
                 extra_ca,
                 ping: Some(Duration::from_secs(settings.pubsub_ping_secs)).filter(|d| !d.is_zero()),
             },
+            interaction_observer: None,
         })
+    }
+
+    /// Tells `observer` of every Interaction API request the client makes for an app.
+    pub fn with_interaction_observer(mut self, observer: InteractionObserver) -> Self {
+        self.interaction_observer = Some(observer);
+        self
+    }
+
+    /// The org's watched limits, with the app's integration user's token.
+    pub async fn org_limits(&self, app: &Connection) -> Result<Vec<rest::OrgLimit>, Error> {
+        let token = self.tokens.get(app).await?;
+        self.limits(&token).await
     }
 
     /// Tells `observer` of every token request the cache makes, granted or refused.

@@ -71,6 +71,19 @@ impl Client {
         })
     }
 
+    /// The org's limits the bridge watches (`/limits`), in [`WATCHED_LIMITS`]' order; a limit
+    /// the org does not report is left out.
+    pub async fn limits(&self, token: &AccessToken) -> Result<Vec<OrgLimit>, Error> {
+        let body = self.rest(self.http.get(rest_url(token, "limits")), token).await?;
+        Ok(WATCHED_LIMITS
+            .iter()
+            .filter_map(|(name, _)| {
+                let limit = body.get(*name)?;
+                Some(OrgLimit { name, max: limit.get("Max")?.as_i64()?, remaining: limit.get("Remaining")?.as_i64()? })
+            })
+            .collect())
+    }
+
     /// Runs a SOQL query (REST, or Tooling with `tooling`); returns the records.
     pub async fn query(&self, token: &AccessToken, soql: &str, tooling: bool) -> Result<Vec<Value>, Error> {
         let url = rest_url(token, if tooling { "tooling/query" } else { "query" });
@@ -141,5 +154,30 @@ impl Client {
             });
         }
         self.create_tooling(token, sobject, developer_name, metadata).await
+    }
+}
+
+/// The org limits a connector can run out of: the REST calls it makes (setup, the panel's
+/// queries) and the platform events that carry the agents' replies to it. With their words.
+pub const WATCHED_LIMITS: &[(&str, &str)] =
+    &[("DailyApiRequests", "API requests"), ("DailyDeliveredPlatformEvents", "delivered platform events")];
+
+/// One of the org's limits for the day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgLimit {
+    pub name: &'static str,
+    pub max: i64,
+    pub remaining: i64,
+}
+
+impl OrgLimit {
+    /// Less than a tenth left: time to warn, before the org runs out.
+    pub fn low(&self) -> bool {
+        self.max > 0 && self.remaining * 10 < self.max
+    }
+
+    /// The limit in words.
+    pub fn words(&self) -> &'static str {
+        WATCHED_LIMITS.iter().find(|(n, _)| *n == self.name).map_or(self.name, |(_, w)| *w)
     }
 }

@@ -10,6 +10,7 @@
 //! so a conversation never overtakes itself.
 
 pub mod job;
+pub mod limits;
 pub mod maintenance;
 pub mod retry;
 

@@ -5,7 +5,10 @@ use byoc_sim::faults::Fault;
 use crate::bridge::Bridge;
 use crate::helpers::TestDb;
 
-crate::on_both_backends!(subscription_and_token_health_are_gauges_per_app);
+crate::on_both_backends!(
+    subscription_and_token_health_are_gauges_per_app,
+    org_limits_are_read_per_app_and_the_bridges_own_use_is_counted
+);
 
 async fn scrape(bridge: &Bridge) -> String {
     bridge.app.get("/metrics").await.text().await.unwrap()
@@ -60,4 +63,33 @@ async fn subscription_and_token_health_are_gauges_per_app(db: TestDb) {
     let metrics = scrape(&bridge).await;
     assert!(has_line(&metrics, r#"byoc_salesforce_token_ok{app="acme"} 1"#), "granted again: {metrics}");
     assert!(has_line(&metrics, r#"byoc_inbound_messages_total{app="acme",outcome="delivered"} 2"#), "{metrics}");
+}
+
+/// The org's limits are read per app and kept as gauges, with a warning while one runs low;
+/// the bridge counts its own Interaction API requests.
+async fn org_limits_are_read_per_app_and_the_bridges_own_use_is_counted(db: TestDb) {
+    let bridge = Bridge::start(db).await;
+    bridge.open_conversation("447700900630").await;
+    let metrics = scrape(&bridge).await;
+    let counted = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"byoc_salesforce_interaction_requests_total{app="acme"} "#))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(counted.is_some_and(|n| n >= 2), "capabilities and the message at least: {metrics}");
+
+    bridge.sf.set_limit("DailyApiRequests", 15_000, 1_200);
+    let settings = bridge.settings();
+    let salesforce = byoc_bridge::salesforce::Client::new(&settings.salesforce).unwrap();
+    let watched = byoc_bridge::metrics::Metrics::new();
+    let read = byoc_bridge::worker::limits::check_once(&bridge.app.directory, &salesforce, &watched).await;
+    assert_eq!(read.len(), 1, "{read:?}");
+    let (app, limits) = &read[0];
+    assert_eq!(app, "acme");
+    let api = limits.iter().find(|l| l.name == "DailyApiRequests").unwrap();
+    assert_eq!((api.max, api.remaining, api.low()), (15_000, 1_200, true));
+    let events = limits.iter().find(|l| l.name == "DailyDeliveredPlatformEvents").unwrap();
+    assert!(!events.low(), "{events:?}");
+    let text = watched.encode().unwrap();
+    assert!(has_line(&text, r#"byoc_salesforce_limit_remaining{app="acme",limit="DailyApiRequests"} 1200"#), "{text}");
+    assert!(has_line(&text, r#"byoc_salesforce_limit_max{app="acme",limit="DailyApiRequests"} 15000"#), "{text}");
 }

@@ -490,7 +490,7 @@ async fn the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_
     loop {
         let page = admin.get("/setup/summary").await;
         if !page.html.contains("class=\"bad\"") {
-            assert_eq!(page.html.matches("class=\"good\"").count(), 6, "{}", page.html);
+            assert_eq!(page.html.matches("class=\"good\"").count(), 7, "{}", page.html);
             break;
         }
         assert!(std::time::Instant::now() < deadline, "checks stayed red: {}", page.html);
@@ -518,6 +518,11 @@ async fn the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_
         .unwrap();
     assert_eq!(posted["statuses"], serde_json::json!([200]), "signed with the admin's secret: {posted}");
 
+    // The org's limits are on the summary; one running low is a warning there.
+    assert!(admin.get("/setup/summary").await.html.contains("Org limits left today:"));
+    setup.vendors.sf.set_limit("DailyDeliveredPlatformEvents", 50_000, 900);
+    let page = admin.get("/setup/summary").await;
+    assert!(page.html.contains("Warning: the org is running out of delivered platform events"), "{}", page.html);
     cancel.cancel();
     let row = setup.app_row().await.unwrap();
     assert_eq!(row.status, byoc_bridge::db::AppStatus::Active);

@@ -94,7 +94,7 @@ async fn the_wizard_in_a_browser_walks_every_step_to_green_and_shows_only_inside
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         browser.goto(&format!("{bridge}/setup/summary")).await;
     }
-    assert_eq!(browser.html().await.matches("class=\"good\"").count(), 6);
+    assert_eq!(browser.html().await.matches("class=\"good\"").count(), 7);
     browser.screenshot("summary").await;
     cancel.cancel();
 

@@ -141,6 +141,7 @@ impl SalesforceSim {
         let record = EventRecord { created_date: now, created_by_id: agent_id, fields };
         self.pubsub.publish(&self.event_topic(), &record).map_err(|e| AgentError::Publish(e.to_string()))?;
         let mut state = self.state();
+        state.events_published += 1;
         if let Some(c) = state.conversations.iter_mut().find(|c| c.identifier == target.conversation) {
             c.entries.push(Entry {
                 id: identifier.clone(),

@@ -112,10 +112,11 @@ pub(crate) fn rest_error(status: u16, code: &str, message: &str) -> HttpResponse
 /// A valid bearer token with the `api` scope.
 pub(crate) fn authorize(sim: &SalesforceSim, req: &HttpRequest) -> Result<(), HttpResponse> {
     let token = super::bearer(req);
-    let state = sim.state();
+    let mut state = sim.state();
     match state.tokens.get(token) {
         Some(t) if t.expires_at > std::time::Instant::now() => {
             if t.scopes.iter().any(|s| s == "api" || s == "full") {
+                state.api_requests += 1;
                 Ok(())
             } else {
                 Err(rest_error(403, "INSUFFICIENT_ACCESS", "This session is not valid for use with the REST API"))

@@ -168,6 +168,12 @@ pub(crate) struct State {
     pub app_names: HashMap<String, String>,
     /// Where the org's Pub/Sub API listens, once it does.
     pub pubsub_url: Option<String>,
+    /// REST and Tooling requests served today (the `DailyApiRequests` used).
+    pub api_requests: i64,
+    /// Platform events published to subscribers today (the `DailyDeliveredPlatformEvents` used).
+    pub events_published: i64,
+    /// Limits set by a test: name → (max, remaining), instead of the defaults.
+    pub limits: HashMap<String, (i64, i64)>,
 }
 
 /// Settings of the simulated org.
@@ -375,6 +381,11 @@ impl SalesforceSim {
 
     pub fn conversation_for(&self, end_user: &str) -> Option<Conversation> {
         self.state().conversations.iter().find(|c| c.end_user == end_user).cloned()
+    }
+
+    /// Sets what `/limits` answers for `name` (e.g. `DailyApiRequests`) from now on.
+    pub fn set_limit(&self, name: &str, max: i64, remaining: i64) {
+        self.state().limits.insert(name.to_owned(), (max, remaining));
     }
 
     /// The `PATCH /capabilities` bodies accepted, in order.

@@ -10,7 +10,8 @@ use super::errors::{authorize, rest_error};
 use super::{SalesforceSim, ToolingRecord, salesforce_id};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/services/data/{version}/query", web::get().to(query))
+    cfg.route("/services/data/{version}/limits", web::get().to(limits))
+        .route("/services/data/{version}/query", web::get().to(query))
         .route("/services/data/{version}/tooling/query", web::get().to(query))
         .route("/services/data/{version}/tooling/sobjects/{sobject}", web::post().to(tooling_create));
 }
@@ -76,6 +77,30 @@ fn project(object: &str, full: &Value, fields: &[String]) -> Value {
         }
     }
     Value::Object(record)
+}
+
+/// A developer edition's daily maxima of the two limits a connector meets.
+const DAILY_API_REQUESTS: i64 = 15_000;
+const DAILY_DELIVERED_PLATFORM_EVENTS: i64 = 50_000;
+
+/// `GET /limits`: each limit's `Max` and `Remaining` today. API requests count what the org
+/// served; delivered platform events what it published to subscribers. A test may set any.
+async fn limits(sim: web::Data<SalesforceSim>, req: HttpRequest) -> HttpResponse {
+    if let Err(r) = authorize(&sim, &req) {
+        return r;
+    }
+    let state = sim.state();
+    let published = state.events_published;
+    let mut body = Map::new();
+    for (name, max, used) in [
+        ("DailyApiRequests", DAILY_API_REQUESTS, state.api_requests),
+        ("DailyDeliveredPlatformEvents", DAILY_DELIVERED_PLATFORM_EVENTS, published),
+    ] {
+        let (max, remaining) = state.limits.get(name).copied().unwrap_or((max, (max - used).max(0)));
+        body.insert(name.into(), json!({ "Max": max, "Remaining": remaining }));
+    }
+    body.insert("DailyStreamingApiEvents".into(), json!({ "Max": 10_000, "Remaining": 10_000 }));
+    HttpResponse::Ok().json(Value::Object(body))
 }
 
 /// The label Messaging Settings shows for the org's `index`th channel.

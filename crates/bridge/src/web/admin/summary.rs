@@ -21,16 +21,17 @@ use crate::web::AppState;
 struct Check {
     ok: bool,
     text: String,
-    /// Only activation can make it pass (the subscription starts with it).
-    needs_activation: bool,
+    /// Whether "Activate" waits for it. Not the subscription (activation starts it), nor a
+    /// warning that an org limit runs low (the org's to fix, and messages still flow).
+    blocks_activation: bool,
 }
 
 fn pass(text: impl Into<String>) -> Check {
-    Check { ok: true, text: text.into(), needs_activation: false }
+    Check { ok: true, text: text.into(), blocks_activation: true }
 }
 
 fn fail(text: impl Into<String>) -> Check {
-    Check { ok: false, text: text.into(), needs_activation: false }
+    Check { ok: false, text: text.into(), blocks_activation: true }
 }
 
 /// Reaches the Interaction API with a harmless call that Salesforce answers only once the
@@ -55,12 +56,33 @@ async fn interaction_api(state: &AppState, app: &AppRow, token: &crate::salesfor
     }
 }
 
+/// The org's limits for today, a warning while one runs low (never blocking: the org's to
+/// raise, and messages flow until it is used up).
+async fn org_limits(state: &AppState, token: &crate::salesforce::AccessToken) -> Option<Check> {
+    let limits = state.salesforce.limits(token).await.ok().filter(|l| !l.is_empty())?;
+    let left: Vec<String> = limits.iter().map(|l| format!("{} of {} {}", l.remaining, l.max, l.words())).collect();
+    let low: Vec<&str> = limits.iter().filter(|l| l.low()).map(|l| l.words()).collect();
+    Some(if low.is_empty() {
+        pass(format!("Org limits left today: {}.", left.join(", ")))
+    } else {
+        Check {
+            blocks_activation: false,
+            ..fail(format!(
+                "Warning: the org is running out of {} for today ({} left). When none are left, messages stop until the limit resets; raise it in Salesforce or lower other use.",
+                low.join(" and "),
+                left.join(", ")
+            ))
+        }
+    })
+}
+
 async fn checks(state: &AppState, app: &AppRow) -> Result<Vec<Check>, AppError> {
     let mut checks = Vec::new();
     match token_for(state, app).await {
         Ok(token) => {
             checks.push(pass("Salesforce token (JWT bearer flow) obtained."));
             checks.push(interaction_api(state, app, &token).await);
+            checks.extend(org_limits(state, &token).await);
         }
         Err(why) => {
             checks.push(fail(format!("Salesforce token: {why}")));
@@ -78,7 +100,7 @@ async fn checks(state: &AppState, app: &AppRow) -> Result<Vec<Check>, AppError> 
     checks.push(match (lease, app.status.as_str()) {
         (Some(_), _) => pass("Pub/Sub subscription up: agents' replies are being received."),
         (None, "active") => fail("Pub/Sub subscription not up yet: it starts within seconds of activation; if it stays red, check that salesforce.subscribe is on and the logs."),
-        (None, _) => Check { needs_activation: true, ..fail("Pub/Sub subscription not up: activate the app below.") },
+        (None, _) => Check { blocks_activation: false, ..fail("Pub/Sub subscription not up: activate the app below.") },
     });
     if accounts.is_empty() {
         checks.push(fail("Infobip: no account connected (step 3)."));
@@ -121,11 +143,7 @@ async fn checks(state: &AppState, app: &AppRow) -> Result<Vec<Check>, AppError> 
 }
 
 /// The summary's cards; `checked` are the live checks when the caller ran them already.
-async fn sections(
-    state: &AppState,
-    app: &AppRow,
-    checked: Option<Vec<Check>>,
-) -> Result<Vec<Section>, AppError> {
+async fn sections(state: &AppState, app: &AppRow, checked: Option<Vec<Check>>) -> Result<Vec<Section>, AppError> {
     let base = &state.base_url;
     let chosen = super::webhooks::chosen(state, app).await?;
     let paste = super::webhooks::card(base, app, chosen);
@@ -137,7 +155,7 @@ async fn sections(
     };
     let interaction_ok = checked.iter().any(|c| c.ok && c.text.starts_with("Interaction API"));
     for c in checked {
-        blocking += usize::from(!c.ok && !c.needs_activation);
+        blocking += usize::from(!c.ok && c.blocks_activation);
         health.lines.push((if c.ok { "good" } else { "bad" }, c.text));
     }
     let mut status = Section::form("Status", "/setup/activate", "Activate", Vec::new());
@@ -234,7 +252,7 @@ pub async fn activate(
     // Not with a setting missing, nor while a check that activation cannot fix is red.
     let missing = super::wizard::missing_for_activation(&row);
     let checked = checks(&state, &row).await?;
-    let red = checked.iter().filter(|c| !c.ok && !c.needs_activation).count();
+    let red = checked.iter().filter(|c| !c.ok && c.blocks_activation).count();
     if !missing.is_empty() || red > 0 {
         let problem = if missing.is_empty() {
             format!("Not activated: {red} check(s) above are red; fix them first.")
