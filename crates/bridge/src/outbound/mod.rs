@@ -85,12 +85,27 @@ impl AgentEntry {
     }
 }
 
-/// Entry types that become something on WhatsApp; the rest are counted and let go.
+/// Entry kinds that are Salesforce's own bookkeeping, for the agent's side only: nothing
+/// for the customer to see (routing, transfers, receipts of the agent's messages).
+const NOT_FOR_THE_CUSTOMER: &[&str] = &[
+    "TypingStoppedIndicator",
+    "DeliveryAcknowledgement",
+    "RoutingResult",
+    "RoutingWorkResult",
+    "QueuePosition",
+    "ConsultConversationInfo",
+    "TransferProgress",
+    "ParticipantsConferenced",
+    "MessageUpdated",
+    "MessageDeliveryFailed",
+];
+
+/// Entries that become something on WhatsApp, or that the agent must hear could not; the
+/// bookkeeping kinds are counted and let go.
 pub fn is_relayed(entry: &AgentEntry) -> bool {
     match entry.entry_type.as_str() {
-        "Message" | "ParticipantChanged" | "TypingStartedIndicator" | "ReadAcknowledgement" => true,
         "SessionStatusChanged" => entry.entry_payload().get("sessionStatus").and_then(Value::as_str) == Some("Ended"),
-        _ => false,
+        kind => !NOT_FOR_THE_CUSTOMER.contains(&kind),
     }
 }
 

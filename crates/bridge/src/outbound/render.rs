@@ -78,14 +78,44 @@ pub fn plan(app: &ActiveApp, entry: &AgentEntry, media_url: &dyn Fn(usize) -> St
                 Plan::Nothing
             }
         }
-        "TypingStartedIndicator" => Plan::Typing,
+        // Agentforce working on an answer: the customer sees it typing.
+        "TypingStartedIndicator" | "ProgressIndicator" => Plan::Typing,
         "ReadAcknowledgement" => match payload.get("acknowledgedConversationEntryIdentifier").and_then(Value::as_str) {
             Some(entry) => Plan::MarkRead(entry.to_owned()),
             None => Plan::Nothing,
         },
         "SessionStatusChanged" if !app.closing_message.trim().is_empty() => Plan::Send(texts(&app.closing_message)),
-        _ => Plan::Nothing,
+        "SessionStatusChanged" => Plan::Nothing,
+        // An entry kind WhatsApp has nothing for reaches the agent as a failure that names it.
+        other => Plan::Unsupported(format!("{other} entries cannot be shown on WhatsApp.")),
     }
+}
+
+/// A rich link, a list of links or a web view (a survey) as text with its URLs: WhatsApp
+/// shows a preview of the first.
+fn links(content: &Value, text: &str) -> Plan {
+    let mut lines: Vec<String> = Vec::new();
+    if !text.trim().is_empty() {
+        lines.push(text.trim().to_owned());
+    }
+    let title = content
+        .pointer("/linkItem/titleItem/title")
+        .or_else(|| content.pointer("/title/title"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.trim().is_empty());
+    if let Some(title) = title {
+        lines.push(title.trim().to_owned());
+    }
+    let urls = content
+        .pointer("/linkItem/url")
+        .into_iter()
+        .chain(content.get("url"))
+        .chain(content.get("links").and_then(Value::as_array).into_iter().flatten().filter_map(|l| l.get("url")));
+    lines.extend(urls.filter_map(Value::as_str).map(str::to_owned));
+    if lines.iter().all(|l| !l.starts_with("http")) {
+        return Plan::Unsupported("The link has no URL.".into());
+    }
+    Plan::Send(texts(&lines.join("\n")))
 }
 
 fn message(m: &Value, media_url: &dyn Fn(usize) -> String) -> Plan {
@@ -97,6 +127,7 @@ fn message(m: &Value, media_url: &dyn Fn(usize) -> String) -> Plan {
             match content.get("formatType").and_then(Value::as_str) {
                 Some("Text") => Plan::Send(texts(text)),
                 Some("Attachments") => attachments(content, text, media_url),
+                Some("RichLink" | "Links" | "WebView") => links(content, text),
                 other => {
                     Plan::Unsupported(format!("{} messages cannot be shown on WhatsApp.", other.unwrap_or("These")))
                 }
@@ -195,6 +226,21 @@ mod tests {
             .map(|i| json!({ "itemType": "TitleOptionItem", "optionIdentifier": format!("o{i}"), "titleItem": { "itemType": "TitleItem", "title": format!("{i}{}", "x".repeat(title_len - 1)) } }))
             .collect();
         json!({ "formatType": "Buttons", "text": "Pick", "optionItems": items })
+    }
+
+    #[test]
+    fn links_go_as_text_with_their_urls() {
+        let rich = json!({ "formatType": "RichLink", "text": "Track it here",
+            "linkItem": { "itemType": "TitleLinkItem", "url": "https://acme.example/t/1",
+                          "titleItem": { "itemType": "TitleItem", "title": "Your parcel" } } });
+        let Plan::Send(parts) = links(&rich, "Track it here") else { panic!("expected text") };
+        assert_eq!(
+            serde_json::to_value(&parts).unwrap(),
+            json!([{ "text": "Track it here\nYour parcel\nhttps://acme.example/t/1" }])
+        );
+        let list = json!({ "formatType": "Links", "links": [{ "url": "https://acme.example/faq" }] });
+        assert!(matches!(links(&list, ""), Plan::Send(_)));
+        assert!(matches!(links(&json!({ "formatType": "Links", "links": [] }), ""), Plan::Unsupported(_)));
     }
 
     #[test]

@@ -22,8 +22,40 @@ crate::on_both_backends!(
     a_message_with_several_files_that_fails_part_way_sends_each_file_once,
     a_session_end_told_twice_sends_one_closing_message,
     a_session_end_known_only_from_change_data_capture_sends_the_closing_message,
-    an_agent_reading_the_customers_message_shows_it_read_on_whatsapp
+    an_agent_reading_the_customers_message_shows_it_read_on_whatsapp,
+    links_progress_and_what_whatsapp_cannot_show_each_reach_someone
 );
+
+/// A rich link arrives as text with its URL, Agentforce's progress indicator as typing, and an
+/// entry WhatsApp has nothing for (a form) reaches the agent as a failure that names it.
+async fn links_progress_and_what_whatsapp_cannot_show_each_reach_someone(db: TestDb) {
+    let bridge = Bridge::start(db).await;
+    let user = "447700900640";
+    let conversation = bridge.open_conversation(user).await;
+    let subscription = bridge.subscribe().await;
+    let rich = json!({ "abstractMessage": { "messageType": "StaticContentMessage", "id": "m1",
+        "staticContent": { "formatType": "RichLink", "text": "Track it here",
+            "linkItem": { "itemType": "TitleLinkItem", "url": "https://acme.example/t/1",
+                          "titleItem": { "itemType": "TitleItem", "title": "Your parcel" } } } } });
+    bridge.sf.agent_publish(&conversation, "Message", rich).unwrap();
+    let progress = json!({ "progressIndicator": { "indicatorType": "ProgressUpdateIndicator",
+                                                  "message": "Looking it up" } });
+    bridge.sf.agent_publish(&conversation, "ProgressIndicator", progress).unwrap();
+    let form = json!({ "abstractMessage": { "messageType": "FormMessage", "id": "m3",
+                                            "form": { "formType": "Inputs" } } });
+    bridge.sf.agent_publish(&conversation, "Message", form).unwrap();
+    bridge.until_relays_queued(3).await;
+    bridge.drain().await;
+    drop(subscription);
+
+    let sent: Vec<String> =
+        bridge.ib.sent().iter().filter_map(|m| m.body["content"]["text"].as_str().map(str::to_owned)).collect();
+    assert_eq!(sent, ["Track it here\nYour parcel\nhttps://acme.example/t/1"]);
+    assert_eq!(bridge.ib.events(), [(user.to_owned(), "TYPING_INDICATOR".to_owned())]);
+    let failures = bridge.delivery_failures(user);
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].to_string().contains("FormMessage messages cannot be shown on WhatsApp"), "{failures:?}");
+}
 
 /// Salesforce's `ReadAcknowledgement` of the customer's entry (a channel with inbound
 /// acknowledgements) marks that WhatsApp message read: the customer sees the blue ticks.

@@ -155,6 +155,22 @@ impl SalesforceSim {
         Ok(identifier)
     }
 
+    /// Publishes any entry of the agent's (`entryPayload` as given, with an `id` added), for
+    /// the kinds the console has no button for: rich links, progress indicators, forms.
+    pub fn agent_publish(
+        &self,
+        conversation: &str,
+        entry_type: &str,
+        mut payload: Value,
+    ) -> Result<String, AgentError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        if let Some(map) = payload.as_object_mut() {
+            map.insert("entryType".into(), json!(entry_type));
+            map.insert("id".into(), json!(id));
+        }
+        self.publish_entry(conversation, entry_type, payload)
+    }
+
     fn message(&self, conversation: &str, abstract_message: impl FnOnce(&str) -> Value) -> Result<String, AgentError> {
         let id = uuid::Uuid::new_v4().to_string();
         // The README samples show `"messageReason": null`, but the AsyncAPI enum has no null: leave it out.
