@@ -19,6 +19,9 @@ pub struct Conversation {
     pub state: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// When the customer asked WhatsApp to stop marketing messages from this number (none
+    /// since they resumed).
+    pub marketing_opted_out_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -78,6 +81,14 @@ pub fn find_id(conn: &mut DbConn, app_id: &str, end_user: &str, sender: &str) ->
         .select(conversations::id)
         .first(conn)
         .optional()?)
+}
+
+/// Records the customer's marketing STOP (`Some`, when) or RESUME (`None`).
+pub fn set_marketing_opt_out(conn: &mut DbConn, id: i64, at: Option<NaiveDateTime>) -> Result<(), DbError> {
+    diesel::update(conversations::table.find(id))
+        .set((conversations::marketing_opted_out_at.eq(at), conversations::updated_at.eq(super::now())))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Moves the end user's last-message time forward (never back: reports may come late).

@@ -74,6 +74,7 @@ diesel::table! {
         state -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        marketing_opted_out_at -> Nullable<Timestamp>,
     }
 }
 

@@ -63,7 +63,7 @@ pub fn store(conn: &mut DbConn, app_id: &str, messages: &[InboundMessage]) -> Re
         };
         // A notice about the customer (an identity change) is not the customer writing: it
         // does not open WhatsApp's 24-hour window.
-        if m.kind != crate::infobip::notification::IDENTITY_CHANGE_KIND {
+        if !crate::infobip::notification::is_notice(&m.kind) {
             conversations::touch_inbound(conn, conversation, m.received_at.unwrap_or(now))?;
         }
         new_jobs.push(DeliverInbound { message_id }.to_job()?.for_app(app_id).ordered_by(ordering_key(conversation)));

@@ -44,9 +44,8 @@ pub fn render(kind: &str, raw: &Value, reply_target: Option<&str>) -> Rendered {
                 None => Rendered::Text(text),
             }
         }
-        "IDENTITY_CHANGE" => {
-            Rendered::Text(s(m, "/text").unwrap_or(crate::infobip::notification::IDENTITY_WARNING).to_owned())
-        }
+        // Notices about the customer (identity change, marketing STOP or RESUME), in words.
+        "IDENTITY_CHANGE" | "MARKETING_UPDATE" => Rendered::Text(s(m, "/text").unwrap_or("WhatsApp notice").to_owned()),
         "IMAGE" => media("Image"),
         "DOCUMENT" => media("Document"),
         "VIDEO" => media("Video"),

@@ -428,6 +428,24 @@ pub async fn send(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
             return show(&state, &session, &app, &query, outcome, StatusCode::BAD_REQUEST).await;
         }
     };
+    // WhatsApp's marketing STOP: marketing templates wait until the customer resumes.
+    if template.category.eq_ignore_ascii_case("MARKETING") {
+        let (app_id, recipient, from) = (app.id.clone(), to.clone(), sender.clone());
+        let stopped = state
+            .db
+            .run(move |c| match conversations::find_id(c, &app_id, &recipient, &from)? {
+                Some(id) => Ok(conversations::find(c, id)?.and_then(|c| c.marketing_opted_out_at)),
+                None => Ok(None),
+            })
+            .await?;
+        if let Some(at) = stopped {
+            outcome.problem = Some(format!(
+                "Not sent: this customer asked WhatsApp on {} to stop marketing messages from this number. Send a utility template, or wait until they resume.",
+                at.format("%Y-%m-%d")
+            ));
+            return show(&state, &session, &app, &query, outcome, StatusCode::CONFLICT).await;
+        }
+    }
     let send_id = uuid::Uuid::parse_str(&field("send_id"))
         .map(|u| u.to_string())
         .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());

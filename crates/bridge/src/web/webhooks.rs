@@ -172,25 +172,50 @@ pub async fn reports(state: web::Data<AppState>, webhook: SignedWebhook) -> Resu
         .json(json!({ "acknowledged": stored.acknowledged, "failed": stored.failed, "unknown": stored.unknown })))
 }
 
-/// Notifications about a customer that are not messages (an identity change), which an
-/// Infobip subscription of `IDENTITY_CHANGE` posts: each becomes a warning the agent reads in
-/// the conversation, in order with the customer's messages. Types the bridge does not act on
-/// are acknowledged and let go.
+/// Notifications about a customer that are not messages, which an Infobip subscription of
+/// `IDENTITY_CHANGE` and `MARKETING_SUBSCRIPTION_UPDATE` posts: each becomes a notice the
+/// agent reads in the conversation, in order with the customer's messages; a marketing STOP
+/// or RESUME is also recorded (the panel then holds marketing templates back), in the same
+/// transaction. The channel's consent belongs to Salesforce (`consentOwner`), so the bridge
+/// tells the agent rather than `PATCH /consent`. Types the bridge does not act on are
+/// acknowledged and let go.
 #[routes]
 #[post("/api/infobip/inbound/notifications")]
 #[post("/api/infobip/inbound/notifications/{app}")]
 pub async fn notifications(state: web::Data<AppState>, webhook: SignedWebhook) -> Result<HttpResponse, AppError> {
+    use crate::infobip::notification::{self, Notification};
     let SignedWebhook { app, body } = webhook;
-    let Some(notice) = crate::infobip::notification::parse(&body).map_err(|e| AppError::BadRequest(e.0))? else {
+    let Some(parsed) = notification::parse(&body).map_err(|e| AppError::BadRequest(e.0))? else {
         return Ok(HttpResponse::Ok().json(json!({ "accepted": 0, "ignored": 1 })));
     };
+    let notice = parsed.notice().clone();
     if !app.senders.contains_key(&notice.to) {
         return Err(AppError::NotFound(format!("from {} is not a sender of this app, so", mask(&notice.to))));
     }
-    let app_id = app.id.clone();
-    let stored = state.db.write(move |c| crate::inbound::store(c, &app_id, &[notice])).await?;
+    let (app_id, outcome) = (
+        app.id.clone(),
+        if matches!(parsed, Notification::Marketing { .. }) { "marketing_update" } else { "identity_change" },
+    );
+    let stored = state
+        .db
+        .write(move |c| {
+            let stored = crate::inbound::store(c, &app_id, std::slice::from_ref(&notice))?;
+            if let Notification::Marketing { stop, .. } = parsed
+                && stored.accepted > 0
+            {
+                let now = crate::db::now();
+                let id = crate::db::conversations::upsert(c, &app_id, &notice.from, &notice.to, now)?;
+                crate::db::conversations::set_marketing_opt_out(
+                    c,
+                    id,
+                    stop.then(|| notice.received_at.unwrap_or(now)),
+                )?;
+            }
+            Ok(stored)
+        })
+        .await?;
     if stored.accepted > 0 {
-        state.metrics.inbound(&app.name, "identity_change");
+        state.metrics.inbound(&app.name, outcome);
         state.wake.notify_one();
     }
     tracing::info!(app.id = %app.id, accepted = stored.accepted, duplicates = stored.duplicates, "notification stored");

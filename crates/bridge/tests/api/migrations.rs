@@ -19,16 +19,17 @@ async fn migrations_apply_revert_and_reapply_cleanly(test_db: TestDb) {
             "20261121000003".to_owned(),
             "20261121000004".to_owned(),
             "20261201000005".to_owned(),
-            "20261201000006".to_owned()
+            "20261201000006".to_owned(),
+            "20261202000007".to_owned()
         ]
     );
     assert!(migrations::pending(&db).await.unwrap().is_empty());
     assert!(migrations::run_pending(&db).await.unwrap().is_empty(), "a second run applies nothing");
 
     // down.sql undoes up.sql: reverting then re-applying works.
-    assert_eq!(migrations::revert_all(&db).await.unwrap(), 6);
-    assert_eq!(migrations::pending(&db).await.unwrap().len(), 6);
-    assert_eq!(migrations::run_pending(&db).await.unwrap().len(), 6);
+    assert_eq!(migrations::revert_all(&db).await.unwrap(), 7);
+    assert_eq!(migrations::pending(&db).await.unwrap().len(), 7);
+    assert_eq!(migrations::run_pending(&db).await.unwrap().len(), 7);
 }
 
 async fn every_table_matches_the_schema(test_db: TestDb) {
@@ -54,6 +55,7 @@ async fn every_table_matches_the_schema(test_db: TestDb) {
                 String,
                 chrono::NaiveDateTime,
                 chrono::NaiveDateTime,
+                Option<chrono::NaiveDateTime>,
             )>(conn)?;
             messages::table.select(messages::id).load::<i64>(conn)?;
             messages::table

@@ -14,8 +14,45 @@ crate::on_both_backends!(
     an_agent_sends_a_template_from_the_messaging_session,
     wrong_values_and_infobip_errors_send_nothing_wrong,
     without_a_sender_the_panel_says_how_to_fix_it,
-    a_template_list_infobip_refuses_is_explained_and_not_kept
+    a_template_list_infobip_refuses_is_explained_and_not_kept,
+    a_customers_marketing_stop_holds_marketing_templates_back_until_they_resume
 );
+
+/// WhatsApp's marketing STOP (the vendor's notification shape) tells the agent in the
+/// conversation and makes the panel refuse marketing templates to that customer, saying why;
+/// utility templates still go, and RESUME lifts it.
+async fn a_customers_marketing_stop_holds_marketing_templates_back_until_they_resume(db: TestDb) {
+    let bridge = Bridge::start(db).await;
+    let (mut agent, session) = agent_at_session(&bridge).await;
+    let update = |status: &str| {
+        json!({ "from": SENDER, "content": { "sender": SENDER, "from": USER, "notificationMessagesStatus": status,
+                                             "description": "User requested it" },
+                "createdAt": format!("2026-01-0{}T01:00:00.000+0000", if status == "stop" { 1 } else { 2 }) })
+        .to_string()
+        .into_bytes()
+    };
+    let b = &bridge;
+    let post = |body: Vec<u8>| {
+        let signature = b.signature(&body);
+        async move { b.post_raw("/api/infobip/inbound/notifications", body, &[("X-Infobip-Signature", &signature)]).await }
+    };
+    assert_eq!(post(update("stop")).await.0, 200);
+    bridge.drain().await;
+    let entries = bridge.sf.conversation_for(USER).unwrap().entries;
+    assert!(entries.iter().any(|e| e.payload.to_string().contains("asked to stop marketing messages")), "{entries:?}");
+
+    let page = agent.get(&format!("/templates?id={session}&sender={SENDER}&template=spring_sale%7Cen_GB")).await;
+    let refused = send(&mut agent, &page, &[]).await;
+    assert_eq!(refused.status, 409, "{}", refused.html);
+    assert!(refused.html.contains("asked WhatsApp on 2026-01-01 to stop marketing messages"), "{}", refused.html);
+    assert!(bridge.ib.sent().is_empty(), "nothing went to the customer");
+
+    assert_eq!(post(update("resume")).await.0, 200);
+    let page = agent.get(&format!("/templates?id={session}&sender={SENDER}&template=spring_sale%7Cen_GB")).await;
+    let sent = send(&mut agent, &page, &[]).await;
+    assert_eq!(sent.status, 200, "{}", sent.html);
+    assert_eq!(bridge.ib.sent().len(), 1);
+}
 
 pub const USER: &str = "447700900800";
 

@@ -7,7 +7,9 @@
 //!   | "seen"}`: posts a delivery or seen report of a message the bridge sent to the reports URL.
 //!
 //! - `POST /__sim/webhooks/identity-change` `{"user": "447700900001"}`: posts WhatsApp's
-//!   identity-change notification of that user to the notifications URL.
+//!   identity-change notification of that user to the notifications URL;
+//! - `POST /__sim/webhooks/marketing` `{"user": "447700900001", "status": "stop" | "resume"}`:
+//!   posts the user's marketing subscription update there.
 //!
 //! Each answers with every HTTP status the bridge gave (the sender retries like Infobip).
 
@@ -22,7 +24,8 @@ use crate::control::bad_request;
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/__sim/webhooks/inbound", web::post().to(inbound))
         .route("/__sim/webhooks/report", web::post().to(report))
-        .route("/__sim/webhooks/identity-change", web::post().to(identity_change));
+        .route("/__sim/webhooks/identity-change", web::post().to(identity_change))
+        .route("/__sim/webhooks/marketing", web::post().to(marketing));
 }
 
 #[derive(Deserialize)]
@@ -119,5 +122,43 @@ async fn identity_change(sim: web::Data<InfobipSim>, body: web::Json<IdentityCha
         "createdAt": now
     });
     let delivery = webhook.post(&notice).await;
+    HttpResponse::Ok().json(json!({ "statuses": delivery.statuses }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarketingRequest {
+    user: String,
+    status: MarketingStatus,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum MarketingStatus {
+    Stop,
+    Resume,
+}
+
+/// The shape of Infobip's `receive-whatsapp-marketing-update-notification`: the user's STOP or
+/// RESUME of the business's marketing messages.
+async fn marketing(sim: web::Data<InfobipSim>, body: web::Json<MarketingRequest>) -> HttpResponse {
+    let (webhook, sender) = {
+        let state = sim.state();
+        (state.notification_webhook.clone(), state.senders.first().cloned().unwrap_or_default())
+    };
+    let Some(webhook) = webhook else {
+        return HttpResponse::Conflict().json(json!({ "error": "no notifications webhook is configured" }));
+    };
+    let (status, description) = match body.status {
+        MarketingStatus::Stop => ("stop", "User requested to stop marketing messages"),
+        MarketingStatus::Resume => ("resume", "User requested to resume marketing messages"),
+    };
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string();
+    let update = json!({
+        "from": sender,
+        "content": { "sender": sender, "from": body.user, "notificationMessagesStatus": status, "description": description },
+        "createdAt": now
+    });
+    let delivery = webhook.post(&update).await;
     HttpResponse::Ok().json(json!({ "statuses": delivery.statuses }))
 }

@@ -25,8 +25,10 @@ pub fn card(base: &str, app: &AppRow, chosen: bool) -> Section {
             .value(format!("{base}/api/infobip/inbound/messages/{}", app.name)),
         Instruction::new("Delivery and seen reports webhook (events DELIVERY, SEEN):")
             .value(format!("{base}/api/infobip/inbound/reports/{}", app.name)),
-        Instruction::new("Notifications webhook (event IDENTITY_CHANGE: the agent is warned):")
-            .value(format!("{base}/api/infobip/inbound/notifications/{}", app.name)),
+        Instruction::new(
+            "Notifications webhook (events IDENTITY_CHANGE and MARKETING_SUBSCRIPTION_UPDATE: the agent is told):",
+        )
+        .value(format!("{base}/api/infobip/inbound/notifications/{}", app.name)),
         Instruction::new("Chatbot handover URL (Answers API element):")
             .value(format!("{base}/api/infobip/inbound/answers/{}", app.name)),
         Instruction::new(format!(
