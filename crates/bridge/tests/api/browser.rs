@@ -70,6 +70,8 @@ impl Browser {
             }
         };
         let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts").join(test);
+        // Only this run's screenshots: an earlier run's, numbered otherwise, would mislead.
+        let _ = std::fs::remove_dir_all(&artifacts);
         std::fs::create_dir_all(&artifacts).unwrap();
         Some(Self { client, driver, artifacts, shots: 0 })
     }
