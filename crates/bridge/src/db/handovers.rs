@@ -25,6 +25,9 @@ pub struct Handover {
     pub error: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The transcript a bot other than Infobip's sent with the handover (a JSON array of
+    /// messages in the shape of Infobip's Conversations API); `None`: read it from Infobip.
+    pub transcript: Option<String>,
 }
 
 /// Inserts `new` unless the app already has a handover of that Infobip conversation;

@@ -154,6 +154,7 @@ diesel::table! {
         error -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        transcript -> Nullable<Text>,
     }
 }
 

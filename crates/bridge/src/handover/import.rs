@@ -161,8 +161,14 @@ impl Import<'_> {
             .collect())
     }
 
-    /// Every message of the Infobip conversation, page by page.
+    /// Every message of the Infobip conversation, page by page; or the transcript the
+    /// handover brought (a bot other than Infobip's).
     async fn fetch(&self, handover: &Handover, conversation: &Conversation) -> Result<Vec<Turn>, JobFailure> {
+        if let Some(carried) = &handover.transcript {
+            let messages: Vec<Value> = serde_json::from_str(carried)
+                .map_err(|e| JobFailure::permanent(format!("the stored transcript cannot be read: {e}")))?;
+            return Ok(transcript::turns(&messages, &self.app.transcript.labels));
+        }
         let account = self
             .app
             .account_for_sender(&conversation.sender_number)

@@ -3,6 +3,7 @@
 //! from Infobip and puts it into the user's Salesforce session before anything the user
 //! writes next (the job holds the conversation's place in the outbox).
 
+pub mod api;
 pub mod import;
 pub mod transcript;
 
@@ -138,6 +139,16 @@ impl HandoverRequest {
 /// Stores the handover and its import job (call inside one write transaction). A repeated
 /// call for the same Infobip conversation finds the first one: `false` means nothing new.
 pub fn accept(conn: &mut DbConn, app_id: &str, request: &HandoverRequest) -> Result<(Handover, bool), DbError> {
+    accept_with_transcript(conn, app_id, request, None)
+}
+
+/// [`accept`], with the transcript carried by the request (a bot other than Infobip's).
+pub fn accept_with_transcript(
+    conn: &mut DbConn,
+    app_id: &str,
+    request: &HandoverRequest,
+    transcript: Option<String>,
+) -> Result<(Handover, bool), DbError> {
     let now = crate::db::now();
     let conversation = conversations::upsert(conn, app_id, &request.end_user, &request.business_number, now)?;
     let new = Handover {
@@ -153,6 +164,7 @@ pub fn accept(conn: &mut DbConn, app_id: &str, request: &HandoverRequest) -> Res
         error: None,
         created_at: now,
         updated_at: now,
+        transcript,
     };
     let (row, created) = handovers::insert_or_find(conn, &new)?;
     if created {

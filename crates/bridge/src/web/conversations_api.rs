@@ -1,5 +1,6 @@
 //! `POST /api/conversations`: the business starts a WhatsApp conversation that agents (or
-//! Agentforce) take over in Salesforce. Authenticated with the app's API token
+//! Agentforce) take over in Salesforce; `POST /api/handovers`: any bot hands a customer to an
+//! agent with its transcript. Authenticated with the app's API token
 //! (`byoc-bridge app api-token APP`), sent as `Authorization: Bearer …`.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
@@ -80,5 +81,52 @@ pub async fn status(
         })
         .await?
         .ok_or_else(|| AppError::NotFound("conversation".into()))?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[post("/api/handovers")]
+pub async fn handover(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let app = authenticate(&state, &req).await?;
+    let body = read_body(payload, state.settings.server.max_body_bytes).await?;
+    let call =
+        crate::handover::api::ApiHandover::parse(&app, &body).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let app_id = app.id.clone();
+    let (view, created) = state
+        .db
+        .write(move |c| {
+            let (row, created) =
+                crate::handover::accept_with_transcript(c, &app_id, &call.request, Some(call.transcript))?;
+            Ok((crate::handover::view(c, &row)?, created))
+        })
+        .await?;
+    if created {
+        state.wake.notify_one();
+    }
+    tracing::info!(app.id = %app.id, handover.id = %view["handoverId"], duplicate = !created, "bot handover accepted");
+    let location = format!("/api/handovers/{}", view["handoverId"].as_str().unwrap_or_default());
+    let mut response = if created { HttpResponse::Accepted() } else { HttpResponse::Ok() };
+    Ok(response.insert_header(("Location", location)).json(view))
+}
+
+#[get("/api/handovers/{id}")]
+pub async fn handover_status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let app = authenticate(&state, &req).await?;
+    let (id, app_id) = (id.into_inner(), app.id.clone());
+    let view = state
+        .db
+        .run(move |c| match handovers::find(c, &id)? {
+            Some(row) if row.app_id == app_id => Ok(Some(crate::handover::view(c, &row)?)),
+            _ => Ok(None),
+        })
+        .await?
+        .ok_or_else(|| AppError::NotFound("handover".into()))?;
     Ok(HttpResponse::Ok().json(view))
 }

@@ -65,6 +65,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(handover::handover_status)
         .service(conversations_api::start)
         .service(conversations_api::status)
+        .service(conversations_api::handover)
+        .service(conversations_api::handover_status)
         .service(media::agent_file)
         .service(status::status)
         .service(assets::style)

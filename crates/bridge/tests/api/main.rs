@@ -9,6 +9,7 @@ mod helpers;
 mod fuzz;
 
 mod handover;
+mod handover_api;
 
 mod http;
 mod inbound;

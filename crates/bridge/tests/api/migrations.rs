@@ -20,16 +20,17 @@ async fn migrations_apply_revert_and_reapply_cleanly(test_db: TestDb) {
             "20261121000004".to_owned(),
             "20261201000005".to_owned(),
             "20261201000006".to_owned(),
-            "20261202000007".to_owned()
+            "20261202000007".to_owned(),
+            "20261202000008".to_owned()
         ]
     );
     assert!(migrations::pending(&db).await.unwrap().is_empty());
     assert!(migrations::run_pending(&db).await.unwrap().is_empty(), "a second run applies nothing");
 
     // down.sql undoes up.sql: reverting then re-applying works.
-    assert_eq!(migrations::revert_all(&db).await.unwrap(), 7);
-    assert_eq!(migrations::pending(&db).await.unwrap().len(), 7);
-    assert_eq!(migrations::run_pending(&db).await.unwrap().len(), 7);
+    assert_eq!(migrations::revert_all(&db).await.unwrap(), 8);
+    assert_eq!(migrations::pending(&db).await.unwrap().len(), 8);
+    assert_eq!(migrations::run_pending(&db).await.unwrap().len(), 8);
 }
 
 async fn every_table_matches_the_schema(test_db: TestDb) {
