@@ -39,14 +39,33 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<std::sync::
     find_by_token(&*state.directory.refreshed(arrived).await?, &hash).ok_or(AppError::Unauthorized)
 }
 
+/// The app and body of an authenticated call.
+async fn authenticated_call(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(std::sync::Arc<ActiveApp>, web::Bytes), AppError> {
+    let app = authenticate(state, req).await?;
+    let body = read_body(payload, state.settings.server.max_body_bytes).await?;
+    Ok((app, body))
+}
+
+/// `202` with the new request's `Location`, or `200` for one seen before (the same answer).
+fn accepted(state: &AppState, created: bool, location: String, view: serde_json::Value) -> HttpResponse {
+    if created {
+        state.wake.notify_one();
+    }
+    let mut response = if created { HttpResponse::Accepted() } else { HttpResponse::Ok() };
+    response.insert_header(("Location", location)).json(view)
+}
+
 #[post("/api/conversations")]
 pub async fn start(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let app = authenticate(&state, &req).await?;
-    let body = read_body(payload, state.settings.server.max_body_bytes).await?;
+    let (app, body) = authenticated_call(&state, &req, payload).await?;
     let request = ProactiveRequest::parse(&app, &body).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let app_id = app.id.clone();
     let (view, created) = state
@@ -56,13 +75,9 @@ pub async fn start(
             Ok((proactive::view(c, &row)?, created))
         })
         .await?;
-    if created {
-        state.wake.notify_one();
-    }
     tracing::info!(app.id = %app.id, proactive.id = %view["id"], duplicate = !created, "proactive conversation requested");
     let location = format!("/api/conversations/{}", view["id"].as_str().unwrap_or_default());
-    let mut response = if created { HttpResponse::Accepted() } else { HttpResponse::Ok() };
-    Ok(response.insert_header(("Location", location)).json(view))
+    Ok(accepted(&state, created, location, view))
 }
 
 #[get("/api/conversations/{id}")]
@@ -90,8 +105,7 @@ pub async fn handover(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let app = authenticate(&state, &req).await?;
-    let body = read_body(payload, state.settings.server.max_body_bytes).await?;
+    let (app, body) = authenticated_call(&state, &req, payload).await?;
     let call =
         crate::handover::api::ApiHandover::parse(&app, &body).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let app_id = app.id.clone();
@@ -103,13 +117,9 @@ pub async fn handover(
             Ok((crate::handover::view(c, &row)?, created))
         })
         .await?;
-    if created {
-        state.wake.notify_one();
-    }
     tracing::info!(app.id = %app.id, handover.id = %view["handoverId"], duplicate = !created, "bot handover accepted");
     let location = format!("/api/handovers/{}", view["handoverId"].as_str().unwrap_or_default());
-    let mut response = if created { HttpResponse::Accepted() } else { HttpResponse::Ok() };
-    Ok(response.insert_header(("Location", location)).json(view))
+    Ok(accepted(&state, created, location, view))
 }
 
 #[get("/api/handovers/{id}")]

@@ -159,6 +159,21 @@ impl Browser {
         std::fs::write(self.artifacts.join(format!("{:02}-{name}.png", self.shots)), png).unwrap();
     }
 
+    /// What `path` of `base` answers with the browser's session (a download the browser
+    /// would save, such as the certificate).
+    pub async fn download(&self, base: &str, path: &str) -> String {
+        let cookie = self.cookie("byoc_session").await.expect("the browser holds the session");
+        reqwest::Client::new()
+            .get(format!("{base}{path}"))
+            .header("Cookie", format!("byoc_session={cookie}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// The value of the session cookie the browser holds.
     pub async fn cookie(&self, name: &str) -> Option<String> {
         self.client.get_named_cookie(name).await.ok().map(|c| c.value().to_owned())

@@ -97,16 +97,7 @@ async fn an_admin_sets_up_an_org_from_the_setup_link_to_green_against_the_standa
     let callback = format!("{bridge}/setup/oauth/callback");
     assert!(browser.texts(".copyable code").await.contains(&callback), "the callback URL to paste");
     // The admin downloads the certificate (a download: fetched with the browser's session).
-    let cookie = browser.cookie("byoc_session").await.expect("the browser holds the session");
-    let certificate = reqwest::Client::new()
-        .get(format!("{bridge}/setup/certificate.crt"))
-        .header("Cookie", format!("byoc_session={cookie}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let certificate = browser.download(&bridge, "/setup/certificate.crt").await;
     let certificate_file = bridge_db.dir.path().join("byoc-bridge.crt");
     std::fs::write(&certificate_file, certificate).unwrap();
 

@@ -26,16 +26,7 @@ async fn the_wizard_in_a_browser_walks_every_step_to_green_and_shows_only_inside
     assert!(browser.html().await.contains("The key pair is ready"));
     browser.screenshot("connection-certificate-and-instructions").await;
     // The admin downloads the certificate and uploads it to the connected app in Salesforce.
-    let cookie = browser.cookie("byoc_session").await.expect("the browser holds the session");
-    let certificate = reqwest::Client::new()
-        .get(format!("{bridge}/setup/certificate.crt"))
-        .header("Cookie", format!("byoc_session={cookie}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let certificate = browser.download(&bridge, "/setup/certificate.crt").await;
     setup.vendors.sf.register_app(ConnectedApp {
         consumer_key: CONSUMER_KEY.into(),
         certificate_pem: certificate,
