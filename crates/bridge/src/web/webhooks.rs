@@ -203,13 +203,11 @@ pub async fn notifications(state: web::Data<AppState>, webhook: SignedWebhook) -
             if let Notification::Marketing { stop, .. } = parsed
                 && stored.accepted > 0
             {
-                let now = crate::db::now();
-                let id = crate::db::conversations::upsert(c, &app_id, &notice.from, &notice.to, now)?;
-                crate::db::conversations::set_marketing_opt_out(
-                    c,
-                    id,
-                    stop.then(|| notice.received_at.unwrap_or(now)),
-                )?;
+                // `store` made the conversation just now, if it was new.
+                if let Some(id) = crate::db::conversations::find_id(c, &app_id, &notice.from, &notice.to)? {
+                    let at = notice.received_at.unwrap_or_else(crate::db::now);
+                    crate::db::conversations::set_marketing_opt_out(c, id, stop.then_some(at))?;
+                }
             }
             Ok(stored)
         })

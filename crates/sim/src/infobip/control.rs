@@ -97,6 +97,16 @@ async fn report(sim: web::Data<InfobipSim>, body: web::Json<ReportRequest>) -> H
     HttpResponse::Ok().json(json!({ "statuses": delivery.statuses }))
 }
 
+/// Where notifications go, and the business number they come from (the account's first).
+fn notification_target(sim: &InfobipSim) -> Result<(super::webhooks::WebhookSender, String), HttpResponse> {
+    let state = sim.state();
+    let sender = state.senders.first().cloned().unwrap_or_default();
+    match state.notification_webhook.clone() {
+        Some(webhook) => Ok((webhook, sender)),
+        None => Err(HttpResponse::Conflict().json(json!({ "error": "no notifications webhook is configured" }))),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IdentityChangeRequest {
@@ -106,12 +116,9 @@ struct IdentityChangeRequest {
 /// The shape of Infobip's `receive-whatsapp-identity-change-notification`: `from` is the
 /// business's sender, `content.userNumber` the customer whose security code changed.
 async fn identity_change(sim: web::Data<InfobipSim>, body: web::Json<IdentityChangeRequest>) -> HttpResponse {
-    let (webhook, sender) = {
-        let state = sim.state();
-        (state.notification_webhook.clone(), state.senders.first().cloned().unwrap_or_default())
-    };
-    let Some(webhook) = webhook else {
-        return HttpResponse::Conflict().json(json!({ "error": "no notifications webhook is configured" }));
+    let (webhook, sender) = match notification_target(&sim) {
+        Ok(target) => target,
+        Err(refused) => return refused,
     };
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string();
     let hash = uuid::Uuid::new_v4().simple().to_string();
@@ -142,12 +149,9 @@ enum MarketingStatus {
 /// The shape of Infobip's `receive-whatsapp-marketing-update-notification`: the user's STOP or
 /// RESUME of the business's marketing messages.
 async fn marketing(sim: web::Data<InfobipSim>, body: web::Json<MarketingRequest>) -> HttpResponse {
-    let (webhook, sender) = {
-        let state = sim.state();
-        (state.notification_webhook.clone(), state.senders.first().cloned().unwrap_or_default())
-    };
-    let Some(webhook) = webhook else {
-        return HttpResponse::Conflict().json(json!({ "error": "no notifications webhook is configured" }));
+    let (webhook, sender) = match notification_target(&sim) {
+        Ok(target) => target,
+        Err(refused) => return refused,
     };
     let (status, description) = match body.status {
         MarketingStatus::Stop => ("stop", "User requested to stop marketing messages"),

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 
 use super::connection::token_for;
-use super::wizard::{Admin, Field, Instruction, Section, StepView, mark_error, place_error, show, signed_in_admin};
+use super::wizard::{Admin, Field, Instruction, Section, StepView, mark_errors, place_error, show, signed_in_admin};
 use crate::db::apps::AppRow;
 use crate::error::AppError;
 use crate::provisioning::{self as prov, AppSpec};
@@ -76,10 +76,12 @@ impl ChannelForm {
     }
 }
 
-/// What the org told about its channels: the list, or why there is none to pick from.
+/// What the org told about its channels: the list, or why there is none to pick from; and
+/// the token that asked, or why there is none.
 struct OrgView {
     channels: Result<Vec<OrgChannel>, String>,
     instance_url: Option<String>,
+    token: Result<AccessToken, String>,
 }
 
 fn definition_card(app: &AppRow, form: &DefinitionForm) -> Section {
@@ -185,9 +187,9 @@ async fn org_view(state: &AppState, app: &AppRow) -> OrgView {
             let channels = crate::salesforce::setup::messaging_channels(&state.salesforce, &token)
                 .await
                 .map_err(|e| format!("{}.", crate::salesforce::explain(&e)));
-            OrgView { channels, instance_url: Some(token.instance_url) }
+            OrgView { channels, instance_url: Some(token.instance_url.clone()), token: Ok(token) }
         }
-        Err(why) => OrgView { channels: Err(why), instance_url: None },
+        Err(why) => OrgView { channels: Err(why.clone()), instance_url: None, token: Err(why) },
     }
 }
 
@@ -229,20 +231,6 @@ async fn save_spec(
     Ok(saved)
 }
 
-/// Every wrong value at once, each on its field; the page's problem says how many.
-fn refused_values(sections: &mut [Section], problems: &[prov::ProvisionError]) -> Option<String> {
-    if problems.is_empty() {
-        return None;
-    }
-    let unplaced: Vec<String> =
-        problems.iter().filter(|e| !mark_error(sections, e)).map(|e| format!("Nothing was saved: {e}")).collect();
-    Some(match (unplaced.first(), problems.len()) {
-        (Some(first), _) => first.clone(),
-        (None, 1) => "Nothing was saved: fix the marked field.".to_owned(),
-        (None, n) => format!("Nothing was saved: fix the {n} marked fields."),
-    })
-}
-
 async fn create_records(
     state: &AppState,
     token: &AccessToken,
@@ -282,14 +270,15 @@ pub async fn create_definition(
     let refuse = |sections: Vec<Section>, problem: String| {
         show(&admin, page(sections, None, Some(problem)), StatusCode::BAD_REQUEST)
     };
-    if let Some(problem) = refused_values(&mut sections, &prov::spec_problems(&spec)) {
+    if let Some(problem) = mark_errors(&mut sections, &prov::spec_problems(&spec)) {
         return refuse(sections, problem);
     }
-    let token = match token_for(&state, &app).await {
+    // The token that read the org's channels above (one sign-in per request).
+    let token = match &org.token {
         Ok(token) => token,
         Err(why) => return refuse(sections, format!("Nothing was saved: {why}")),
     };
-    let records = match create_records(&state, &token, &form).await {
+    let records = match create_records(&state, token, &form).await {
         Ok(records) => records,
         Err(StepError { error: e @ SalesforceError::MissingScope, .. }) => {
             return refuse(sections, format!("Nothing was saved: {e}."));
@@ -370,7 +359,7 @@ pub async fn save(
             problem: "create the channel definition first (card 1)".into(),
         });
     }
-    if let Some(problem) = refused_values(&mut sections, &problems) {
+    if let Some(problem) = mark_errors(&mut sections, &problems) {
         return show(&admin, page(sections, None, Some(problem)), StatusCode::BAD_REQUEST);
     }
     match save_spec(&state, &admin, spec).await? {

@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-use super::wizard::{Admin, Field, Instruction, Section, StepView, mark_error, place_error, show, signed_in_admin};
+use super::wizard::{Admin, Field, Instruction, Section, StepView, mark_errors, place_error, show, signed_in_admin};
 use crate::db::OrgType;
 use crate::db::apps::AppRow;
 use crate::error::AppError;
@@ -256,17 +256,7 @@ pub async fn save(
         problems.push(e);
     }
     problems.extend(prov::spec_problems(&AppSpec { login_url: None, ..spec.clone() }));
-    if !problems.is_empty() {
-        let unplaced: Vec<String> = problems
-            .iter()
-            .filter(|e| !mark_error(&mut sections, e))
-            .map(|e| format!("Nothing was saved: {e}"))
-            .collect();
-        let problem = match (unplaced.first(), problems.len()) {
-            (Some(first), _) => first.clone(),
-            (None, 1) => "Nothing was saved: fix the marked field.".to_owned(),
-            (None, n) => format!("Nothing was saved: fix the {n} marked fields."),
-        };
+    if let Some(problem) = mark_errors(&mut sections, &problems) {
         return refuse(sections, problem);
     }
     // The consumer key can only be checked with the certificate the connected app was made with.

@@ -76,7 +76,9 @@ async fn org_limits(state: &AppState, token: &crate::salesforce::AccessToken) ->
     })
 }
 
-async fn checks(state: &AppState, app: &AppRow) -> Result<Vec<Check>, AppError> {
+/// The live checks; `secret_set` is whether an admin set the webhook secret (see
+/// [`super::webhooks::chosen`]), read once by the caller, whose page shows it too.
+async fn checks(state: &AppState, app: &AppRow, secret_set: bool) -> Result<Vec<Check>, AppError> {
     let mut checks = Vec::new();
     match token_for(state, app).await {
         Ok(token) => {
@@ -123,7 +125,7 @@ async fn checks(state: &AppState, app: &AppRow) -> Result<Vec<Check>, AppError> 
             ))),
         }
     }
-    checks.push(if super::webhooks::chosen(state, app).await? {
+    checks.push(if secret_set {
         pass("Infobip webhooks: the signing secret is set.")
     } else {
         fail("Infobip webhooks: set the signing secret you entered in Infobip (below).")
@@ -151,7 +153,7 @@ async fn sections(state: &AppState, app: &AppRow, checked: Option<Vec<Check>>) -
     let mut blocking = 0;
     let checked = match checked {
         Some(checked) => checked,
-        None => checks(state, app).await?,
+        None => checks(state, app, chosen).await?,
     };
     let interaction_ok = checked.iter().any(|c| c.ok && c.text.starts_with("Interaction API"));
     for c in checked {
@@ -251,7 +253,7 @@ pub async fn activate(
     let Some(mut row) = admin.app.clone() else { return Ok(super::to_step_one()) };
     // Not with a setting missing, nor while a check that activation cannot fix is red.
     let missing = super::wizard::missing_for_activation(&row);
-    let checked = checks(&state, &row).await?;
+    let checked = checks(&state, &row, super::webhooks::chosen(&state, &row).await?).await?;
     let red = checked.iter().filter(|c| !c.ok && c.blocks_activation).count();
     if !missing.is_empty() || red > 0 {
         let problem = if missing.is_empty() {

@@ -299,6 +299,21 @@ pub fn mark_error(sections: &mut [Section], error: &ProvisionError) -> bool {
     }
 }
 
+/// Every refusal at once, each on its field; the page's problem says how many (or names the
+/// first one no field of the page shows). `None` when there is nothing to refuse.
+pub fn mark_errors(sections: &mut [Section], problems: &[ProvisionError]) -> Option<String> {
+    if problems.is_empty() {
+        return None;
+    }
+    let unplaced: Vec<String> =
+        problems.iter().filter(|e| !mark_error(sections, e)).map(|e| format!("Nothing was saved: {e}")).collect();
+    Some(match (unplaced.first(), problems.len()) {
+        (Some(first), _) => first.clone(),
+        (None, 1) => "Nothing was saved: fix the marked field.".to_owned(),
+        (None, n) => format!("Nothing was saved: fix the {n} marked fields."),
+    })
+}
+
 /// A provisioning refusal shown on its field, else as the page's problem.
 pub fn place_error(sections: &mut [Section], error: &ProvisionError) -> String {
     if mark_error(sections, error) {
