@@ -294,6 +294,7 @@ fn registry(ctx: JobContext) -> Registry<JobContext> {
         .register::<crate::proactive::start::StartProactive>()
         .register::<crate::outbound::relay::RelayOutbound>()
         .register::<crate::outbound::capabilities::RegisterCapabilities>()
+        .register::<crate::inbound::consent::UpdateConsent>()
 }
 
 /// The machine's name, to make lease owners recognisable in the database.

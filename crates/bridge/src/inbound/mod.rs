@@ -4,6 +4,7 @@
 //! ([`store`]) and answers; the job ([`deliver`]) later turns the message into an
 //! interaction and posts it, in order per conversation, retrying what can be retried.
 
+pub mod consent;
 pub mod deliver;
 pub mod receipts;
 pub mod render;

@@ -98,6 +98,7 @@ const NOT_FOR_THE_CUSTOMER: &[&str] = &[
     "ParticipantsConferenced",
     "MessageUpdated",
     "MessageDeliveryFailed",
+    "EndUserConsentUpdated",
 ];
 
 /// Entries that become something on WhatsApp, or that the agent must hear could not; the
@@ -130,6 +131,11 @@ pub fn store(
     let mut stored = EventsStored::default();
     let mut new_jobs = Vec::new();
     for entry in entries {
+        if entry.entry_type == "EndUserConsentUpdated" {
+            honour_consent(conn, app_id, entry, now)?;
+            stored.ignored += 1;
+            continue;
+        }
         if !is_relayed(entry) {
             stored.ignored += 1;
             continue;
@@ -168,6 +174,29 @@ pub fn store(
     jobs::enqueue(conn, &new_jobs)?;
     cursors::set(conn, app_id, topic, replay_id)?;
     Ok(stored)
+}
+
+/// Salesforce's record of the customer's consent (an agent or a flow changed it, or the
+/// customer answered a consent request): an opt-out holds marketing templates back, as
+/// WhatsApp's own STOP does, and any opt-in lifts it. Salesforce tells the customer itself.
+fn honour_consent(
+    conn: &mut DbConn,
+    app_id: &str,
+    entry: &AgentEntry,
+    now: chrono::NaiveDateTime,
+) -> Result<(), DbError> {
+    let payload = entry.entry_payload();
+    let subject = payload.get("endUserSubject").and_then(Value::as_str).unwrap_or(&entry.end_user);
+    let Some(status) = payload.get("consentStatus").and_then(Value::as_str) else { return Ok(()) };
+    let Some(conversation) =
+        conversations::find_for_end_user(conn, app_id, subject, entry.conversation_identifier.as_deref())?
+    else {
+        return Ok(());
+    };
+    let opted_out = status == "OptedOut";
+    conversations::set_marketing_opt_out(conn, conversation, opted_out.then_some(now))?;
+    tracing::info!(app.id = %app_id, opted_out, "consent changed in Salesforce");
+    Ok(())
 }
 
 fn closing_identifier(session_id: &str) -> String {

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::requests::{
-    AcknowledgementRequest, ConversationRequest, EntryPayload, HistoryRequest, Interaction, InteractionRequest,
-    MessagingSessionRequest, Participant,
+    AcknowledgementRequest, ConsentRequest, ConversationRequest, EntryPayload, HistoryRequest, Interaction,
+    InteractionRequest, MessagingSessionRequest, Participant,
 };
 use super::{AccessToken, Client, Connection, Error};
 
@@ -245,6 +245,25 @@ impl Client {
             let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             if answer["success"] == Value::Bool(false) {
                 return Err(refused(200, format!("capabilities refused: {}", answer["errorDetail"])));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// `PATCH /consent`; a 200 may still say `{"success": false, "errorDetail": …}`.
+    pub async fn update_consent(&self, app: &Connection, request: &ConsentRequest) -> Result<(), Error> {
+        self.with_token(app, |token| async move {
+            let response = self
+                .interaction_call(reqwest::Method::PATCH, app.channel(), &token, "/consent")
+                .json(request)
+                .send()
+                .await
+                .map_err(transport)?;
+            let bytes = check(response).await?;
+            let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            if answer["success"] == Value::Bool(false) {
+                return Err(refused(200, format!("consent refused: {}", answer["errorDetail"])));
             }
             Ok(())
         })

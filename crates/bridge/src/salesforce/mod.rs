@@ -100,6 +100,22 @@ impl Client {
         self.limits(&token).await
     }
 
+    /// Who owns the consent of the app's channel definition, `Partner` or `Salesforce`
+    /// (Tooling API). A definition the query cannot find counts as Salesforce's, BYOC
+    /// Messaging's rule.
+    pub async fn consent_owner(&self, app: &Connection) -> Result<String, Error> {
+        let token = self.tokens.get(app).await?;
+        let name = app.authorization_context.replace('\\', "").replace('\'', "");
+        let soql = format!("SELECT ConsentOwner FROM ConversationChannelDefinition WHERE DeveloperName = '{name}'");
+        let rows = self.query(&token, &soql, true).await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r["ConsentOwner"].as_str())
+            .filter(|o| !o.is_empty())
+            .unwrap_or("Salesforce")
+            .to_owned())
+    }
+
     /// Tells `observer` of every token request the cache makes, granted or refused.
     pub fn with_token_observer(mut self, observer: TokenObserver) -> Self {
         self.tokens.observed_by(observer);

@@ -134,6 +134,25 @@ pub(super) struct ConversationRequest<'a> {
     pub routing_attributes: Option<&'a BTreeMap<String, String>>,
 }
 
+/// `PATCH /consent`: the end user's consent, where the channel's consent belongs to the
+/// partner (`ConsentOwner = Partner`; Salesforce refuses it otherwise, code 10022).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentRequest {
+    pub channel_address_identifier: String,
+    /// The end user's Messaging Platform Key (the WhatsApp number).
+    pub end_user_client_id: String,
+    pub consent_status: ConsentStatus,
+}
+
+/// The vendor's `ConsentEnum`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub enum ConsentStatus {
+    OptedOut,
+    ImplicitlyOptedIn,
+    ExplicitlyOptedIn,
+}
+
 /// `POST /acknowledgement`: receipts of the agent's entries, at most 25 per call.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -440,7 +440,7 @@ pub async fn send(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
             .await?;
         if let Some(at) = stopped {
             outcome.problem = Some(format!(
-                "Not sent: this customer asked WhatsApp on {} to stop marketing messages from this number. Send a utility template, or wait until they resume.",
+                "Not sent: this customer opted out of marketing messages from this number on {} (on WhatsApp or in Salesforce). Send a utility template, or wait until they opt in again.",
                 at.format("%Y-%m-%d")
             ));
             return show(&state, &session, &app, &query, outcome, StatusCode::CONFLICT).await;

@@ -176,14 +176,15 @@ pub async fn reports(state: web::Data<AppState>, webhook: SignedWebhook) -> Resu
 /// `IDENTITY_CHANGE` and `MARKETING_SUBSCRIPTION_UPDATE` posts: each becomes a notice the
 /// agent reads in the conversation, in order with the customer's messages; a marketing STOP
 /// or RESUME is also recorded (the panel then holds marketing templates back), in the same
-/// transaction. The channel's consent belongs to Salesforce (`consentOwner`), so the bridge
-/// tells the agent rather than `PATCH /consent`. Types the bridge does not act on are
+/// transaction. A marketing update also queues the consent update (`inbound::consent`). Types the bridge does not act on are
 /// acknowledged and let go.
 #[routes]
 #[post("/api/infobip/inbound/notifications")]
 #[post("/api/infobip/inbound/notifications/{app}")]
 pub async fn notifications(state: web::Data<AppState>, webhook: SignedWebhook) -> Result<HttpResponse, AppError> {
+    use crate::inbound::consent::UpdateConsent;
     use crate::infobip::notification::{self, Notification};
+    use crate::worker::BackgroundJob;
     let SignedWebhook { app, body } = webhook;
     let Some(parsed) = notification::parse(&body).map_err(|e| AppError::BadRequest(e.0))? else {
         return Ok(HttpResponse::Ok().json(json!({ "accepted": 0, "ignored": 1 })));
@@ -207,6 +208,10 @@ pub async fn notifications(state: web::Data<AppState>, webhook: SignedWebhook) -
                 if let Some(id) = crate::db::conversations::find_id(c, &app_id, &notice.from, &notice.to)? {
                     let at = notice.received_at.unwrap_or_else(crate::db::now);
                     crate::db::conversations::set_marketing_opt_out(c, id, stop.then_some(at))?;
+                    let consent =
+                        UpdateConsent { app_id: app_id.clone(), end_user: notice.from.clone(), opted_out: stop };
+                    let job = consent.to_job()?.for_app(&app_id).ordered_by(crate::inbound::ordering_key(id));
+                    crate::db::jobs::enqueue(c, &[job])?;
                 }
             }
             Ok(stored)

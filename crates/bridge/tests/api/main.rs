@@ -3,6 +3,7 @@
 
 mod bridge;
 mod browser;
+mod consent;
 mod crash;
 mod helpers;
 

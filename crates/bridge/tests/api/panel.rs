@@ -44,7 +44,11 @@ async fn a_customers_marketing_stop_holds_marketing_templates_back_until_they_re
     let page = agent.get(&format!("/templates?id={session}&sender={SENDER}&template=spring_sale%7Cen_GB")).await;
     let refused = send(&mut agent, &page, &[]).await;
     assert_eq!(refused.status, 409, "{}", refused.html);
-    assert!(refused.html.contains("asked WhatsApp on 2026-01-01 to stop marketing messages"), "{}", refused.html);
+    assert!(
+        refused.html.contains("opted out of marketing messages from this number on 2026-01-01"),
+        "{}",
+        refused.html
+    );
     assert!(bridge.ib.sent().is_empty(), "nothing went to the customer");
 
     assert_eq!(post(update("resume")).await.0, 200);

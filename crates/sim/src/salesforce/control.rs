@@ -2,7 +2,9 @@
 //!
 //! - `POST /__sim/pubsub/break`: ends every open Subscribe stream with `UNAVAILABLE`, as a
 //!   server restart does; `?after_events=N` does it once N more events went out;
-//! - `POST /__sim/tokens/expire`: every access token issued so far stops working.
+//! - `POST /__sim/tokens/expire`: every access token issued so far stops working;
+//! - `POST /__sim/channel-definitions/{name}/consent-owner` `{"owner": "Partner"}`: the
+//!   definition's consent belongs to `owner` (a CCaaS package's definition would).
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -12,7 +14,8 @@ use super::SalesforceSim;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/__sim/pubsub/break", web::post().to(break_streams))
-        .route("/__sim/tokens/expire", web::post().to(expire_tokens));
+        .route("/__sim/tokens/expire", web::post().to(expire_tokens))
+        .route("/__sim/channel-definitions/{name}/consent-owner", web::post().to(consent_owner));
 }
 
 #[derive(Deserialize)]
@@ -32,4 +35,22 @@ async fn break_streams(sim: web::Data<SalesforceSim>, query: web::Query<BreakQue
 async fn expire_tokens(sim: web::Data<SalesforceSim>) -> HttpResponse {
     sim.expire_all_tokens();
     HttpResponse::Ok().json(json!({ "tokens_issued": sim.tokens_issued() }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsentOwner {
+    owner: String,
+}
+
+async fn consent_owner(
+    sim: web::Data<SalesforceSim>,
+    name: web::Path<String>,
+    body: web::Json<ConsentOwner>,
+) -> HttpResponse {
+    if !["Partner", "Salesforce"].contains(&body.owner.as_str()) {
+        return HttpResponse::BadRequest().json(json!({ "error": "owner must be Partner or Salesforce" }));
+    }
+    sim.set_consent_owner(&name, &body.owner);
+    HttpResponse::Ok().json(json!({ "definition": name.as_str(), "consent_owner": body.owner }))
 }

@@ -28,6 +28,7 @@ pub fn message(code: i64) -> &'static str {
         10016 => "Enter a valid header.",
         10017 => "The channelAddressIdentifier provided does not exist.",
         10019 => "The service is in read-only mode because an org migration is in progress. Try again later.",
+        10022 => "Cannot update Consent Status where the Consent Owner of the channel is not set to Partner.",
         10027 => "The provided \"to\" field isn't valid.",
         10028 => "The provided \"from\" field isn't valid.",
         10029 => "The provided interaction list isn't valid.",

@@ -36,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/acknowledgement", web::post().to(acknowledgement))
             .route("/messagingSession", web::post().to(messaging_session))
             .route("/capabilities", web::patch().to(capabilities))
+            .route("/consent", web::patch().to(consent))
             .route("/conversationHistory", web::post().to(conversation_history)),
     );
 }
@@ -437,6 +438,23 @@ async fn capabilities(sim: web::Data<SalesforceSim>, req: HttpRequest, body: web
     json_call(&sim, &req, &body, |json| {
         check(&sim, "CapabilitiesRequest", json, 10045)?;
         sim.state().capabilities.push(json.clone());
+        Ok((200, json!({ "success": true })))
+    })
+}
+
+/// `PATCH /consent`: taken only for a channel whose definition gives consent to the
+/// partner; BYOC Messaging keeps it in Salesforce (`consentOwner = Salesforce`), and then
+/// the answer is the vendor's 10022.
+async fn consent(sim: web::Data<SalesforceSim>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    json_call(&sim, &req, &body, |json| {
+        check(&sim, "ConsentRequest", json, 10045)?;
+        let channel = json["channelAddressIdentifier"].as_str().unwrap_or_default();
+        let context = req.headers().get("AuthorizationContext").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        check_channel(&sim, channel, context)?;
+        if sim.consent_owner(context) != "Partner" {
+            return Err(SfError::new(10022));
+        }
+        sim.state().consents.push(json.clone());
         Ok((200, json!({ "success": true })))
     })
 }

@@ -157,6 +157,8 @@ pub(crate) struct State {
     pub tokens: HashMap<String, Token>,
     pub conversations: Vec<Conversation>,
     pub capabilities: Vec<Value>,
+    /// The `PATCH /consent` bodies accepted, in order.
+    pub consents: Vec<Value>,
     pub log: Vec<LoggedRequest>,
     /// What the org knows of an end user: (display name, contact name, account name).
     pub end_users: HashMap<String, (String, Option<String>, Option<String>)>,
@@ -393,6 +395,41 @@ impl SalesforceSim {
         self.state().capabilities.clone()
     }
 
+    /// The `PATCH /consent` bodies accepted, in order.
+    pub fn consents(&self) -> Vec<Value> {
+        self.state().consents.clone()
+    }
+
+    /// Who owns consent on the channel definition `developer_name` (`Salesforce` unless set).
+    pub fn consent_owner(&self, developer_name: &str) -> String {
+        let state = self.state();
+        let record = state
+            .tooling
+            .iter()
+            .find(|r| r.sobject == "ConversationChannelDefinition" && r.full_name == developer_name);
+        record.and_then(|r| r.metadata["consentOwner"].as_str()).unwrap_or("Salesforce").to_owned()
+    }
+
+    /// Gives consent on the definition `developer_name` to `owner`, as a CCaaS package's
+    /// definition would (the Tooling API refuses a partner owner for BYOC Messaging).
+    pub fn set_consent_owner(&self, developer_name: &str, owner: &str) {
+        let mut state = self.state();
+        let count = state.tooling.len();
+        let record = state
+            .tooling
+            .iter_mut()
+            .find(|r| r.sobject == "ConversationChannelDefinition" && r.full_name == developer_name);
+        match record {
+            Some(r) => r.metadata["consentOwner"] = Value::from(owner),
+            None => state.tooling.push(ToolingRecord {
+                id: salesforce_id("11v", count + 1),
+                sobject: "ConversationChannelDefinition".into(),
+                full_name: developer_name.to_owned(),
+                metadata: serde_json::json!({ "developerName": developer_name, "masterLabel": developer_name, "consentOwner": owner }),
+            }),
+        }
+    }
+
     pub fn tooling_records(&self) -> Vec<ToolingRecord> {
         self.state().tooling.clone()
     }
@@ -456,6 +493,7 @@ async fn inspect(sim: web::Data<SalesforceSim>) -> web::Json<Value> {
         "conversations": state.conversations,
         "channels": state.channels,
         "capabilities": state.capabilities,
+        "consents": state.consents,
         "tokens_issued": state.tokens_issued,
         "requests": state.log.len(),
     }))

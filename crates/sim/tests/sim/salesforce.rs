@@ -433,6 +433,30 @@ async fn conversation_acknowledgement_session_and_capabilities_endpoints() {
     assert_eq!(res.json::<Value>().await.unwrap()["code"], 10100);
 }
 
+/// `PATCH /consent` follows the vendor's rule: refused with 10022 unless the definition's
+/// consent belongs to the partner, and checked against `ConsentRequest` like every body.
+#[tokio::test]
+async fn consent_is_taken_only_where_the_partner_owns_it() {
+    let org = Org::start().await;
+    let token = org.token().await;
+    let consent = json!({ "channelAddressIdentifier": CHANNEL, "endUserClientId": "447700900005",
+                          "consentStatus": "OptedOut" });
+    let patch = |body: &Value| org.api(reqwest::Method::PATCH, "/consent", &token).json(body).send();
+    let res = patch(&consent).await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], 10022);
+    org.sim.set_consent_owner(CONTEXT, "Partner");
+    let res = patch(&json!({ "channelAddressIdentifier": CHANNEL, "endUserClientId": "447700900005",
+                             "consentStatus": "Maybe" }))
+    .await
+    .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], 10045, "not a ConsentEnum value");
+    let res = patch(&consent).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({ "success": true }));
+    assert_eq!(org.sim.consents(), [consent]);
+}
+
 #[tokio::test]
 async fn injected_faults_look_like_salesforce_failing() {
     let org = Org::start().await;
