@@ -43,6 +43,7 @@ pub struct ActiveApp {
     pub payload_field: String,
     pub welcome_message: String,
     pub closing_message: String,
+    pub waiting: crate::provisioning::WaitingMessages,
     pub webhook: WebhookAuth,
     /// SHA-256 (hex) of the token for the app's own API, when one was issued.
     pub api_token_hash: Option<String>,
@@ -198,6 +199,7 @@ fn build(conn: &mut crate::db::DbConn, cipher: &Cipher, row: &rows::AppRow) -> a
         payload_field: row.payload_field.clone(),
         welcome_message: row.welcome_message.clone(),
         closing_message: row.closing_message.clone(),
+        waiting: rows::waiting_messages(conn, &row.id)?,
         webhook,
         api_token_hash: row.api_token_hash.clone(),
         transcript: TranscriptSettings {

@@ -177,6 +177,12 @@ pub struct SpecArgs {
     /// Text sent to the customer when the messaging session ends (empty: none).
     #[arg(long)]
     closing_message: Option<String>,
+    /// Text sent to the customer at each new place in the queue, with {position} (empty: none).
+    #[arg(long)]
+    queue_message: Option<String>,
+    /// Text sent when routing estimates the wait, with {minutes} (empty: none).
+    #[arg(long)]
+    wait_message: Option<String>,
     /// HMAC of Infobip's webhook signature: HMAC_SHA_256 (the default), HMAC_SHA_1, _224, _384 or _512.
     #[arg(long)]
     webhook_hmac_algorithm: Option<String>,
@@ -234,6 +240,8 @@ impl SpecArgs {
             pubsub_endpoint: self.pubsub_endpoint,
             welcome_message: self.welcome_message,
             closing_message: self.closing_message,
+            queue_message: self.queue_message,
+            wait_message: self.wait_message,
             webhook_hmac_algorithm: self.webhook_hmac_algorithm,
             webhook_auth: self.webhook_auth,
             webhook_signature_header: self.webhook_signature_header,
@@ -287,7 +295,8 @@ pub async fn run(cmd: AppCommand, services: &Services) -> anyhow::Result<()> {
                 let app = prov::find_app(c, &app).map_err(anyhow::Error::from)?;
                 let accounts = rows::accounts(c, &app.id)?;
                 let senders = rows::senders(c, &app.id)?;
-                Ok(describe(&app, &accounts, &senders))
+                let waiting = rows::waiting_messages(c, &app.id)?;
+                Ok(describe(&app, &waiting, &accounts, &senders))
             })
             .await?
         }
@@ -405,7 +414,12 @@ pub async fn run(cmd: AppCommand, services: &Services) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe(app: &rows::AppRow, accounts: &[rows::InfobipAccountRow], senders: &[rows::SenderRow]) -> String {
+fn describe(
+    app: &rows::AppRow,
+    waiting: &rows::WaitingMessages,
+    accounts: &[rows::InfobipAccountRow],
+    senders: &[rows::SenderRow],
+) -> String {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not set)".to_owned());
     let set = |v: bool| if v { "set" } else { "not set" };
     let mut out = String::new();
@@ -429,6 +443,8 @@ fn describe(app: &rows::AppRow, accounts: &[rows::InfobipAccountRow], senders: &
         ("pubsub_endpoint", opt(&app.pubsub_endpoint)),
         ("welcome_message", app.welcome_message.clone()),
         ("closing_message", app.closing_message.clone()),
+        ("queue_message", waiting.queue.clone()),
+        ("wait_message", waiting.wait.clone()),
         ("webhook_hmac_algorithm", app.webhook_hmac_algorithm.clone()),
         ("webhook_secret", "set (show with `app webhook-secret`)".to_owned()),
         ("api_token", set(app.api_token_hash.is_some()).to_owned()),

@@ -4,7 +4,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{apps, infobip_accounts, senders};
+use super::schema::{app_waiting_messages, apps, infobip_accounts, senders};
 use super::{AppStatus, DbConn, DbError, OrgType};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
@@ -95,6 +95,35 @@ pub fn update(conn: &mut DbConn, row: &AppRow) -> Result<(), DbError> {
 
 pub fn delete(conn: &mut DbConn, id: &str) -> Result<bool, DbError> {
     Ok(diesel::delete(apps::table.find(id)).execute(conn)? > 0)
+}
+
+/// Messages to the customer while they wait for an agent (empty: none): `queue` at each new
+/// place in the queue (Salesforce's `QueuePosition`, `{position}`), `wait` when routing
+/// estimates the wait (`RoutingResult`'s estimated wait time, `{minutes}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WaitingMessages {
+    pub queue: String,
+    pub wait: String,
+}
+
+pub fn waiting_messages(conn: &mut DbConn, app_id: &str) -> Result<WaitingMessages, DbError> {
+    let row: Option<(String, String)> = app_waiting_messages::table
+        .find(app_id)
+        .select((app_waiting_messages::queue, app_waiting_messages::wait))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(queue, wait)| WaitingMessages { queue, wait }).unwrap_or_default())
+}
+
+pub fn set_waiting_messages(conn: &mut DbConn, app_id: &str, messages: &WaitingMessages) -> Result<(), DbError> {
+    let values = (app_waiting_messages::queue.eq(&messages.queue), app_waiting_messages::wait.eq(&messages.wait));
+    crate::dispatch!(conn, |c| diesel::insert_into(app_waiting_messages::table)
+        .values((app_waiting_messages::app_id.eq(app_id), values.clone()))
+        .on_conflict(app_waiting_messages::app_id)
+        .do_update()
+        .set(values.clone())
+        .execute(c)?);
+    Ok(())
 }
 
 pub fn accounts(conn: &mut DbConn, app_id: &str) -> Result<Vec<InfobipAccountRow>, DbError> {

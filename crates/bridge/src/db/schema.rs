@@ -41,6 +41,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    app_waiting_messages (app_id) {
+        app_id -> Text,
+        queue -> Text,
+        wait -> Text,
+    }
+}
+
+diesel::table! {
     infobip_accounts (id) {
         id -> Text,
         app_id -> Text,
@@ -207,8 +215,11 @@ diesel::joinable!(event_cursors -> apps (app_id));
 diesel::joinable!(handovers -> conversations (conversation_id));
 diesel::joinable!(proactive_conversations -> conversations (conversation_id));
 
+diesel::joinable!(app_waiting_messages -> apps (app_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     apps,
+    app_waiting_messages,
     infobip_accounts,
     senders,
     conversations,

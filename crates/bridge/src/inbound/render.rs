@@ -44,8 +44,10 @@ pub fn render(kind: &str, raw: &Value, reply_target: Option<&str>) -> Rendered {
                 None => Rendered::Text(text),
             }
         }
-        // Notices about the customer (identity change, marketing STOP or RESUME), in words.
-        "IDENTITY_CHANGE" | "MARKETING_UPDATE" => Rendered::Text(s(m, "/text").unwrap_or("WhatsApp notice").to_owned()),
+        // Notices about the customer (identity change, marketing STOP or RESUME, a file that did not upload), in words.
+        "IDENTITY_CHANGE" | "MARKETING_UPDATE" | "UPLOAD_FAILED" => {
+            Rendered::Text(s(m, "/text").unwrap_or("WhatsApp notice").to_owned())
+        }
         "IMAGE" => media("Image"),
         "DOCUMENT" => media("Document"),
         "VIDEO" => media("Video"),

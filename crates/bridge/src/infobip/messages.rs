@@ -46,6 +46,11 @@ pub enum Content {
         body: Body,
         action: ListAction,
     },
+    /// A text with one button that opens a link.
+    UrlButton {
+        body: Body,
+        action: UrlButtonAction,
+    },
 }
 
 impl Content {
@@ -63,6 +68,7 @@ impl Content {
             Content::Document { .. } => "document",
             Content::Buttons { .. } => "interactive/buttons",
             Content::List { .. } => "interactive/list",
+            Content::UrlButton { .. } => "interactive/url-button",
         }
     }
 }
@@ -90,6 +96,13 @@ impl ReplyButton {
     pub fn new(id: impl Into<String>, title: impl Into<String>) -> Self {
         Self { kind: "REPLY", id: id.into(), title: title.into() }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UrlButtonAction {
+    pub display_text: String,
+    pub url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -22,10 +22,13 @@ pub const MARKETING_RESUME_NOTICE: &str =
 /// wrote nothing).
 pub const IDENTITY_CHANGE_KIND: &str = "IDENTITY_CHANGE";
 pub const MARKETING_UPDATE_KIND: &str = "MARKETING_UPDATE";
+/// The bridge's own notice that a customer's file did not reach Salesforce
+/// (`outbound::upload_failures`).
+pub const UPLOAD_FAILED_KIND: &str = "UPLOAD_FAILED";
 
 /// Whether a stored message kind is a notice, not the customer writing.
 pub fn is_notice(kind: &str) -> bool {
-    kind == IDENTITY_CHANGE_KIND || kind == MARKETING_UPDATE_KIND
+    [IDENTITY_CHANGE_KIND, MARKETING_UPDATE_KIND, UPLOAD_FAILED_KIND].contains(&kind)
 }
 
 /// A notification the bridge acts on.
@@ -45,11 +48,19 @@ impl Notification {
     }
 }
 
-fn notice(kind: &str, id: String, user: String, business: String, text: &str, v: &Value) -> InboundMessage {
+/// A notice for the agent, delivered in the conversation like a text of the customer's.
+pub fn notice(
+    kind: &str,
+    id: String,
+    user: String,
+    business: String,
+    text: &str,
+    at: Option<NaiveDateTime>,
+) -> InboundMessage {
     let raw = serde_json::json!({
         "from": user, "to": business, "messageId": id, "message": { "type": "TEXT", "text": text },
     });
-    InboundMessage { message_id: id, from: user, to: business, received_at: time(v), kind: kind.into(), raw }
+    InboundMessage { message_id: id, from: user, to: business, received_at: at, kind: kind.into(), raw }
 }
 
 fn text(v: &Value, pointer: &str) -> Option<String> {
@@ -79,7 +90,7 @@ pub fn parse(body: &[u8]) -> Result<Option<Notification>, ParseError> {
         let text = if stop { MARKETING_STOP_NOTICE } else { MARKETING_RESUME_NOTICE };
         return Ok(Some(Notification::Marketing {
             stop,
-            notice: notice(MARKETING_UPDATE_KIND, id, user, business, text, &v),
+            notice: notice(MARKETING_UPDATE_KIND, id, user, business, text, time(&v)),
         }));
     }
     let kind = text(&v, "/content/type").ok_or_else(|| ParseError("content.type is missing".into()))?;
@@ -92,7 +103,14 @@ pub fn parse(body: &[u8]) -> Result<Option<Notification>, ParseError> {
     let hash = text(&v, "/content/hash").unwrap_or_default();
     // One notice per change: Infobip may post it again, and the hash and time name it.
     let id = format!("identity-change:{user}:{hash}:{created}");
-    Ok(Some(Notification::IdentityChanged(notice(IDENTITY_CHANGE_KIND, id, user, business, IDENTITY_WARNING, &v))))
+    Ok(Some(Notification::IdentityChanged(notice(
+        IDENTITY_CHANGE_KIND,
+        id,
+        user,
+        business,
+        IDENTITY_WARNING,
+        time(&v),
+    ))))
 }
 
 #[cfg(test)]

@@ -9,9 +9,11 @@ pub mod reconnect;
 pub mod relay;
 pub mod render;
 pub mod subscriber;
+pub mod upload_failures;
 
 use serde_json::{Value, json};
 
+use crate::db::apps::WaitingMessages;
 use crate::db::conversations::{self, NewMessage};
 use crate::db::jobs;
 use crate::db::{DbConn, DbError, Direction, MessageStatus, cursors};
@@ -90,9 +92,7 @@ impl AgentEntry {
 const NOT_FOR_THE_CUSTOMER: &[&str] = &[
     "TypingStoppedIndicator",
     "DeliveryAcknowledgement",
-    "RoutingResult",
     "RoutingWorkResult",
-    "QueuePosition",
     "ConsultConversationInfo",
     "TransferProgress",
     "ParticipantsConferenced",
@@ -102,9 +102,12 @@ const NOT_FOR_THE_CUSTOMER: &[&str] = &[
 ];
 
 /// Entries that become something on WhatsApp, or that the agent must hear could not; the
-/// bookkeeping kinds are counted and let go.
-pub fn is_relayed(entry: &AgentEntry) -> bool {
+/// bookkeeping kinds are counted and let go, and so are the queue's news when the app has no
+/// message for them.
+pub fn is_relayed(entry: &AgentEntry, waiting: &WaitingMessages) -> bool {
     match entry.entry_type.as_str() {
+        "QueuePosition" => !waiting.queue.trim().is_empty(),
+        "RoutingResult" => !waiting.wait.trim().is_empty() && render::estimated_wait_minutes(entry).is_some(),
         "SessionStatusChanged" => entry.entry_payload().get("sessionStatus").and_then(Value::as_str) == Some("Ended"),
         kind => !NOT_FOR_THE_CUSTOMER.contains(&kind),
     }
@@ -115,6 +118,8 @@ pub struct EventsStored {
     pub queued: usize,
     pub duplicates: usize,
     pub ignored: usize,
+    /// Notices for the agent stored on the inbound side (a file that did not upload).
+    pub notices: usize,
 }
 
 /// Stores a batch of entries with their relay jobs and moves the cursor to `replay_id`
@@ -124,6 +129,7 @@ pub fn store(
     app_id: &str,
     topic: &str,
     default_sender: Option<&str>,
+    waiting: &WaitingMessages,
     entries: &[AgentEntry],
     replay_id: &str,
 ) -> Result<EventsStored, DbError> {
@@ -136,7 +142,12 @@ pub fn store(
             stored.ignored += 1;
             continue;
         }
-        if !is_relayed(entry) {
+        if entry.entry_type == "MessageUpdated" {
+            stored.notices += upload_failures::tell_agent(conn, app_id, entry)?;
+            stored.ignored += 1;
+            continue;
+        }
+        if !is_relayed(entry, waiting) {
             stored.ignored += 1;
             continue;
         }

@@ -7,12 +7,17 @@ use serde_json::Value;
 
 use super::AgentEntry;
 use crate::directory::ActiveApp;
-use crate::infobip::messages::{Body, ButtonsAction, Content, ListAction, ListRow, ListSection, ReplyButton};
+use crate::infobip::messages::{
+    Body, ButtonsAction, Content, ListAction, ListRow, ListSection, ReplyButton, UrlButtonAction,
+};
 
 /// Infobip's limits (WhatsApp API `TextContent.text`, media `caption`, interactive `body`).
 const MAX_TEXT: usize = 4096;
 const MAX_CAPTION: usize = 3000;
 const MAX_BODY: usize = 1024;
+/// A URL button's label and link (`InteractiveUrlButtonActionContent`).
+const MAX_BUTTON_TEXT: usize = 20;
+const MAX_URL: usize = 2048;
 
 /// A text as one message, or as several in order when it is longer than WhatsApp takes.
 fn texts(text: &str) -> Vec<Content> {
@@ -84,6 +89,19 @@ pub fn plan(app: &ActiveApp, entry: &AgentEntry, media_url: &dyn Fn(usize) -> St
             Some(entry) => Plan::MarkRead(entry.to_owned()),
             None => Plan::Nothing,
         },
+        // The customer's news while waiting, when the admin wrote a message for it.
+        "QueuePosition" => match payload.get("position").and_then(Value::as_i64) {
+            Some(position) if position > 0 && !app.waiting.queue.trim().is_empty() => {
+                Plan::Send(texts(&app.waiting.queue.replace("{position}", &position.to_string())))
+            }
+            _ => Plan::Nothing,
+        },
+        "RoutingResult" => match estimated_wait_minutes(entry) {
+            Some(minutes) if !app.waiting.wait.trim().is_empty() => {
+                Plan::Send(texts(&app.waiting.wait.replace("{minutes}", &minutes.to_string())))
+            }
+            _ => Plan::Nothing,
+        },
         "SessionStatusChanged" if !app.closing_message.trim().is_empty() => Plan::Send(texts(&app.closing_message)),
         "SessionStatusChanged" => Plan::Nothing,
         // An entry kind WhatsApp has nothing for reaches the agent as a failure that names it.
@@ -91,31 +109,66 @@ pub fn plan(app: &ActiveApp, entry: &AgentEntry, media_url: &dyn Fn(usize) -> St
     }
 }
 
-/// A rich link, a list of links or a web view (a survey) as text with its URLs: WhatsApp
-/// shows a preview of the first.
-fn links(content: &Value, text: &str) -> Plan {
-    let mut lines: Vec<String> = Vec::new();
-    if !text.trim().is_empty() {
-        lines.push(text.trim().to_owned());
+/// The wait a successful routing estimates, in whole minutes (at least 1), when Salesforce
+/// was asked to estimate it (`estimatedWaitTime.isEWTRequested`).
+pub fn estimated_wait_minutes(entry: &AgentEntry) -> Option<i64> {
+    let payload = entry.entry_payload();
+    if payload.get("failureType").and_then(Value::as_str).is_some_and(|f| f != "None") {
+        return None;
     }
+    let wait = payload.get("estimatedWaitTime")?;
+    if wait.get("isEWTRequested").and_then(Value::as_bool) == Some(false) {
+        return None;
+    }
+    let seconds = wait.get("estimatedWaitTimeInSeconds").and_then(Value::as_i64).filter(|s| *s > 0)?;
+    Some(((seconds + 59) / 60).max(1))
+}
+
+/// A rich link, a list of links or a web view (a survey). One link goes as WhatsApp's URL
+/// button (the title on the button when it fits its 20 characters, else under the text);
+/// several, or a text too long for an interactive body, as text with the URLs, where
+/// WhatsApp shows a preview of the first.
+fn links(content: &Value, text: &str) -> Plan {
+    let text = text.trim();
     let title = content
         .pointer("/linkItem/titleItem/title")
         .or_else(|| content.pointer("/title/title"))
         .and_then(Value::as_str)
-        .filter(|t| !t.trim().is_empty());
-    if let Some(title) = title {
-        lines.push(title.trim().to_owned());
-    }
-    let urls = content
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let urls: Vec<&str> = content
         .pointer("/linkItem/url")
         .into_iter()
         .chain(content.get("url"))
-        .chain(content.get("links").and_then(Value::as_array).into_iter().flatten().filter_map(|l| l.get("url")));
-    lines.extend(urls.filter_map(Value::as_str).map(str::to_owned));
-    if lines.iter().all(|l| !l.starts_with("http")) {
-        return Plan::Unsupported("The link has no URL.".into());
+        .chain(content.get("links").and_then(Value::as_array).into_iter().flatten().filter_map(|l| l.get("url")))
+        .filter_map(Value::as_str)
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .collect();
+    let lines = |with_urls: bool| {
+        let mut lines: Vec<&str> = [text, title.unwrap_or_default()].into_iter().filter(|l| !l.is_empty()).collect();
+        if with_urls {
+            lines.extend(&urls);
+        }
+        lines.join("\n")
+    };
+    match urls.as_slice() {
+        [] => Plan::Unsupported("The link has no URL.".into()),
+        [url] if url.chars().count() <= MAX_URL => {
+            let (display, body) = match title {
+                Some(t) if t.chars().count() <= MAX_BUTTON_TEXT && !text.is_empty() => (t.to_owned(), text.to_owned()),
+                _ => ("Open link".to_owned(), lines(false)),
+            };
+            let body = if body.is_empty() { (*url).to_owned() } else { body };
+            if body.chars().count() > MAX_BODY {
+                return Plan::Send(texts(&lines(true)));
+            }
+            Plan::Send(vec![Content::UrlButton {
+                body: Body { text: body },
+                action: UrlButtonAction { display_text: display, url: (*url).to_owned() },
+            }])
+        }
+        _ => Plan::Send(texts(&lines(true))),
     }
-    Plan::Send(texts(&lines.join("\n")))
 }
 
 fn message(m: &Value, media_url: &dyn Fn(usize) -> String) -> Plan {
@@ -229,18 +282,37 @@ mod tests {
     }
 
     #[test]
-    fn links_go_as_text_with_their_urls() {
-        let rich = json!({ "formatType": "RichLink", "text": "Track it here",
-            "linkItem": { "itemType": "TitleLinkItem", "url": "https://acme.example/t/1",
-                          "titleItem": { "itemType": "TitleItem", "title": "Your parcel" } } });
-        let Plan::Send(parts) = links(&rich, "Track it here") else { panic!("expected text") };
+    fn one_link_is_a_url_button_and_several_go_as_text() {
+        let rich = |title: &str| {
+            json!({ "formatType": "RichLink", "text": "Track it here",
+                "linkItem": { "itemType": "TitleLinkItem", "url": "https://acme.example/t/1",
+                              "titleItem": { "itemType": "TitleItem", "title": title } } })
+        };
+        let Plan::Send(parts) = links(&rich("Your parcel"), "Track it here") else { panic!("expected a button") };
+        assert_eq!(parts[0].endpoint(), "interactive/url-button");
         assert_eq!(
             serde_json::to_value(&parts).unwrap(),
-            json!([{ "text": "Track it here\nYour parcel\nhttps://acme.example/t/1" }])
+            json!([{ "body": { "text": "Track it here" },
+                     "action": { "displayText": "Your parcel", "url": "https://acme.example/t/1" } }])
         );
-        let list = json!({ "formatType": "Links", "links": [{ "url": "https://acme.example/faq" }] });
-        assert!(matches!(links(&list, ""), Plan::Send(_)));
+        let long = "Where your parcel is right now";
+        let Plan::Send(parts) = links(&rich(long), "Track it here") else { panic!("expected a button") };
+        let v = serde_json::to_value(&parts).unwrap();
+        assert_eq!(v[0]["action"]["displayText"], "Open link", "a title over 20 characters goes in the body");
+        assert_eq!(v[0]["body"]["text"], format!("Track it here\n{long}"));
+
+        let list = json!({ "formatType": "Links", "links": [{ "url": "https://acme.example/faq" },
+                                                            { "url": "https://acme.example/help" }] });
+        let Plan::Send(parts) = links(&list, "See") else { panic!("expected text") };
+        assert_eq!(
+            serde_json::to_value(&parts).unwrap(),
+            json!([{ "text": "See\nhttps://acme.example/faq\nhttps://acme.example/help" }])
+        );
+        let one = json!({ "formatType": "Links", "links": [{ "url": "https://acme.example/faq" }] });
+        let Plan::Send(parts) = links(&one, "") else { panic!("expected a button") };
+        assert_eq!(serde_json::to_value(&parts).unwrap()[0]["body"]["text"], "https://acme.example/faq");
         assert!(matches!(links(&json!({ "formatType": "Links", "links": [] }), ""), Plan::Unsupported(_)));
+        assert!(matches!(links(&json!({ "url": "javascript:alert(1)" }), ""), Plan::Unsupported(_)));
     }
 
     #[test]

@@ -431,13 +431,14 @@ impl Subscriber {
             }
         }
         let (app_id, topic, sender) = (app.id.clone(), topic.to_owned(), default_sender.map(str::to_owned));
+        let waiting = app.waiting.clone();
         let position = B64.encode(&last);
         let stored = self
             .db
             .write(move |c| {
                 let mut entries = entries;
                 entries.extend(super::session_ends(c, &app_id, &ended_sessions)?);
-                super::store(c, &app_id, &topic, sender.as_deref(), &entries, &position)
+                super::store(c, &app_id, &topic, sender.as_deref(), &waiting, &entries, &position)
             })
             .await?;
         for _ in 0..stored.duplicates {
@@ -446,7 +447,7 @@ impl Subscriber {
         for _ in 0..stored.ignored {
             self.metrics.outbound(&app.name, "ignored");
         }
-        if stored.queued > 0 {
+        if stored.queued + stored.notices > 0 {
             self.wake.notify_one();
         }
         Ok(())

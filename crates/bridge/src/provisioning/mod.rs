@@ -80,6 +80,8 @@ pub struct AppSpec {
     pub pubsub_endpoint: Option<String>,
     pub welcome_message: Option<String>,
     pub closing_message: Option<String>,
+    pub queue_message: Option<String>,
+    pub wait_message: Option<String>,
     pub webhook_hmac_algorithm: Option<String>,
     /// `hmac` (default) or `basic`.
     pub webhook_auth: Option<String>,
@@ -121,6 +123,41 @@ impl TranscriptLabels {
     pub fn to_json(&self) -> String {
         json!({ "bot": self.bot, "system": self.system, "agent": self.agent }).to_string()
     }
+}
+
+/// Messages to the customer while they wait for an agent (empty: none): `queue` at each new
+/// place in the queue (Salesforce's `QueuePosition`, `{position}`), `wait` when routing
+/// estimates the wait (`RoutingResult`'s estimated wait time, `{minutes}`).
+pub use crate::db::apps::WaitingMessages;
+
+/// Saves the spec's waiting messages (after [`apply_spec`] checked them); returns the
+/// changed field names.
+fn apply_waiting(conn: &mut DbConn, app_id: &str, spec: &AppSpec) -> Result<Vec<&'static str>, ProvisionError> {
+    if spec.queue_message.is_none() && spec.wait_message.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut waiting = rows::waiting_messages(conn, app_id)?;
+    let mut changed = Vec::new();
+    if let Some(v) = &spec.queue_message {
+        set(
+            &mut changed,
+            "queue_message",
+            &mut waiting.queue,
+            validate::message_template("queue_message", v, "{position}")?,
+        );
+    }
+    if let Some(v) = &spec.wait_message {
+        set(
+            &mut changed,
+            "wait_message",
+            &mut waiting.wait,
+            validate::message_template("wait_message", v, "{minutes}")?,
+        );
+    }
+    if !changed.is_empty() {
+        rows::set_waiting_messages(conn, app_id, &waiting)?;
+    }
+    Ok(changed)
 }
 
 /// What a provisioning call did, for reports and for deciding whether to audit.
@@ -341,6 +378,12 @@ pub fn spec_problems(spec: &AppSpec) -> Vec<ProvisionError> {
     if let Some(v) = spec.pubsub_endpoint.as_deref().filter(|v| !v.trim().is_empty()) {
         check(validate::service_url("pubsub_endpoint", v).map(|_| ()));
     }
+    if let Some(v) = &spec.queue_message {
+        check(validate::message_template("queue_message", v, "{position}").map(|_| ()));
+    }
+    if let Some(v) = &spec.wait_message {
+        check(validate::message_template("wait_message", v, "{minutes}").map(|_| ()));
+    }
     problems
 }
 
@@ -411,8 +454,9 @@ pub fn create_app(conn: &mut DbConn, ctx: &Ctx<'_>, name: &str, spec: &AppSpec) 
         transcript_labels: TranscriptLabels::default().to_json(),
         org_type: OrgType::Production,
     };
-    let fields = apply_spec(ctx, &mut row, spec)?;
+    let mut fields = apply_spec(ctx, &mut row, spec)?;
     rows::insert(conn, &row)?;
+    fields.extend(apply_waiting(conn, &row.id, spec)?);
     audit::record(conn, ctx.actor, "create", "app", &row.id, json!({ "name": row.name, "fields": fields }))?;
     register_capabilities_if(conn, &row, &fields)?;
     Ok(row)
@@ -439,7 +483,8 @@ pub fn update_app(
     row: &mut AppRow,
     spec: &AppSpec,
 ) -> Result<Outcome, ProvisionError> {
-    let changed = apply_spec(ctx, row, spec)?;
+    let mut changed = apply_spec(ctx, row, spec)?;
+    changed.extend(apply_waiting(conn, &row.id, spec)?);
     if changed.is_empty() {
         return Ok(Outcome::Unchanged);
     }

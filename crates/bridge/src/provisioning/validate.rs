@@ -126,6 +126,22 @@ pub fn label(field: &str, value: &str) -> Result<String, ProvisionError> {
     Ok(v.to_owned())
 }
 
+/// A message to the customer that names its one value with `placeholder` (empty: none). It
+/// must fit one WhatsApp text and say what it is for, so the placeholder is required.
+pub fn message_template(field: &str, value: &str, placeholder: &str) -> Result<String, ProvisionError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Ok(String::new());
+    }
+    if v.chars().count() > 1000 {
+        return Err(invalid(field, "must be at most 1,000 characters"));
+    }
+    if !v.contains(placeholder) {
+        return Err(invalid(field, format!("must contain {placeholder}, where the value goes")));
+    }
+    Ok(v.to_owned())
+}
+
 /// An HTTP header name (RFC 9110 token characters).
 pub fn header_name(value: &str) -> Result<String, ProvisionError> {
     let v = value.trim();

@@ -5,6 +5,7 @@ mod bridge;
 mod browser;
 mod consent;
 mod crash;
+mod entries;
 mod helpers;
 
 mod fuzz;

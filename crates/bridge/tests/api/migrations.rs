@@ -21,7 +21,8 @@ async fn migrations_apply_revert_and_reapply_cleanly(test_db: TestDb) {
             "20261201000005".to_owned(),
             "20261201000006".to_owned(),
             "20261202000007".to_owned(),
-            "20261202000008".to_owned()
+            "20261202000008".to_owned(),
+            "20261202000009".to_owned()
         ]
     );
     assert!(migrations::pending(&db).await.unwrap().is_empty());

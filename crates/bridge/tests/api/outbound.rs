@@ -26,7 +26,7 @@ crate::on_both_backends!(
     links_progress_and_what_whatsapp_cannot_show_each_reach_someone
 );
 
-/// A rich link arrives as text with its URL, Agentforce's progress indicator as typing, and an
+/// A rich link arrives as a URL button, Agentforce's progress indicator as typing, and an
 /// entry WhatsApp has nothing for (a form) reaches the agent as a failure that names it.
 async fn links_progress_and_what_whatsapp_cannot_show_each_reach_someone(db: TestDb) {
     let bridge = Bridge::start(db).await;
@@ -48,9 +48,8 @@ async fn links_progress_and_what_whatsapp_cannot_show_each_reach_someone(db: Tes
     bridge.drain().await;
     drop(subscription);
 
-    let sent: Vec<String> =
-        bridge.ib.sent().iter().filter_map(|m| m.body["content"]["text"].as_str().map(str::to_owned)).collect();
-    assert_eq!(sent, ["Track it here\nYour parcel\nhttps://acme.example/t/1"]);
+    let sent: Vec<String> = bridge.ib.sent().iter().map(|m| m.kind.clone()).collect();
+    assert_eq!(sent, ["interactive/url-button"]);
     assert_eq!(bridge.ib.events(), [(user.to_owned(), "TYPING_INDICATOR".to_owned())]);
     let failures = bridge.delivery_failures(user);
     assert_eq!(failures.len(), 1, "{failures:?}");

@@ -420,19 +420,24 @@ async fn the_wizard_walks_from_the_setup_link_to_an_active_app_with_every_check_
     assert!(page.html.contains(&format!("<option value=\"{CHANNEL}\"")), "{}", page.html);
     assert!(page.html.contains(&format!("WhatsApp 1 ({CONTEXT})")), "{}", page.html);
     let sf = setup.vendors.sf_running.base_url.clone();
-    let page = admin
-        .submit(
-            "/setup/application",
-            "/setup/application",
-            &[
-                ("channel_address_identifier", CHANNEL),
-                ("scrt_url", &sf),
-                ("welcome_message", "Hello from the agents"),
-                ("closing_message", "Bye"),
-            ],
-        )
-        .await;
+    let channel = |queue: &'static str| {
+        [
+            ("channel_address_identifier", CHANNEL),
+            ("scrt_url", sf.as_str()),
+            ("welcome_message", "Hello from the agents"),
+            ("closing_message", "Bye"),
+            ("queue_message", queue),
+            ("wait_message", "About {minutes} min to go."),
+        ]
+    };
+    // A queue message without its placeholder is marked on its field; nothing is saved.
+    let refused = admin.submit("/setup/application", "/setup/application", &channel("Please wait")).await;
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    assert!(refused.field_error("queue_message").unwrap().contains("{position}"), "{}", refused.html);
+    assert_eq!(setup.app_row().await.unwrap().channel_address_identifier, None);
+    let page = admin.submit("/setup/application", "/setup/application", &channel("You are number {position}.")).await;
     assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains("You are number {position}."), "the saved message is shown: {}", page.html);
     assert!(page.html.contains(&format!("Conversations use the channel definition {CONTEXT}")), "{}", page.html);
     let row = setup.app_row().await.unwrap();
     assert_eq!(row.authorization_context.as_deref(), Some(CONTEXT));

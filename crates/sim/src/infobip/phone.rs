@@ -88,6 +88,11 @@ impl ChatLine {
                     .collect();
                 (s("/body/text"), choices, choice_kind)
             }
+            "interactive/url-button" => (
+                format!("{}\n🔗 {}: {}", s("/body/text"), s("/action/displayText"), s("/action/url")),
+                Vec::new(),
+                "button",
+            ),
             "template" => (format!("(template) {}", s("/templateName")), Vec::new(), "button"),
             media => {
                 (format!("📎 {media} {} {}", s("/filename"), s("/caption")).trim().to_owned(), Vec::new(), "button")

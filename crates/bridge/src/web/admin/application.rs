@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::connection::token_for;
 use super::wizard::{Admin, Field, Instruction, Section, StepView, mark_errors, place_error, show, signed_in_admin};
-use crate::db::apps::AppRow;
+use crate::db::apps::{AppRow, WaitingMessages};
 use crate::error::AppError;
 use crate::provisioning::{self as prov, AppSpec};
 use crate::salesforce::setup::{ChannelDefinition, OrgChannel, StepError, ensure_channel_records};
@@ -54,6 +54,10 @@ pub struct ChannelForm {
     welcome_message: String,
     #[serde(default)]
     closing_message: String,
+    #[serde(default)]
+    queue_message: String,
+    #[serde(default)]
+    wait_message: String,
 }
 
 /// The SCRT host of a My Domain (`acme.my.salesforce.com` → `acme.my.salesforce-scrt.com`).
@@ -65,15 +69,23 @@ fn scrt_for(instance_url: Option<&str>) -> String {
 }
 
 impl ChannelForm {
-    fn from_app(app: &AppRow, instance_url: Option<&str>) -> Self {
+    fn from_app(app: &AppRow, waiting: WaitingMessages, instance_url: Option<&str>) -> Self {
         Self {
             csrf: String::new(),
             channel_address_identifier: app.channel_address_identifier.clone().unwrap_or_default(),
             scrt_url: app.scrt_url.clone().unwrap_or_else(|| scrt_for(instance_url)),
             welcome_message: app.welcome_message.clone(),
             closing_message: app.closing_message.clone(),
+            queue_message: waiting.queue,
+            wait_message: waiting.wait,
         }
     }
+}
+
+/// The app's saved waiting messages (none when they cannot be read: the form shows empty).
+async fn waiting_of(state: &AppState, app: &AppRow) -> WaitingMessages {
+    let id = app.id.clone();
+    state.db.run(move |c| crate::db::apps::waiting_messages(c, &id)).await.unwrap_or_default()
 }
 
 /// What the org told about its channels: the list, or why there is none to pick from; and
@@ -162,6 +174,20 @@ fn channel_card(form: &ChannelForm, org: &OrgView) -> Section {
                 &form.closing_message,
             )
             .kind("textarea"),
+            Field::text(
+                "queue_message",
+                "Queue message (sent at each new place in the queue; empty for none)",
+                &form.queue_message,
+            )
+            .kind("textarea")
+            .help("Put {position} where the number goes, e.g. “You are number {position} in the queue.”"),
+            Field::text(
+                "wait_message",
+                "Wait message (sent when routing estimates the wait; empty for none)",
+                &form.wait_message,
+            )
+            .kind("textarea")
+            .help("Put {minutes} where the wait goes. Needs estimated wait time in the routing configuration."),
         ],
     );
     card.lines = lines;
@@ -204,7 +230,7 @@ pub async fn show_step(state: web::Data<AppState>, req: HttpRequest) -> Result<H
         return Ok(super::to_step_one());
     };
     let org = org_view(&state, app).await;
-    let channel = ChannelForm::from_app(app, org.instance_url.as_deref());
+    let channel = ChannelForm::from_app(app, waiting_of(&state, app).await, org.instance_url.as_deref());
     let sections = sections(app, &DefinitionForm::from_app(app), &channel, &org);
     show(&admin, page(sections, None, None), StatusCode::OK)
 }
@@ -265,7 +291,7 @@ pub async fn create_definition(
         ..AppSpec::default()
     };
     let org = org_view(&state, &app).await;
-    let channel = ChannelForm::from_app(&app, org.instance_url.as_deref());
+    let channel = ChannelForm::from_app(&app, waiting_of(&state, &app).await, org.instance_url.as_deref());
     let mut sections = sections(&app, &form, &channel, &org);
     let refuse = |sections: Vec<Section>, problem: String| {
         show(&admin, page(sections, None, Some(problem)), StatusCode::BAD_REQUEST)
@@ -338,6 +364,8 @@ pub async fn save(
         scrt_url: Some(form.scrt_url.trim().to_owned()),
         welcome_message: Some(form.welcome_message.trim().to_owned()),
         closing_message: Some(form.closing_message.trim().to_owned()),
+        queue_message: Some(form.queue_message.trim().to_owned()),
+        wait_message: Some(form.wait_message.trim().to_owned()),
         ..AppSpec::default()
     };
     if let Some(d) = picked_definition(&org, &address) {
