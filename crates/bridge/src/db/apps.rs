@@ -118,10 +118,10 @@ pub fn waiting_messages(conn: &mut DbConn, app_id: &str) -> Result<WaitingMessag
 pub fn set_waiting_messages(conn: &mut DbConn, app_id: &str, messages: &WaitingMessages) -> Result<(), DbError> {
     let values = (app_waiting_messages::queue.eq(&messages.queue), app_waiting_messages::wait.eq(&messages.wait));
     crate::dispatch!(conn, |c| diesel::insert_into(app_waiting_messages::table)
-        .values((app_waiting_messages::app_id.eq(app_id), values.clone()))
+        .values((app_waiting_messages::app_id.eq(app_id), values))
         .on_conflict(app_waiting_messages::app_id)
         .do_update()
-        .set(values.clone())
+        .set(values)
         .execute(c)?);
     Ok(())
 }

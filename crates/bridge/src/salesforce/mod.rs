@@ -105,7 +105,7 @@ impl Client {
     /// Messaging's rule.
     pub async fn consent_owner(&self, app: &Connection) -> Result<String, Error> {
         let token = self.tokens.get(app).await?;
-        let name = app.authorization_context.replace('\\', "").replace('\'', "");
+        let name = app.authorization_context.replace(['\\', '\''], "");
         let soql = format!("SELECT ConsentOwner FROM ConversationChannelDefinition WHERE DeveloperName = '{name}'");
         let rows = self.query(&token, &soql, true).await?;
         Ok(rows
