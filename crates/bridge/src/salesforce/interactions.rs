@@ -233,37 +233,27 @@ impl Client {
         app: &Connection,
         request: &super::capabilities::CapabilitiesRequest,
     ) -> Result<(), Error> {
-        self.with_token(app, |token| async move {
-            let response = self
-                .interaction_call(reqwest::Method::PATCH, app.channel(), &token, "/capabilities")
-                .json(request)
-                .send()
-                .await
-                .map_err(transport)?;
-            let bytes = check(response).await?;
-            // A 200 may still say `{"success": false, "errorDetail": …}`.
-            let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            if answer["success"] == Value::Bool(false) {
-                return Err(refused(200, format!("capabilities refused: {}", answer["errorDetail"])));
-            }
-            Ok(())
-        })
-        .await
+        self.patch_json(app, "/capabilities", request).await
     }
 
-    /// `PATCH /consent`; a 200 may still say `{"success": false, "errorDetail": …}`.
+    /// `PATCH /consent`.
     pub async fn update_consent(&self, app: &Connection, request: &ConsentRequest) -> Result<(), Error> {
+        self.patch_json(app, "/consent", request).await
+    }
+
+    /// A `PATCH` whose 200 may still say `{"success": false, "errorDetail": …}`: a refusal.
+    async fn patch_json<T: serde::Serialize>(&self, app: &Connection, path: &str, body: &T) -> Result<(), Error> {
         self.with_token(app, |token| async move {
             let response = self
-                .interaction_call(reqwest::Method::PATCH, app.channel(), &token, "/consent")
-                .json(request)
+                .interaction_call(reqwest::Method::PATCH, app.channel(), &token, path)
+                .json(body)
                 .send()
                 .await
                 .map_err(transport)?;
             let bytes = check(response).await?;
             let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             if answer["success"] == Value::Bool(false) {
-                return Err(refused(200, format!("consent refused: {}", answer["errorDetail"])));
+                return Err(refused(200, format!("{path} refused: {}", answer["errorDetail"])));
             }
             Ok(())
         })
