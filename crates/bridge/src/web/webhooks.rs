@@ -176,8 +176,8 @@ pub async fn reports(state: web::Data<AppState>, webhook: SignedWebhook) -> Resu
 /// `IDENTITY_CHANGE` and `MARKETING_SUBSCRIPTION_UPDATE` posts: each becomes a notice the
 /// agent reads in the conversation, in order with the customer's messages; a marketing STOP
 /// or RESUME is also recorded (the panel then holds marketing templates back), in the same
-/// transaction. A marketing update also queues the consent update (`inbound::consent`). Types the bridge does not act on are
-/// acknowledged and let go.
+/// transaction, with the consent update queued behind the notice (`inbound::consent`).
+/// Types the bridge does not act on are acknowledged and let go.
 #[routes]
 #[post("/api/infobip/inbound/notifications")]
 #[post("/api/infobip/inbound/notifications/{app}")]

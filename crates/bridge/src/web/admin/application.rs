@@ -82,10 +82,10 @@ impl ChannelForm {
     }
 }
 
-/// The app's saved waiting messages (none when they cannot be read: the form shows empty).
-async fn waiting_of(state: &AppState, app: &AppRow) -> WaitingMessages {
+/// The app's saved waiting messages.
+async fn waiting_of(state: &AppState, app: &AppRow) -> Result<WaitingMessages, AppError> {
     let id = app.id.clone();
-    state.db.run(move |c| crate::db::apps::waiting_messages(c, &id)).await.unwrap_or_default()
+    Ok(state.db.run(move |c| crate::db::apps::waiting_messages(c, &id)).await?)
 }
 
 /// What the org told about its channels: the list, or why there is none to pick from; and
@@ -230,7 +230,7 @@ pub async fn show_step(state: web::Data<AppState>, req: HttpRequest) -> Result<H
         return Ok(super::to_step_one());
     };
     let org = org_view(&state, app).await;
-    let channel = ChannelForm::from_app(app, waiting_of(&state, app).await, org.instance_url.as_deref());
+    let channel = ChannelForm::from_app(app, waiting_of(&state, app).await?, org.instance_url.as_deref());
     let sections = sections(app, &DefinitionForm::from_app(app), &channel, &org);
     show(&admin, page(sections, None, None), StatusCode::OK)
 }
@@ -291,7 +291,7 @@ pub async fn create_definition(
         ..AppSpec::default()
     };
     let org = org_view(&state, &app).await;
-    let channel = ChannelForm::from_app(&app, waiting_of(&state, &app).await, org.instance_url.as_deref());
+    let channel = ChannelForm::from_app(&app, waiting_of(&state, &app).await?, org.instance_url.as_deref());
     let mut sections = sections(&app, &form, &channel, &org);
     let refuse = |sections: Vec<Section>, problem: String| {
         show(&admin, page(sections, None, Some(problem)), StatusCode::BAD_REQUEST)
