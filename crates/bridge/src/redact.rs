@@ -2,6 +2,11 @@
 //! Vendors quote the request in validation errors (a customer's message, a phone number), and
 //! an HTTP client's error names the URL with its query (a SOQL filter, a media signature).
 
+/// A phone number as pages and errors show it: its last four digits only.
+pub fn phone(number: &str) -> String {
+    format!("…{}", number.get(number.len().saturating_sub(4)..).unwrap_or(number))
+}
+
 /// A vendor's error text with what it quotes taken out: a quoted text becomes `"…"` unless it
 /// is a field name (one identifier-like word, as in `'title' was unexpected`), and a run of six
 /// or more digits (a phone number, a card) becomes `#…`. Codes and the vendor's own words stay.

@@ -2,6 +2,7 @@
 
 use clap::Subcommand;
 
+use crate::db::attempts::{Requeue, requeue};
 use crate::db::jobs;
 use crate::startup::Services;
 
@@ -52,7 +53,8 @@ pub async fn run(cmd: JobsCommand, services: &Services) -> anyhow::Result<()> {
             if id.is_none() && !all {
                 anyhow::bail!("give a job id, or --all");
             }
-            let n = db.write(move |c| jobs::resurrect(c, id, crate::db::now())).await?;
+            let which = id.map_or(Requeue::All, Requeue::One);
+            let n = db.write(move |c| requeue(c, which, None, "the command line", crate::db::now())).await?;
             if n == 0 && id.is_some() {
                 anyhow::bail!("job {} is not a dead letter", id.unwrap_or_default());
             }

@@ -45,6 +45,11 @@ pub struct Message {
     pub received_at: Option<NaiveDateTime>,
 }
 
+/// The ordering key of a conversation's jobs (and of their failed attempts).
+pub fn ordering_key(conversation_id: i64) -> String {
+    format!("conv:{conversation_id}")
+}
+
 /// Finds or creates the conversation of (app, end user, sender); returns its id. A conversation
 /// that exists is left as it is: a replayed request must change no row.
 pub fn upsert(

@@ -119,3 +119,24 @@ pub fn live_lease(
         _ => None,
     })
 }
+
+/// One subscription's stored state, as the operations console shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = event_cursors)]
+pub struct Cursor {
+    pub app_id: String,
+    pub topic: String,
+    pub replay_id: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<chrono::NaiveDateTime>,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+/// Every subscription of an app, by topic.
+pub fn of_app(conn: &mut DbConn, app_id: &str) -> Result<Vec<Cursor>, DbError> {
+    Ok(event_cursors::table
+        .filter(event_cursors::app_id.eq(app_id))
+        .order(event_cursors::topic)
+        .select(Cursor::as_select())
+        .load(conn)?)
+}

@@ -286,6 +286,47 @@ pub fn dead_letters(conn: &mut DbConn, limit: i64) -> Result<Vec<Job>, DbError> 
         .load(conn)?)
 }
 
+/// The dead letters of one app, the latest first.
+pub fn dead_letters_of_app(conn: &mut DbConn, app_id: &str, limit: i64) -> Result<Vec<Job>, DbError> {
+    Ok(jobs::table
+        .filter(jobs::state.eq(JobState::Dead))
+        .filter(jobs::app_id.eq(app_id))
+        .order(jobs::id.desc())
+        .limit(limit)
+        .select(Job::as_select())
+        .load(conn)?)
+}
+
+/// The jobs of one ordering key (a conversation) still in the outbox: waiting, running or
+/// dead, in the order they run.
+pub fn of_key(conn: &mut DbConn, key: &str, limit: i64) -> Result<Vec<Job>, DbError> {
+    Ok(jobs::table
+        .filter(jobs::ordering_key.eq(key))
+        .order(jobs::id)
+        .limit(limit)
+        .select(Job::as_select())
+        .load(conn)?)
+}
+
+/// Queue depth of one app (the console's), like [`depth`] for the whole table: counted in
+/// the database, whatever the backlog.
+pub fn depth_of_app(conn: &mut DbConn, app_id: &str, now: NaiveDateTime) -> Result<QueueDepth, DbError> {
+    let of_app = jobs::table.filter(jobs::app_id.eq(app_id));
+    let by_state: Vec<(JobState, i64)> =
+        of_app.group_by(jobs::state).select((jobs::state, diesel::dsl::count_star())).load(conn)?;
+    let due: i64 =
+        of_app.filter(jobs::state.eq(JobState::Queued)).filter(jobs::run_at.le(now)).count().get_result(conn)?;
+    let mut depth = QueueDepth { due, ..QueueDepth::default() };
+    for (state, n) in by_state {
+        match state {
+            JobState::Queued => depth.scheduled = n - due,
+            JobState::Running => depth.running = n,
+            JobState::Dead => depth.dead = n,
+        }
+    }
+    Ok(depth)
+}
+
 pub fn find(conn: &mut DbConn, id: i64) -> Result<Option<Job>, DbError> {
     Ok(jobs::table.find(id).select(Job::as_select()).first(conn).optional()?)
 }
@@ -338,7 +379,7 @@ pub fn depth(conn: &mut DbConn, now: NaiveDateTime) -> Result<QueueDepth, DbErro
 }
 
 /// Error texts are kept short: they are shown to operators, not archived.
-fn truncate(error: &str) -> String {
+pub(crate) fn truncate(error: &str) -> String {
     const MAX: usize = 2000;
     if error.len() <= MAX {
         return error.to_owned();

@@ -11,10 +11,12 @@ use super::{DbConn, DbError};
 pub struct PurgeReport {
     pub bodies_cleared: usize,
     pub records_deleted: usize,
+    /// Failed job attempts past the record retention (the console's traces).
+    pub attempts_deleted: usize,
 }
 
 /// Clears bodies whose retention ended by `now`, and deletes body-less records created
-/// before `records_before`. A body without `body_purge_after` is still needed (not yet
+/// before `records_before`, with the failed attempts filed before then. A body without `body_purge_after` is still needed (not yet
 /// delivered) and is never touched.
 pub fn purge_expired(
     conn: &mut DbConn,
@@ -29,5 +31,6 @@ pub fn purge_expired(
         messages::table.filter(messages::body.is_null()).filter(messages::created_at.lt(records_before)),
     )
     .execute(conn)?;
-    Ok(PurgeReport { bodies_cleared, records_deleted })
+    let attempts_deleted = super::attempts::purge_before(conn, records_before)?;
+    Ok(PurgeReport { bodies_cleared, records_deleted, attempts_deleted })
 }

@@ -7,6 +7,7 @@
 //! (`Db::run`), never on the async workers.
 
 pub mod apps;
+pub mod attempts;
 pub mod audit;
 pub mod conversations;
 pub mod cursors;
@@ -16,12 +17,13 @@ pub mod messages;
 pub mod migrations;
 pub mod schema;
 pub mod states;
+pub mod trace;
 pub mod web;
 pub mod writer;
 
 pub use states::{
-    AppStatus, Direction, GrantKind, HandoverStatus, ImportMethod, JobState, MessageStatus, OrgType, ProactiveStatus,
-    Role,
+    AppStatus, AttemptOutcome, Direction, GrantKind, HandoverStatus, ImportMethod, JobState, MessageStatus, OrgType,
+    ProactiveStatus, Role,
 };
 
 use std::path::Path;

@@ -126,6 +126,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    job_attempts (id) {
+        id -> BigInt,
+        job_id -> BigInt,
+        kind -> Text,
+        app_id -> Nullable<Text>,
+        ordering_key -> Nullable<Text>,
+        message_id -> Nullable<BigInt>,
+        attempt -> Integer,
+        outcome -> Text,
+        error -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
     event_cursors (app_id, topic) {
         app_id -> Text,
         topic -> Text,
@@ -211,6 +226,7 @@ diesel::joinable!(senders -> infobip_accounts (infobip_account_id));
 diesel::joinable!(conversations -> apps (app_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(jobs -> apps (app_id));
+diesel::joinable!(job_attempts -> apps (app_id));
 diesel::joinable!(event_cursors -> apps (app_id));
 diesel::joinable!(handovers -> conversations (conversation_id));
 diesel::joinable!(proactive_conversations -> conversations (conversation_id));
@@ -225,6 +241,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     conversations,
     messages,
     jobs,
+    job_attempts,
     event_cursors,
     audit_log,
     handovers,

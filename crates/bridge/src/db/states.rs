@@ -110,6 +110,18 @@ text_enum!(
 );
 
 text_enum!(
+    /// What came of a failed job attempt (`job_attempts`).
+    AttemptOutcome, "attempt outcome" {
+        /// Failed, tried again later.
+        Retry = "retry",
+        /// Failed for good: the job became a dead letter.
+        Dead = "dead",
+        /// A dead letter put back in the queue by an admin.
+        Requeued = "requeued",
+    }
+);
+
+text_enum!(
     /// Which way a message travels.
     Direction, "message direction" {
         /// From WhatsApp into Salesforce.

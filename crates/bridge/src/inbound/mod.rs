@@ -20,10 +20,7 @@ use deliver::DeliverInbound;
 /// Message kinds of chatbot transcript turns start with this (then the WhatsApp type).
 pub const TRANSCRIPT_KIND_PREFIX: &str = "transcript:";
 
-/// The ordering key of a conversation's jobs.
-pub fn ordering_key(conversation_id: i64) -> String {
-    format!("conv:{conversation_id}")
-}
+pub use crate::db::conversations::ordering_key;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stored {

@@ -96,6 +96,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::summary::recheck)
         .service(admin::summary::activate)
         .service(admin::summary::set_secret)
+        .service(admin::console::overview)
+        .service(admin::console::dead_letters::list)
+        .service(admin::console::dead_letters::retry)
+        .service(admin::console::dead_letters::retry_all)
+        .service(admin::console::trace::list)
+        .service(admin::console::trace::show_trace)
         .service(panel::panel)
         .service(panel::send)
         .service(panel_sent::sent);

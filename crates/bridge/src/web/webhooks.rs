@@ -133,7 +133,10 @@ pub async fn inbound(state: web::Data<AppState>, webhook: SignedWebhook) -> Resu
     let SignedWebhook { app, body } = webhook;
     let messages = parse_inbound(&body).map_err(|e| AppError::BadRequest(e.0))?;
     if let Some((i, m)) = messages.iter().enumerate().find(|(_, m)| !app.senders.contains_key(&m.to)) {
-        return Err(AppError::NotFound(format!("results[{i}].to {} is not a sender of this app, so", mask(&m.to))));
+        return Err(AppError::NotFound(format!(
+            "results[{i}].to {} is not a sender of this app, so",
+            crate::redact::phone(&m.to)
+        )));
     }
     let app_id = app.id.clone();
     let stored = state.db.write(move |c| crate::inbound::store(c, &app_id, &messages)).await?;
@@ -151,10 +154,6 @@ pub async fn inbound(state: web::Data<AppState>, webhook: SignedWebhook) -> Resu
 }
 
 /// Phone numbers are shown only by their last digits.
-fn mask(number: &str) -> String {
-    format!("…{}", number.get(number.len().saturating_sub(4)..).unwrap_or(number))
-}
-
 /// Delivery and seen reports (one URL for both, as Infobip recommends).
 #[routes]
 #[post("/api/infobip/inbound/reports")]
@@ -191,7 +190,10 @@ pub async fn notifications(state: web::Data<AppState>, webhook: SignedWebhook) -
     };
     let notice = parsed.notice().clone();
     if !app.senders.contains_key(&notice.to) {
-        return Err(AppError::NotFound(format!("from {} is not a sender of this app, so", mask(&notice.to))));
+        return Err(AppError::NotFound(format!(
+            "from {} is not a sender of this app, so",
+            crate::redact::phone(&notice.to)
+        )));
     }
     let (app_id, outcome) = (
         app.id.clone(),

@@ -25,6 +25,7 @@ pub async fn run(db: Db, retention: RetentionSettings, cancel: CancellationToken
                 tracing::info!(
                     bodies_cleared = r.bodies_cleared,
                     records_deleted = r.records_deleted,
+                    attempts_deleted = r.attempts_deleted,
                     "retention purge"
                 );
             }

@@ -28,8 +28,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::WorkerSettings;
+use crate::db::attempts::{self, JobRef};
 use crate::db::jobs::{self, Job};
-use crate::db::{Db, DbError};
+use crate::db::{AttemptOutcome, Db, DbError};
 use crate::metrics::{KindLabels, Metrics};
 
 pub use job::{Attempt, BackgroundJob, Completion, Handlers, Registry};
@@ -239,6 +240,8 @@ impl Runner {
             let kind = job.kind.clone();
             let id = job.id;
             let attempts = job.attempts;
+            // What a failed attempt is filed under (the job itself goes to its handler).
+            let filed = JobRef::of(&job);
             let started = Instant::now();
             let span = tracing::info_span!("job", job.id = id, job.kind = %kind, job.attempt = attempts);
             let completed = Arc::new(AtomicBool::new(false));
@@ -271,7 +274,7 @@ impl Runner {
                     for _ in &rest {
                         self.metrics.job_finished(&kind, "released");
                     }
-                    let outcome = self.record_failure(id, attempts, failure, done, rest, now).await?;
+                    let outcome = self.record_failure(filed, attempts, failure, done, rest, now).await?;
                     match outcome {
                         "dead" => report.dead += 1,
                         "resumed" => report.resumed += 1,
@@ -288,10 +291,11 @@ impl Runner {
         Ok(report)
     }
 
-    /// Records, in one transaction, the group's successes, the failure and the released rest.
+    /// Records, in one transaction, the group's successes, the failure (and its attempt, for
+    /// the console's traces) and the released rest.
     async fn record_failure(
         &self,
-        id: i64,
+        job: JobRef,
         attempts: i32,
         failure: JobFailure,
         done: Vec<i64>,
@@ -300,6 +304,7 @@ impl Runner {
     ) -> Result<&'static str, DbError> {
         let max_attempts = self.settings.max_attempts;
         let backoff = self.backoff();
+        let id = job.job_id;
         self.db
             .write(move |conn| {
                 jobs::complete(conn, &done)?;
@@ -315,17 +320,20 @@ impl Runner {
                         let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
                         tracing::warn!(job.id = id, attempts, retry_in_ms = delay.as_millis() as u64, %reason, "job failed, will retry");
                         jobs::retry_at(conn, id, at, &reason)?;
+                        attempts::record(conn, &job, attempts, AttemptOutcome::Retry, &reason, now)?;
                         Ok("retried")
                     }
                     JobFailure::Retry { reason, .. } => {
                         let reason = format!("gave up after {attempts} attempts: {reason}");
                         tracing::error!(job.id = id, %reason, "job is now a dead letter");
                         jobs::bury(conn, id, &reason, now)?;
+                        attempts::record(conn, &job, attempts, AttemptOutcome::Dead, &reason, now)?;
                         Ok("dead")
                     }
                     JobFailure::Permanent { reason } => {
                         tracing::error!(job.id = id, %reason, "job failed permanently, now a dead letter");
                         jobs::bury(conn, id, &reason, now)?;
+                        attempts::record(conn, &job, attempts, AttemptOutcome::Dead, &reason, now)?;
                         Ok("dead")
                     }
                 }

@@ -49,7 +49,8 @@ async fn readiness_fails_while_migrations_are_pending(test_db: TestDb) {
             "20261201000006",
             "20261202000007",
             "20261202000008",
-            "20261202000009"
+            "20261202000009",
+            "20261202000010"
         ])
     );
 

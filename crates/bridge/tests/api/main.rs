@@ -4,6 +4,8 @@
 mod bridge;
 mod browser;
 mod consent;
+mod console;
+mod console_browser;
 mod crash;
 mod entries;
 mod helpers;

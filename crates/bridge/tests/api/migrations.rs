@@ -22,16 +22,17 @@ async fn migrations_apply_revert_and_reapply_cleanly(test_db: TestDb) {
             "20261201000006".to_owned(),
             "20261202000007".to_owned(),
             "20261202000008".to_owned(),
-            "20261202000009".to_owned()
+            "20261202000009".to_owned(),
+            "20261202000010".to_owned()
         ]
     );
     assert!(migrations::pending(&db).await.unwrap().is_empty());
     assert!(migrations::run_pending(&db).await.unwrap().is_empty(), "a second run applies nothing");
 
     // down.sql undoes up.sql: reverting then re-applying works.
-    assert_eq!(migrations::revert_all(&db).await.unwrap(), 8);
-    assert_eq!(migrations::pending(&db).await.unwrap().len(), 8);
-    assert_eq!(migrations::run_pending(&db).await.unwrap().len(), 8);
+    assert_eq!(migrations::revert_all(&db).await.unwrap(), 10);
+    assert_eq!(migrations::pending(&db).await.unwrap().len(), 10);
+    assert_eq!(migrations::run_pending(&db).await.unwrap().len(), 10);
 }
 
 async fn every_table_matches_the_schema(test_db: TestDb) {
@@ -60,6 +61,12 @@ async fn every_table_matches_the_schema(test_db: TestDb) {
                 Option<chrono::NaiveDateTime>,
             )>(conn)?;
             messages::table.select(messages::id).load::<i64>(conn)?;
+            app_waiting_messages::table
+                .select(app_waiting_messages::all_columns)
+                .load::<(String, String, String)>(conn)?;
+            job_attempts::table
+                .select(job_attempts::all_columns)
+                .load::<byoc_bridge::db::attempts::JobAttempt>(conn)?;
             messages::table
                 .select((
                     messages::direction,

@@ -77,6 +77,13 @@ async fn message_bodies_and_records_expire_as_configured(test_db: TestDb) {
                 t0 - Duration::days(31),
                 Some(t0 - Duration::days(30)),
             )?;
+            // Failed attempts (the console's traces) follow the record retention.
+            let job =
+                byoc_bridge::db::attempts::JobRef { job_id: 1, kind: "deliver_inbound".into(), ..Default::default() };
+            for (days, error) in [(31, "old failure"), (1, "recent failure")] {
+                let at = t0 - Duration::days(days);
+                byoc_bridge::db::attempts::record(c, &job, 1, byoc_bridge::db::AttemptOutcome::Retry, error, at)?;
+            }
             Ok(())
         })
         .await
@@ -85,6 +92,7 @@ async fn message_bodies_and_records_expire_as_configured(test_db: TestDb) {
     let report = maintenance::purge(&services.db, &settings.retention, t0).await.unwrap();
     assert_eq!(report.bodies_cleared, 2, "m-expired and m-ancient lose their bodies");
     assert_eq!(report.records_deleted, 1, "only m-ancient is past the 30-day record retention");
+    assert_eq!(report.attempts_deleted, 1, "only the old failure is past it");
 
     let mut left: Vec<(String, Option<String>)> = services
         .db
@@ -103,5 +111,5 @@ async fn message_bodies_and_records_expire_as_configured(test_db: TestDb) {
 
     // A second pass finds nothing more to do.
     let again = maintenance::purge(&services.db, &settings.retention, t0).await.unwrap();
-    assert_eq!((again.bodies_cleared, again.records_deleted), (0, 0));
+    assert_eq!((again.bodies_cleared, again.records_deleted, again.attempts_deleted), (0, 0, 0));
 }

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod application;
 pub mod connection;
+pub mod console;
 pub mod keys;
 pub mod signin;
 pub mod summary;

@@ -18,9 +18,9 @@ use crate::salesforce::interactions::Channel;
 use crate::web::AppState;
 
 /// One health check: passed, what was checked, and the fix when it failed.
-struct Check {
-    ok: bool,
-    text: String,
+pub(super) struct Check {
+    pub(super) ok: bool,
+    pub(super) text: String,
     /// Whether "Activate" waits for it. Not the subscription (activation starts it), nor a
     /// warning that an org limit runs low (the org's to fix, and messages still flow).
     blocks_activation: bool,
@@ -78,7 +78,7 @@ async fn org_limits(state: &AppState, token: &crate::salesforce::AccessToken) ->
 
 /// The live checks; `secret_set` is whether an admin set the webhook secret (see
 /// [`super::webhooks::chosen`]), read once by the caller, whose page shows it too.
-async fn checks(state: &AppState, app: &AppRow, secret_set: bool) -> Result<Vec<Check>, AppError> {
+pub(super) async fn checks(state: &AppState, app: &AppRow, secret_set: bool) -> Result<Vec<Check>, AppError> {
     let mut checks = Vec::new();
     match token_for(state, app).await {
         Ok(token) => {
@@ -173,6 +173,7 @@ async fn sections(state: &AppState, app: &AppRow, checked: Option<Vec<Check>>) -
     if app.status == crate::db::AppStatus::Active {
         status.submit = "Check again".into();
         status.action = "/setup/summary".into();
+        status.links.push(("/console".into(), "Operations console".into()));
     }
     let mut cards = vec![health, paste, status];
     if app.status == crate::db::AppStatus::Active {
