@@ -70,6 +70,8 @@ async fn a_dead_letter_shows_its_reason_and_trace_and_a_retry_delivers_it(db: Te
     let job = dead_letter(&bridge).await;
     let mut admin = admin_of(&bridge).await;
 
+    let summary = admin.get("/setup/summary").await;
+    assert!(summary.html.contains("<a class=\"button\" href=\"/console\">Operations console</a>"), "{}", summary.html);
     let overview = admin.get("/console").await;
     assert_eq!(overview.status, 200, "{}", overview.html);
     assert!(overview.html.contains("1 dead letter(s)"), "{}", overview.html);

@@ -128,7 +128,7 @@ pub(super) async fn checks(state: &AppState, app: &AppRow, secret_set: bool) -> 
     checks.push(if secret_set {
         pass("Infobip webhooks: the signing secret is set.")
     } else {
-        fail("Infobip webhooks: set the signing secret you entered in Infobip (below).")
+        fail("Infobip webhooks: set the signing secret you entered in Infobip (5. Summary, Signing secret).")
     });
     if senders.is_empty() {
         checks.push(fail("Senders: no WhatsApp number chosen (step 4)."));
