@@ -17,7 +17,8 @@ crate::on_both_backends!(
     a_failed_attempt_and_its_retry_are_in_the_trace,
     the_console_is_for_the_apps_admins_and_its_forms_need_their_token,
     subscriptions_show_who_holds_them_and_where_they_resume,
-    a_conversation_is_found_by_its_number_or_a_salesforce_id
+    a_conversation_is_found_by_its_number_or_a_salesforce_id,
+    an_agents_reply_shows_its_way_to_the_phone
 );
 
 pub const CUSTOMER: &str = "447700900002";
@@ -220,4 +221,32 @@ async fn a_conversation_is_found_by_its_number_or_a_salesforce_id(db: TestDb) {
     let short = admin.get("/console/conversations?q=02").await;
     assert_eq!(short.status, 400);
     assert!(short.field_error("q").unwrap().contains("at least four digits"), "{}", short.html);
+}
+
+async fn an_agents_reply_shows_its_way_to_the_phone(db: TestDb) {
+    let bridge = Bridge::start(db).await;
+    let sf_conversation = bridge.open_conversation(CUSTOMER).await;
+    let _subscription = bridge.subscribe().await;
+    bridge.sf.agent_send_text(&sf_conversation, "your parcel is on its way").unwrap();
+    bridge.until_relays_queued(1).await;
+    let mut admin = admin_of(&bridge).await;
+    let path = format!("/console/conversations/{}", conversation_id(&bridge).await);
+
+    let waiting = admin.get(&path).await;
+    assert!(waiting.html.contains("Messages: 2"), "{}", waiting.html);
+    assert!(waiting.html.contains("2. Agent → WhatsApp"), "{}", waiting.html);
+    assert!(waiting.html.contains("Taken from Salesforce and stored"), "{}", waiting.html);
+    assert!(waiting.html.contains("Attempt 1 is due"), "{}", waiting.html);
+
+    bridge.drain().await;
+    let sent = bridge.ib.sent()[0].body["messageId"].as_str().unwrap().to_owned();
+    let report = byoc_sim::infobip::webhooks::delivery_report(&sent, CUSTOMER, true).to_string().into_bytes();
+    let signature = bridge.signature(&report);
+    let (status, _) =
+        bridge.post_raw("/api/infobip/inbound/reports", report, &[("X-Infobip-Signature", &signature)]).await;
+    assert_eq!(status, 200);
+    bridge.drain_all().await;
+    let delivered = admin.get(&path).await;
+    assert!(delivered.html.contains("On the customer&#39;s phone"), "{}", delivered.html);
+    assert!(!delivered.html.contains("your parcel"), "no body: {}", delivered.html);
 }
