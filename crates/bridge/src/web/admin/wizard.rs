@@ -156,6 +156,14 @@ pub struct Admin {
     pub progress: Progress,
 }
 
+impl Admin {
+    /// The name pages show for who is signed in. The one-time link signs in someone
+    /// Salesforce has not named yet.
+    pub fn display_name(&self) -> &str {
+        if self.session.user_id == "bootstrap" { "Admin (one-time setup link)" } else { &self.session.user_name }
+    }
+}
+
 /// What of each step is finished, read from what is saved (not from where the admin is).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Progress {
@@ -271,9 +279,7 @@ pub fn show(admin: &Admin, view: StepView, status: StatusCode) -> Result<HttpRes
         .iter()
         .map(|(path, label)| (*path, *label, step_done(path, admin.app.as_ref(), admin.progress)))
         .collect();
-    // The one-time link signs in someone Salesforce has not named yet.
-    let user =
-        if admin.session.user_id == "bootstrap" { "Admin (one-time setup link)" } else { &admin.session.user_name };
+    let user = admin.display_name();
     let page = StepPage {
         title,
         user,

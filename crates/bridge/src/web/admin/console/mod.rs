@@ -97,8 +97,7 @@ pub struct View<'a> {
 }
 
 pub fn show(admin: &Admin, view: View<'_>, status: StatusCode) -> Result<HttpResponse, AppError> {
-    let user =
-        if admin.session.user_id == "bootstrap" { "Admin (one-time setup link)" } else { &admin.session.user_name };
+    let user = admin.display_name();
     let page = ConsolePage {
         title: view.title,
         user,
