@@ -53,6 +53,12 @@ pub struct AppLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VendorLabels {
+    /// `salesforce` or `infobip`.
+    pub vendor: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LimitLabels {
     pub app: String,
     pub limit: String,
@@ -82,6 +88,9 @@ pub struct Metrics {
     salesforce_limit_remaining: Family<LimitLabels, Gauge>,
     salesforce_limit_max: Family<LimitLabels, Gauge>,
     salesforce_interaction_requests: Family<AppLabels, Counter>,
+    /// How long each vendor took to answer an API call: the share of a job's time that is
+    /// theirs, and the first sign of a vendor slowing down.
+    vendor_request_seconds: HistogramFamily<VendorLabels>,
     /// From the webhook's arrival to Salesforce accepting the message.
     pub inbound_delivery_seconds: Histogram,
     pub http_requests: Family<HttpLabels, Counter>,
@@ -133,6 +142,12 @@ impl Metrics {
         let salesforce_limit_remaining = Family::<LimitLabels, Gauge>::default();
         let salesforce_limit_max = Family::<LimitLabels, Gauge>::default();
         let salesforce_interaction_requests = Family::<AppLabels, Counter>::default();
+        let vendor_request_seconds: HistogramFamily<VendorLabels> = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "vendor_request_seconds",
+            "Time a vendor took to answer an API call (Salesforce's Interaction API, Infobip's API; not file downloads)",
+            vendor_request_seconds.clone(),
+        );
         registry.register(
             "salesforce_limit_remaining",
             "What is left today of an org limit (DailyApiRequests, DailyDeliveredPlatformEvents), as last read",
@@ -221,6 +236,7 @@ impl Metrics {
             salesforce_limit_remaining,
             salesforce_limit_max,
             salesforce_interaction_requests,
+            vendor_request_seconds,
             inbound_delivery_seconds,
             http_requests,
             http_duration_seconds,
@@ -269,8 +285,14 @@ impl Metrics {
     }
 
     /// One Interaction API request of `app`.
-    pub fn interaction_request(&self, app: &str) {
+    /// One Interaction API request of the app's, answered (or failed) after `took`.
+    pub fn interaction_request(&self, app: &str, took: std::time::Duration) {
         self.salesforce_interaction_requests.get_or_create(&AppLabels { app: app.to_owned() }).inc();
+        self.vendor_request("salesforce", took);
+    }
+
+    pub fn vendor_request(&self, vendor: &'static str, took: std::time::Duration) {
+        self.vendor_request_seconds.get_or_create(&VendorLabels { vendor }).observe(took.as_secs_f64());
     }
 
     pub fn set_queue_depth(&self, depth: &crate::db::jobs::QueueDepth) {

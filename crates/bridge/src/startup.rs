@@ -93,9 +93,11 @@ impl Application {
         let counted = metrics.clone();
         let salesforce = crate::salesforce::Client::new(&settings.salesforce)?
             .with_token_observer(Arc::new(move |app, granted| observed.token_request(&app.app_name, granted)))
-            .with_interaction_observer(Arc::new(move |app| counted.interaction_request(app)));
+            .with_interaction_observer(Arc::new(move |app, took| counted.interaction_request(app, took)));
+        let timed = metrics.clone();
         let infobip = crate::infobip::Client::new(Duration::from_millis(settings.infobip.request_timeout_ms))
-            .context("building the Infobip HTTP client")?;
+            .context("building the Infobip HTTP client")?
+            .with_call_observer(Arc::new(move |took| timed.vendor_request("infobip", took)));
         let jobs = JobContext {
             db: services.db.clone(),
             directory: directory.clone(),

@@ -33,7 +33,12 @@ pub struct Credentials<'a> {
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
+    /// Told how long each API call took (for `/metrics`).
+    call_observer: Option<CallObserver>,
 }
+
+/// Sees how long each Infobip API call took, answered or failed.
+pub type CallObserver = std::sync::Arc<dyn Fn(Duration) + Send + Sync>;
 
 impl Client {
     /// A client whose calls time out after `timeout`.
@@ -44,7 +49,13 @@ impl Client {
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(90))
             .build()?;
-        Ok(Self { http })
+        Ok(Self { http, call_observer: None })
+    }
+
+    /// Tells `observer` how long each API call took.
+    pub fn with_call_observer(mut self, observer: CallObserver) -> Self {
+        self.call_observer = Some(observer);
+        self
     }
 
     /// A request to `path` of the account's API, with the key.
@@ -68,10 +79,21 @@ impl Client {
         request: reqwest::RequestBuilder,
         scope: Option<&'static str>,
     ) -> Result<Value, Error> {
-        let response = request.send().await.map_err(|e| Error::Transport(crate::redact::http_error(e)))?;
+        let started = std::time::Instant::now();
+        let answered = request.send().await;
+        let timed = |took: Duration| {
+            if let Some(observe) = &self.call_observer {
+                observe(took);
+            }
+        };
+        let response = answered.map_err(|e| {
+            timed(started.elapsed());
+            Error::Transport(crate::redact::http_error(e))
+        })?;
         let status = response.status().as_u16();
         let retry_after = retry_after(&response);
         let body: Value = response.json().await.unwrap_or(Value::Null);
+        timed(started.elapsed());
         if (200..300).contains(&status) {
             return Ok(body);
         }

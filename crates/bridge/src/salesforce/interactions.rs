@@ -118,10 +118,12 @@ impl Client {
     {
         for attempt in 0..2 {
             let token = self.tokens.get(app).await?;
+            let started = std::time::Instant::now();
+            let answered = call(token.clone()).await;
             if let Some(observe) = &self.interaction_observer {
-                observe(&app.app_name);
+                observe(&app.app_name, started.elapsed());
             }
-            match call(token.clone()).await {
+            match answered {
                 Err(Error::TokenRefused { .. }) if attempt == 0 => {
                     tracing::info!(app.id = %app.app_id, "Salesforce refused the access token; renewing it");
                     self.tokens.invalidate(&app.app_id, &token).await;

@@ -55,12 +55,14 @@ pub struct Client {
     http: reqwest::Client,
     tokens: auth::TokenCache,
     pubsub: pubsub::PubSubOptions,
-    /// Told the app's name at each Interaction API request (the bridge's own use of it).
+    /// Told the app's name and the time taken at each Interaction API request (the bridge's
+    /// own use of it).
     interaction_observer: Option<InteractionObserver>,
 }
 
-/// Sees each Interaction API request, by the app's name.
-pub type InteractionObserver = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+/// Sees each Interaction API request once it is answered (or failed): the app's name and
+/// how long it took.
+pub type InteractionObserver = std::sync::Arc<dyn Fn(&str, Duration) + Send + Sync>;
 
 impl Client {
     pub fn new(settings: &SalesforceSettings) -> anyhow::Result<Self> {

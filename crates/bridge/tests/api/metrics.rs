@@ -7,7 +7,8 @@ use crate::helpers::TestDb;
 
 crate::on_both_backends!(
     subscription_and_token_health_are_gauges_per_app,
-    org_limits_are_read_per_app_and_the_bridges_own_use_is_counted
+    org_limits_are_read_per_app_and_the_bridges_own_use_is_counted,
+    each_vendors_answer_time_is_a_histogram
 );
 
 async fn scrape(bridge: &Bridge) -> String {
@@ -92,4 +93,35 @@ async fn org_limits_are_read_per_app_and_the_bridges_own_use_is_counted(db: Test
     let text = watched.encode().unwrap();
     assert!(has_line(&text, r#"byoc_salesforce_limit_remaining{app="acme",limit="DailyApiRequests"} 1200"#), "{text}");
     assert!(has_line(&text, r#"byoc_salesforce_limit_max{app="acme",limit="DailyApiRequests"} 15000"#), "{text}");
+}
+
+/// Where a job's time goes: the vendors' share of it is measured per vendor.
+async fn each_vendors_answer_time_is_a_histogram(db: TestDb) {
+    let count = |metrics: &str, vendor: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!(r#"byoc_vendor_request_seconds_count{{vendor="{vendor}"}} "#)))
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let bridge = Bridge::start(db).await;
+    let before = scrape(&bridge).await;
+    assert_eq!(count(&before, "infobip"), None, "nothing sent to Infobip yet: {before}");
+
+    let conversation = bridge.open_conversation("447700900640").await;
+    let _subscription = bridge.subscribe().await;
+    bridge.sf.agent_send_text(&conversation, "on its way").unwrap();
+    bridge.until_relays_queued(1).await;
+    bridge.drain_all().await;
+    assert_eq!(bridge.ib.sent().len(), 1);
+
+    let metrics = scrape(&bridge).await;
+    let salesforce = count(&metrics, "salesforce").unwrap_or_default();
+    assert!(salesforce >= 2, "capabilities and the customer's message at least: {metrics}");
+    assert_eq!(count(&metrics, "infobip"), Some(1), "the agent's reply: {metrics}");
+    let all_buckets = metrics.lines().find(|l| {
+        l.starts_with("byoc_vendor_request_seconds_bucket{")
+            && l.contains(r#"vendor="infobip""#)
+            && l.contains(r#"le="+Inf""#)
+    });
+    assert!(all_buckets.is_some_and(|l| l.ends_with(" 1")), "{metrics}");
 }
