@@ -284,13 +284,13 @@ impl Metrics {
         self.salesforce_limit_max.get_or_create(&labels).set(limit.max);
     }
 
-    /// One Interaction API request of `app`.
-    /// One Interaction API request of the app's, answered (or failed) after `took`.
+    /// One Interaction API request of `app`, answered (or failed) after `took`.
     pub fn interaction_request(&self, app: &str, took: std::time::Duration) {
         self.salesforce_interaction_requests.get_or_create(&AppLabels { app: app.to_owned() }).inc();
         self.vendor_request("salesforce", took);
     }
 
+    /// One API call to `vendor` (`salesforce` or `infobip`), answered (or failed) after `took`.
     pub fn vendor_request(&self, vendor: &'static str, took: std::time::Duration) {
         self.vendor_request_seconds.get_or_create(&VendorLabels { vendor }).observe(took.as_secs_f64());
     }

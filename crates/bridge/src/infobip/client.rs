@@ -80,20 +80,16 @@ impl Client {
         scope: Option<&'static str>,
     ) -> Result<Value, Error> {
         let started = std::time::Instant::now();
-        let answered = request.send().await;
-        let timed = |took: Duration| {
-            if let Some(observe) = &self.call_observer {
-                observe(took);
-            }
-        };
-        let response = answered.map_err(|e| {
-            timed(started.elapsed());
-            Error::Transport(crate::redact::http_error(e))
-        })?;
-        let status = response.status().as_u16();
-        let retry_after = retry_after(&response);
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        timed(started.elapsed());
+        let answered = async {
+            let response = request.send().await?;
+            let (status, retry_after) = (response.status().as_u16(), retry_after(&response));
+            Ok::<_, reqwest::Error>((status, retry_after, response.json::<Value>().await.unwrap_or(Value::Null)))
+        }
+        .await;
+        if let Some(observe) = &self.call_observer {
+            observe(started.elapsed());
+        }
+        let (status, retry_after, body) = answered.map_err(|e| Error::Transport(crate::redact::http_error(e)))?;
         if (200..300).contains(&status) {
             return Ok(body);
         }
