@@ -18,6 +18,7 @@ pub mod migrations;
 pub mod schema;
 pub mod states;
 pub mod trace;
+pub mod wal_sync;
 pub mod web;
 pub mod writer;
 
@@ -227,9 +228,27 @@ impl Db {
         let (backend, writer) = match &manager.location {
             DatabaseLocation::Sqlite(path) => {
                 create_parent_dir(path)?;
-                let writes = ConnectionManager { sqlite_read_only: false, ..manager.clone() };
-                let open = move || r2d2::ManageConnection::connect(&writes).map_err(DbError::Connect);
-                (Backend::Sqlite, Some(writer::Writer::start(open)?))
+                // FULL is kept by syncing the log beside the writer, not inside each commit.
+                let sync_wal =
+                    (manager.sqlite_synchronous == SqliteSynchronous::Full).then(|| wal_sync::wal_path(path));
+                let writes = ConnectionManager {
+                    sqlite_read_only: false,
+                    sqlite_synchronous: if sync_wal.is_some() {
+                        SqliteSynchronous::Normal
+                    } else {
+                        manager.sqlite_synchronous
+                    },
+                    ..manager.clone()
+                };
+                let logged = sync_wal.is_some();
+                let open = move || {
+                    let mut conn = r2d2::ManageConnection::connect(&writes).map_err(DbError::Connect)?;
+                    if logged {
+                        require_wal(&mut conn)?;
+                    }
+                    Ok(conn)
+                };
+                (Backend::Sqlite, Some(writer::Writer::start(open, sync_wal)?))
             }
             DatabaseLocation::Postgres(_) => (Backend::Postgres, None),
         };
@@ -300,6 +319,26 @@ impl Db {
             Ok(())
         })
         .await
+    }
+}
+
+/// Syncing the log file beside the writer is only `FULL` while there is a log: a database
+/// SQLite could not switch to WAL (a file system without shared memory) is refused, where it
+/// would otherwise commit unsynced.
+fn require_wal(conn: &mut DbConn) -> Result<(), DbError> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+    }
+    let mode: Vec<Mode> = diesel::sql_query("PRAGMA journal_mode").load(conn)?;
+    match mode.first().map(|m| m.journal_mode.to_ascii_lowercase()) {
+        Some(mode) if mode == "wal" => Ok(()),
+        other => Err(DbError::Other(anyhow::anyhow!(
+            "SQLite could not use its write-ahead log (journal mode {}): put the database on a local file system",
+            other.unwrap_or_default()
+        ))),
     }
 }
 

@@ -6,10 +6,12 @@
 //! the writer runs every piece of work that has queued up, each in a savepoint of its own (one
 //! failing leaves the others' changes in), and commits them together. Each caller hears back
 //! only after the commit that holds its changes, so an answer still means "on disk", and a
-//! burst of webhooks costs one commit (one `fsync` with `synchronous = FULL`) per batch
-//! instead of one each.
+//! burst of webhooks costs one commit per batch instead of one each. With
+//! `synchronous = FULL` the log is synced beside the writer ([`super::wal_sync`]), and callers
+//! are answered after that sync.
 
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -18,13 +20,14 @@ use std::time::Instant;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::sqlite::SqliteConnection;
 
+use super::wal_sync::{self, Committed};
 use super::{DbConn, DbError};
 
 /// Work queued while a batch runs joins it, up to this many pieces per commit.
 const MAX_BATCH: usize = 512;
 
 /// What the caller hears once the batch is over: the commit's failure, if it failed.
-type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+pub(super) type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
 
 enum Work {
     /// Runs inside the batch's transaction (in a savepoint); returns how to answer its caller.
@@ -42,6 +45,9 @@ pub struct WriterStats {
     pub writes: AtomicU64,
     /// Time spent running and committing them, in microseconds.
     pub busy_micros: AtomicU64,
+    /// Syncs of the write-ahead log beside the writer (`synchronous = FULL`), and their time.
+    pub syncs: AtomicU64,
+    pub sync_micros: AtomicU64,
 }
 
 impl WriterStats {
@@ -62,15 +68,26 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread; `open` makes its connection (again after a failure).
-    pub fn start(open: impl Fn() -> Result<DbConn, DbError> + Send + 'static) -> Result<Self, DbError> {
+    /// Starts the writer thread; `open` makes its connection (again after a failure). With
+    /// `sync_wal`, the connection commits without syncing and each batch is answered once
+    /// that log file is synced (see [`wal_sync`]).
+    pub fn start(
+        open: impl Fn() -> Result<DbConn, DbError> + Send + 'static,
+        sync_wal: Option<PathBuf>,
+    ) -> Result<Self, DbError> {
         let (queue, work) = mpsc::channel();
         let stats = Arc::new(WriterStats::default());
+        let cannot_start =
+            |e: std::io::Error| DbError::Other(anyhow::anyhow!("could not start the SQLite writer: {e}"));
+        let answers = match sync_wal {
+            Some(wal) => Answers::AfterSync(wal_sync::start(wal, stats.clone()).map_err(cannot_start)?),
+            None => Answers::AfterCommit,
+        };
         let kept = stats.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(&work, &open, &kept))
-            .map_err(|e| DbError::Other(anyhow::anyhow!("could not start the SQLite writer: {e}")))?;
+            .spawn(move || run(&work, &open, &kept, &answers))
+            .map_err(cannot_start)?;
         Ok(Self { queue, stats })
     }
 
@@ -127,11 +144,43 @@ impl Writer {
     }
 }
 
+/// When a batch's callers hear back.
+enum Answers {
+    /// As soon as it is committed (`synchronous = NORMAL`, or FULL inside the commit).
+    AfterCommit,
+    /// Once the syncing thread has written the log to disk.
+    AfterSync(mpsc::Sender<Committed>),
+}
+
+impl Answers {
+    fn give(&self, finishes: Vec<Finish>, failure: Option<String>) {
+        let finishes = match self {
+            Answers::AfterCommit => finishes,
+            Answers::AfterSync(syncer) => match syncer.send(Committed { finishes, failure: failure.clone() }) {
+                Ok(()) => return,
+                // The syncing thread is gone (it panicked): nothing can be promised on disk.
+                Err(mpsc::SendError(Committed { finishes, .. })) => {
+                    let why = "the write-ahead log is no longer synced";
+                    return finishes.into_iter().for_each(|finish| finish(Some(failure.as_deref().unwrap_or(why))));
+                }
+            },
+        };
+        for finish in finishes {
+            finish(failure.as_deref());
+        }
+    }
+}
+
 fn stopped() -> DbError {
     DbError::Other(anyhow::anyhow!("the SQLite writer stopped"))
 }
 
-fn run(work: &mpsc::Receiver<Work>, open: &dyn Fn() -> Result<DbConn, DbError>, stats: &WriterStats) {
+fn run(
+    work: &mpsc::Receiver<Work>,
+    open: &dyn Fn() -> Result<DbConn, DbError>,
+    stats: &WriterStats,
+    answers: &Answers,
+) {
     let mut conn: Option<DbConn> = None;
     while let Ok(first) = work.recv() {
         let c = match conn.take().map_or_else(open, Ok) {
@@ -153,7 +202,7 @@ fn run(work: &mpsc::Receiver<Work>, open: &dyn Fn() -> Result<DbConn, DbError>, 
                 stats.record(1, started);
                 healthy
             }
-            Work::InBatch(f) => batch(c, f, work, stats, started),
+            Work::InBatch(f) => batch(c, f, work, stats, started, answers),
         };
         if !healthy {
             // A panic or a broken transaction: start again from a fresh connection.
@@ -178,6 +227,7 @@ fn batch(
     work: &mpsc::Receiver<Work>,
     stats: &WriterStats,
     started: Instant,
+    answers: &Answers,
 ) -> bool {
     let DbConn::Sqlite(sqlite) = c else { return false };
     if let Err(e) = AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE") {
@@ -211,15 +261,12 @@ fn batch(
         }
     }
     let outcome = if panicked { Err("a write panicked".to_owned()) } else { commit(c) };
-    let why = outcome.as_ref().err().map(String::as_str);
-    if why.is_some() {
+    if outcome.is_err() {
         rollback(c);
     }
     stats.record(finishes.len() as u64, started);
-    for finish in finishes {
-        finish(why);
-    }
     let healthy = outcome.is_ok();
+    answers.give(finishes, outcome.err());
     if let Some(Work::Alone(f)) = deferred
         && healthy
     {
@@ -253,17 +300,24 @@ mod tests {
     /// A writer whose first connection opens only when `gate` is released, so that the test
     /// can queue work first: all of it then meets in one batch.
     fn gated_writer(dir: &std::path::Path) -> (Writer, std::sync::mpsc::Sender<()>) {
+        gated_writer_syncing(dir, None)
+    }
+
+    fn gated_writer_syncing(dir: &std::path::Path, wal: Option<PathBuf>) -> (Writer, std::sync::mpsc::Sender<()>) {
         let path = dir.join("w.db").display().to_string();
         let (gate, opened) = std::sync::mpsc::channel::<()>();
         let opened = std::sync::Mutex::new(opened);
-        let writer = Writer::start(move || {
-            let _ = opened.lock().map(|o| o.recv());
-            let mut c = SqliteConnection::establish(&path).map_err(DbError::Connect)?;
-            c.batch_execute(
-                "PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS t (x INTEGER PRIMARY KEY, v TEXT UNIQUE);",
-            )?;
-            Ok(DbConn::Sqlite(c))
-        })
+        let writer = Writer::start(
+            move || {
+                let _ = opened.lock().map(|o| o.recv());
+                let mut c = SqliteConnection::establish(&path).map_err(DbError::Connect)?;
+                c.batch_execute(
+                    "PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS t (x INTEGER PRIMARY KEY, v TEXT UNIQUE);",
+                )?;
+                Ok(DbConn::Sqlite(c))
+            },
+            wal,
+        )
         .unwrap();
         (writer, gate)
     }
@@ -318,6 +372,24 @@ mod tests {
         assert_eq!(rows(dir.path()), [0, 1, 2, 3, 5, 6, 8, 9], "committed when answered, failures rolled back alone");
         let stats = writer.stats();
         assert_eq!((stats.batches.load(Ordering::Relaxed), stats.writes.load(Ordering::Relaxed)), (1, 10));
+    }
+
+    #[tokio::test]
+    async fn with_the_log_synced_beside_it_writes_are_answered_after_the_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = super::wal_sync::wal_path(&dir.path().join("w.db"));
+        let (writer, gate) = gated_writer_syncing(dir.path(), Some(wal));
+        let answers: Vec<_> = (0..4).map(|x| writer.submit(insert(x, &format!("v{x}"))).unwrap()).collect();
+        let refused = writer.submit(insert(9, "v0")).unwrap();
+        gate.send(()).unwrap();
+        for (x, answer) in answers.into_iter().enumerate() {
+            assert_eq!(answer.await.unwrap().unwrap(), x as i64);
+        }
+        assert!(refused.await.unwrap().is_err(), "a write's own failure still reaches its caller");
+        let stats = writer.stats();
+        assert_eq!(stats.batches.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.syncs.load(Ordering::Relaxed), 1, "one sync answered the batch");
+        assert_eq!(rows(dir.path()), [0, 1, 2, 3]);
     }
 
     #[tokio::test]
