@@ -93,6 +93,11 @@ pub struct Metrics {
     vendor_request_seconds: HistogramFamily<VendorLabels>,
     /// From the webhook's arrival to Salesforce accepting the message.
     pub inbound_delivery_seconds: Histogram,
+    /// From Salesforce creating an agent's entry (its event's `CreatedDate`) to the bridge
+    /// storing it: how far the Pub/Sub subscription runs behind.
+    pub pubsub_event_lag_seconds: Histogram,
+    /// From storing an agent's entry to Infobip taking it.
+    pub outbound_relay_seconds: Histogram,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration_seconds: HistogramFamily<HttpLabels>,
     pub jobs_finished: Family<JobOutcomeLabels, Counter>,
@@ -102,6 +107,9 @@ pub struct Metrics {
     sqlite_writer_batches: Gauge,
     sqlite_writer_writes: Gauge,
     sqlite_writer_busy_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Syncs of the write-ahead log beside the writer, and their time (`synchronous = full`).
+    sqlite_wal_syncs: Gauge,
+    sqlite_wal_sync_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// When the queue depth was last counted: scrapes in between reuse it.
     depth_counted: std::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -134,6 +142,8 @@ impl Metrics {
         let job_queue_depth = Family::<StateLabels, Gauge>::default();
         let inbound_messages = Family::<OutcomeLabels, Counter>::default();
         let inbound_delivery_seconds = latency_histogram();
+        let pubsub_event_lag_seconds = latency_histogram();
+        let outbound_relay_seconds = latency_histogram();
         let outbound_entries = Family::<OutcomeLabels, Counter>::default();
         let pubsub_replay_gaps = Family::<AppLabels, Counter>::default();
         let pubsub_subscription_up = Family::<SubscriptionLabels, Gauge>::default();
@@ -190,6 +200,16 @@ impl Metrics {
             "Time from receiving a WhatsApp message to Salesforce accepting it",
             inbound_delivery_seconds.clone(),
         );
+        registry.register(
+            "pubsub_event_lag_seconds",
+            "Time from Salesforce creating an agent's entry to the bridge storing its event",
+            pubsub_event_lag_seconds.clone(),
+        );
+        registry.register(
+            "outbound_relay_seconds",
+            "Time from storing an agent's entry to Infobip taking the WhatsApp message",
+            outbound_relay_seconds.clone(),
+        );
         registry.register("http_requests", "HTTP requests handled", http_requests.clone());
         registry.register(
             "http_request_duration_seconds",
@@ -210,6 +230,18 @@ impl Metrics {
         let sqlite_writer_batches = Gauge::default();
         let sqlite_writer_writes = Gauge::default();
         let sqlite_writer_busy_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let sqlite_wal_syncs = Gauge::default();
+        let sqlite_wal_sync_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "sqlite_wal_syncs",
+            "Syncs of SQLite's write-ahead log to disk so far, each answering the batches committed before it",
+            sqlite_wal_syncs.clone(),
+        );
+        registry.register(
+            "sqlite_wal_sync_seconds",
+            "Time spent syncing SQLite's write-ahead log so far (beside the writer, not inside it)",
+            sqlite_wal_sync_seconds.clone(),
+        );
         registry.register(
             "sqlite_writer_batches",
             "Transactions SQLite's writer committed so far (each holds the writes queued meanwhile)",
@@ -226,6 +258,8 @@ impl Metrics {
             sqlite_writer_batches,
             sqlite_writer_writes,
             sqlite_writer_busy_seconds,
+            sqlite_wal_syncs,
+            sqlite_wal_sync_seconds,
             depth_counted: std::sync::Mutex::default(),
             inbound_messages,
             outbound_entries,
@@ -238,6 +272,8 @@ impl Metrics {
             salesforce_interaction_requests,
             vendor_request_seconds,
             inbound_delivery_seconds,
+            pubsub_event_lag_seconds,
+            outbound_relay_seconds,
             http_requests,
             http_duration_seconds,
             jobs_finished,
@@ -321,6 +357,8 @@ impl Metrics {
         self.sqlite_writer_batches.set(count(stats.batches.load(Relaxed)));
         self.sqlite_writer_writes.set(count(stats.writes.load(Relaxed)));
         self.sqlite_writer_busy_seconds.set(stats.busy_micros.load(Relaxed) as f64 / 1e6);
+        self.sqlite_wal_syncs.set(count(stats.syncs.load(Relaxed)));
+        self.sqlite_wal_sync_seconds.set(stats.sync_micros.load(Relaxed) as f64 / 1e6);
     }
 
     /// The OpenMetrics text exposition (serve it as [`CONTENT_TYPE`]).

@@ -5,6 +5,7 @@
 //! [`relay`] job sends it through Infobip.
 
 pub mod capabilities;
+pub mod received;
 pub mod reconnect;
 pub mod relay;
 pub mod render;

@@ -179,6 +179,8 @@ impl Relay<'_> {
             }
         }
         self.ctx.metrics.outbound(&self.app.name, "sent");
+        let took = (crate::db::now() - message.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+        self.ctx.metrics.outbound_relay_seconds.observe(took);
         tracing::info!(
             app.id = %self.app.id,
             conversation.id = conversation.id,

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use futures_util::FutureExt;
 use pubsub_wire::avro;
 use pubsub_wire::proto::{ConsumerEvent, FetchRequest, ReplayPreset};
 use pubsub_wire::{error_codes, metadata};
@@ -22,6 +23,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use super::AgentEntry;
+use super::received::{Received, take_ready};
 use super::reconnect::{Ended as StreamEnd, Reconnect, is_server_goaway};
 use crate::db::{Db, cursors};
 use crate::directory::{ActiveApp, Directory};
@@ -326,8 +328,8 @@ impl Subscriber {
                 Ok(None) => return Err(SubscribeError::Ended),
                 Err(status) => return Err(self.on_error(app, &topic, status).await),
             };
-            if !response.events.is_empty() {
-                let events = response.events;
+            let Received { events, last: response, ended } = take_ready(response, || stream.message().now_or_never());
+            if !events.is_empty() {
                 let read = Reading { topic: &topic, default_sender: default_sender.as_deref(), created_since };
                 self.store(&mut client, app, &read, events, &mut schemas).await?;
             } else if !response.latest_replay_id.is_empty() {
@@ -343,6 +345,11 @@ impl Subscriber {
                     ..Default::default()
                 };
                 requests.send(more).await.map_err(|_| SubscribeError::Ended)?;
+            }
+            match ended {
+                None => {}
+                Some(Ok(())) => return Err(SubscribeError::Ended),
+                Some(Err(status)) => return Err(self.on_error(app, &topic, status).await),
             }
         }
     }
@@ -389,6 +396,7 @@ impl Subscriber {
         // Replaying after a restart that had no position yet: what came before is not ours.
         let before_us = |created: Option<i64>| created_since.zip(created).is_some_and(|(since, at)| at < since);
         let mut entries = Vec::new();
+        let mut created = Vec::new();
         let mut ended_sessions = Vec::new();
         let mut last = Vec::new();
         for consumer in events {
@@ -423,7 +431,10 @@ impl Subscriber {
                 continue;
             }
             match record.field(&app.payload_field).and_then(AgentEntry::parse) {
-                Some(entry) => entries.push(entry),
+                Some(entry) => {
+                    entries.push(entry);
+                    created.push(record.created_date);
+                }
                 None => {
                     tracing::error!(app.id = %app.id, event.id = %event.id, "event payload is not a conversation entry; skipped");
                     self.metrics.outbound(&app.name, "ignored");
@@ -441,6 +452,10 @@ impl Subscriber {
                 super::store(c, &app_id, &topic, sender.as_deref(), &waiting, &entries, &position)
             })
             .await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        for at in created {
+            self.metrics.pubsub_event_lag_seconds.observe((now - at).max(0) as f64 / 1000.0);
+        }
         for _ in 0..stored.duplicates {
             self.metrics.outbound(&app.name, "duplicate");
         }
