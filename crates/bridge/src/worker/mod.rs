@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -341,11 +341,13 @@ impl Runner {
             .await
     }
 
-    /// Works until `cancel` fires, claiming as slots free up: up to `worker.concurrency`
-    /// groups run at once, and a group that finishes makes room at once for the next claim
-    /// instead of waiting for the rest of its batch (a slow vendor call holds up one slot, not
-    /// the whole worker). Idles on the poll interval or until woken. On cancel it stops
-    /// claiming and lets the running groups finish, so no job is left half-recorded.
+    /// Works until `cancel` fires, keeping every slot busy: up to `worker.concurrency` groups
+    /// run at once, and up to as many jobs again are claimed ahead, so a slot that frees up
+    /// starts the next group at once instead of waiting for a claim (a write) to come back.
+    /// One claim is under way at a time, for what the slots and the claimed-ahead jobs lack.
+    /// Idles on the poll interval or until woken. On cancel it stops claiming, gives the
+    /// claimed-ahead jobs back and lets the running groups finish, so no job is left
+    /// half-recorded.
     pub async fn run(self, cancel: CancellationToken) {
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
         match self.reclaim_own_leases().await {
@@ -354,50 +356,75 @@ impl Runner {
             Err(e) => tracing::warn!(error.cause_chain = ?anyhow::Error::from(e), "could not take back own job leases"),
         }
         tracing::info!(worker = %self.owner, "job worker started");
-        let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let concurrency = self.settings.concurrency.max(1);
         let mut running: JoinSet<Result<StepReport, DbError>> = JoinSet::new();
+        let mut ahead = ClaimedAhead::default();
+        // At most one claim at a time: it asks for what is missing when it starts.
+        let mut claims: JoinSet<(Result<Vec<Job>, DbError>, usize)> = JoinSet::new();
+        // Whether a claim may find something: not after one came back short, until there is
+        // a reason (new work, a finished group whose key's next job may be free, the poll).
+        let mut may_find = true;
         while !cancel.is_cancelled() {
-            while let Some(finished) = running.try_join_next() {
-                log_group_outcome(finished);
-            }
-            let free = slots.available_permits();
-            if free == 0 {
-                tokio::select! {
-                    () = cancel.cancelled() => {}
-                    Some(finished) = running.join_next() => log_group_outcome(finished),
-                }
-                continue;
-            }
-            let limit = self.settings.claim_batch.min(i64::try_from(free).unwrap_or(i64::MAX));
-            let claimed = match self.claim(limit, crate::db::now()).await {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::error!(error.cause_chain = ?anyhow::Error::from(e), "job worker could not claim");
-                    Vec::new()
-                }
-            };
-            if claimed.is_empty() {
-                // Nothing claimable: new work, a finished group (its key's next job may be
-                // claimable now) or the poll brings the next claim.
-                tokio::select! {
-                    () = cancel.cancelled() => {}
-                    () = self.wake.notified() => {}
-                    () = tokio::time::sleep(poll) => {}
-                    Some(finished) = running.join_next() => log_group_outcome(finished),
-                }
-                continue;
-            }
-            let lease = Duration::from_secs(self.settings.lease_secs);
-            let renewal = Arc::new(self.keep_leased(claimed.iter().map(|j| j.id).collect(), lease));
-            for group in group_by_key(claimed) {
-                // A claim takes at most one job per free slot, so a slot is always there.
-                let Ok(slot) = slots.clone().acquire_owned().await else { break };
-                let (runner, renewal) = (self.clone(), renewal.clone());
+            while running.len() < concurrency {
+                let Some((group, renewal)) = ahead.take() else { break };
+                let runner = self.clone();
                 running.spawn(async move {
                     let report = runner.run_group(group, crate::db::now()).await;
-                    drop((slot, renewal));
+                    drop(renewal);
                     report
                 });
+            }
+            let missing = (2 * concurrency).saturating_sub(running.len() + ahead.jobs());
+            if claims.is_empty() && may_find && missing > 0 {
+                let limit = self.settings.claim_batch.min(i64::try_from(missing).unwrap_or(i64::MAX)).max(1);
+                let runner = self.clone();
+                claims.spawn(async move {
+                    let claimed = runner.claim(limit, crate::db::now()).await;
+                    (claimed, usize::try_from(limit).unwrap_or(usize::MAX))
+                });
+            }
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                Some(claimed) = claims.join_next() => match claimed {
+                    Ok((Ok(jobs), asked)) => {
+                        may_find = jobs.len() >= asked;
+                        if !jobs.is_empty() {
+                            let lease = Duration::from_secs(self.settings.lease_secs);
+                            let renewal = Arc::new(self.keep_leased(jobs.iter().map(|j| j.id).collect(), lease));
+                            ahead.add(group_by_key(jobs), &renewal);
+                        }
+                    }
+                    Ok((Err(e), _)) => {
+                        tracing::error!(error.cause_chain = ?anyhow::Error::from(e), "job worker could not claim");
+                        may_find = false;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "a job claim's task failed");
+                        may_find = false;
+                    }
+                },
+                Some(finished) = running.join_next() => {
+                    log_group_outcome(finished);
+                    may_find = true;
+                }
+                () = self.wake.notified() => may_find = true,
+                () = tokio::time::sleep(poll), if !may_find => may_find = true,
+            }
+        }
+        // A claim under way is let finish, so that what it took is given back below.
+        while let Some(claimed) = claims.join_next().await {
+            if let Ok((Ok(jobs), _)) = claimed {
+                ahead.add(group_by_key(jobs), &Arc::new(CancellationToken::new().drop_guard()));
+            }
+        }
+        let unstarted = ahead.ids();
+        if !unstarted.is_empty() {
+            let n = unstarted.len();
+            match self.db.write(move |c| jobs::release(c, &unstarted)).await {
+                Ok(()) => tracing::info!(jobs = n, "gave back the jobs claimed ahead"),
+                Err(e) => {
+                    tracing::warn!(error.cause_chain = ?anyhow::Error::from(e), "could not give back the jobs claimed ahead; their leases run out")
+                }
             }
         }
         while let Some(finished) = running.join_next().await {
@@ -410,6 +437,37 @@ impl Runner {
         let owner = self.owner.clone();
         let lease = Duration::from_secs(self.settings.lease_secs);
         self.db.write(move |conn| jobs::claim(conn, &owner, limit, lease, now)).await
+    }
+}
+
+/// Groups claimed but not started yet, oldest claim first, each with its claim's lease renewal
+/// (kept until the last of that claim's groups is done).
+#[derive(Default)]
+struct ClaimedAhead {
+    groups: std::collections::VecDeque<(Vec<Job>, Arc<tokio_util::sync::DropGuard>)>,
+    jobs: usize,
+}
+
+impl ClaimedAhead {
+    fn add(&mut self, groups: Vec<Vec<Job>>, renewal: &Arc<tokio_util::sync::DropGuard>) {
+        for group in groups {
+            self.jobs += group.len();
+            self.groups.push_back((group, renewal.clone()));
+        }
+    }
+
+    fn take(&mut self) -> Option<(Vec<Job>, Arc<tokio_util::sync::DropGuard>)> {
+        let next = self.groups.pop_front()?;
+        self.jobs -= next.0.len();
+        Some(next)
+    }
+
+    fn jobs(&self) -> usize {
+        self.jobs
+    }
+
+    fn ids(&self) -> Vec<i64> {
+        self.groups.iter().flat_map(|(group, _)| group.iter().map(|j| j.id)).collect()
     }
 }
 

@@ -23,6 +23,7 @@ crate::on_both_backends!(
     enqueue_and_claim_work_inside_a_callers_transaction,
     a_panicking_job_is_a_failed_attempt_and_the_worker_goes_on,
     a_slow_job_holds_up_its_own_conversation_only,
+    jobs_claimed_ahead_are_given_back_when_the_worker_stops,
     ten_thousand_jobs_enqueue_at_once_and_are_claimed_in_order,
     a_job_completed_in_its_own_write_ends_with_that_write
 );
@@ -425,6 +426,51 @@ async fn a_slow_job_holds_up_its_own_conversation_only(test_db: TestDb) {
     }
     cancel.cancel();
     running.await.unwrap();
+}
+
+/// A running worker claims ahead of its free slots (so a slot that frees up starts at once);
+/// stopping gives those jobs back untouched, for the next worker to take without waiting
+/// for their leases.
+async fn jobs_claimed_ahead_are_given_back_when_the_worker_stops(test_db: TestDb) {
+    let db = test_db.services().await.db;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (started, mut starts) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let log: Log = Arc::default();
+    let ctx = TestCtx {
+        log: log.clone(),
+        plan: Arc::new(move |key, _, _| {
+            let _ = started.send(key.to_owned());
+            None
+        }),
+        hold: Some(("slow".into(), gate.clone())),
+        finished: None,
+    };
+    let settings = test_db.settings_with(&[("BYOC__WORKER__CONCURRENCY", "1")]);
+    let registry = Registry::new(ctx).register::<TestJob>();
+    let runner = Runner::new(db.clone(), registry, Arc::new(Metrics::new()), settings.worker);
+    enqueue(&db, &["slow"], 1).await;
+    enqueue(&db, &["k0", "k1", "k2"], 1).await;
+
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(runner.run(cancel.clone()));
+    let within = std::time::Duration::from_secs(30);
+    let first = tokio::time::timeout(within, starts.recv()).await.expect("the first job starts").unwrap();
+    assert_eq!(first, "slow");
+    // Its claim brought the next job too: it waits for the one slot, leased to this worker.
+    let depth = db.run(|c| jobs::depth(c, now())).await.unwrap();
+    assert_eq!((depth.running, depth.due), (2, 2), "one running, one claimed ahead, two queued");
+
+    cancel.cancel();
+    gate.add_permits(1);
+    running.await.unwrap();
+    assert_eq!(sequence(&log, "slow"), [0], "the running job finished");
+    let left = db.run(|c| jobs::of_key(c, "conv:k0", 10)).await.unwrap();
+    assert_eq!(left.len(), 1);
+    let k0 = &left[0];
+    assert_eq!((k0.state, k0.attempts, k0.lease_owner.as_deref()), (byoc_bridge::db::JobState::Queued, 0, None));
+    let depth = db.run(|c| jobs::depth(c, now())).await.unwrap();
+    assert_eq!((depth.running, depth.due), (0, 3), "nothing is left leased");
+    assert!(starts.try_recv().is_err(), "no job started after the stop");
 }
 
 /// Records its outcome and its own completion in one write; with `fail_in_write`, that
