@@ -14,10 +14,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, atomic::Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::writer::{Finish, WriterStats};
+/// What a writer's caller hears once its batch is over: the failure, if there was one.
+pub(super) type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// One committed (or failed) batch waiting for the disk: its answers and the commit's failure.
 pub(super) struct Committed {
@@ -32,24 +32,26 @@ pub fn wal_path(database: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Starts the thread that syncs `wal` and answers the batches sent to it, in order.
-pub(super) fn start(wal: PathBuf, stats: Arc<WriterStats>) -> std::io::Result<mpsc::Sender<Committed>> {
+/// Starts the thread that syncs `wal` and answers the batches sent to it, in order; `synced`
+/// is told how long each sync took.
+pub(super) fn start(
+    wal: PathBuf,
+    synced: impl Fn(Duration) + Send + 'static,
+) -> std::io::Result<mpsc::Sender<Committed>> {
     let (send, committed) = mpsc::channel::<Committed>();
-    std::thread::Builder::new().name("sqlite-wal-sync".into()).spawn(move || run(&committed, &wal, &stats))?;
+    std::thread::Builder::new().name("sqlite-wal-sync".into()).spawn(move || run(&committed, &wal, &synced))?;
     Ok(send)
 }
 
-fn run(committed: &mpsc::Receiver<Committed>, wal: &Path, stats: &WriterStats) {
+fn run(committed: &mpsc::Receiver<Committed>, wal: &Path, synced: &dyn Fn(Duration)) {
     while let Ok(first) = committed.recv() {
         let mut batches = vec![first];
         batches.extend(committed.try_iter());
         let started = Instant::now();
         // A failed batch was rolled back: it has nothing to write down.
-        let synced = if batches.iter().any(|b| b.failure.is_none()) { sync(wal) } else { Ok(()) };
-        stats.syncs.fetch_add(1, Ordering::Relaxed);
-        let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        stats.sync_micros.fetch_add(took, Ordering::Relaxed);
-        let not_on_disk = synced.err().map(|e| {
+        let outcome = if batches.iter().any(|b| b.failure.is_none()) { sync(wal) } else { Ok(()) };
+        synced(started.elapsed());
+        let not_on_disk = outcome.err().map(|e| {
             tracing::error!(error = %e, "SQLite's write-ahead log could not be written to disk");
             format!("the commit could not be written to disk: {e}")
         });
@@ -70,7 +72,18 @@ fn sync(wal: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     use super::*;
+
+    fn counted() -> (Arc<AtomicU64>, impl Fn(Duration) + Send + 'static) {
+        let syncs = Arc::new(AtomicU64::new(0));
+        let count = syncs.clone();
+        (syncs, move |_| {
+            count.fetch_add(1, Ordering::Relaxed);
+        })
+    }
 
     #[test]
     fn the_log_sits_beside_the_database() {
@@ -80,8 +93,8 @@ mod tests {
     #[test]
     fn a_log_that_cannot_be_synced_fails_every_batch_waiting_for_it() {
         let dir = tempfile::tempdir().unwrap();
-        let stats = Arc::new(WriterStats::default());
-        let send = start(dir.path().join("missing.db-wal"), stats.clone()).unwrap();
+        let (_, synced) = counted();
+        let send = start(dir.path().join("missing.db-wal"), synced).unwrap();
         let (tx, rx) = mpsc::channel();
         let answer = |tx: mpsc::Sender<Option<String>>| -> Finish {
             Box::new(move |why| tx.send(why.map(str::to_owned)).unwrap())
@@ -102,8 +115,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wal = dir.path().join("w.db-wal");
         std::fs::write(&wal, b"frames").unwrap();
-        let stats = Arc::new(WriterStats::default());
-        let send = start(wal, stats.clone()).unwrap();
+        let (syncs, synced) = counted();
+        let send = start(wal, synced).unwrap();
         let (tx, rx) = mpsc::channel();
         for n in 0..5 {
             let tx = tx.clone();
@@ -112,7 +125,7 @@ mod tests {
         }
         let heard: Vec<(i32, Option<String>)> = rx.iter().take(5).collect();
         assert_eq!(heard, (0..5).map(|n| (n, None)).collect::<Vec<_>>());
-        let syncs = stats.syncs.load(Ordering::Relaxed);
+        let syncs = syncs.load(Ordering::Relaxed);
         assert!((1..=5).contains(&syncs), "batches waiting together share a sync: {syncs}");
     }
 }

@@ -20,14 +20,11 @@ use std::time::Instant;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::sqlite::SqliteConnection;
 
-use super::wal_sync::{self, Committed};
+use super::wal_sync::{self, Committed, Finish};
 use super::{DbConn, DbError};
 
 /// Work queued while a batch runs joins it, up to this many pieces per commit.
 const MAX_BATCH: usize = 512;
-
-/// What the caller hears once the batch is over: the commit's failure, if it failed.
-pub(super) type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
 
 enum Work {
     /// Runs inside the batch's transaction (in a savepoint); returns how to answer its caller.
@@ -80,7 +77,15 @@ impl Writer {
         let cannot_start =
             |e: std::io::Error| DbError::Other(anyhow::anyhow!("could not start the SQLite writer: {e}"));
         let answers = match sync_wal {
-            Some(wal) => Answers::AfterSync(wal_sync::start(wal, stats.clone()).map_err(cannot_start)?),
+            Some(wal) => {
+                let kept = stats.clone();
+                let synced = move |took: std::time::Duration| {
+                    kept.syncs.fetch_add(1, Ordering::Relaxed);
+                    let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+                    kept.sync_micros.fetch_add(micros, Ordering::Relaxed);
+                };
+                Answers::AfterSync(wal_sync::start(wal, synced).map_err(cannot_start)?)
+            }
             None => Answers::AfterCommit,
         };
         let kept = stats.clone();
@@ -154,14 +159,13 @@ enum Answers {
 
 impl Answers {
     fn give(&self, finishes: Vec<Finish>, failure: Option<String>) {
-        let finishes = match self {
-            Answers::AfterCommit => finishes,
-            Answers::AfterSync(syncer) => match syncer.send(Committed { finishes, failure: failure.clone() }) {
+        let (finishes, failure) = match self {
+            Answers::AfterCommit => (finishes, failure),
+            Answers::AfterSync(syncer) => match syncer.send(Committed { finishes, failure }) {
                 Ok(()) => return,
                 // The syncing thread is gone (it panicked): nothing can be promised on disk.
-                Err(mpsc::SendError(Committed { finishes, .. })) => {
-                    let why = "the write-ahead log is no longer synced";
-                    return finishes.into_iter().for_each(|finish| finish(Some(failure.as_deref().unwrap_or(why))));
+                Err(mpsc::SendError(Committed { finishes, failure })) => {
+                    (finishes, Some(failure.unwrap_or_else(|| "the write-ahead log is no longer synced".to_owned())))
                 }
             },
         };
