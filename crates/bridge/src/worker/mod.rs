@@ -361,8 +361,9 @@ impl Runner {
         let mut ahead = ClaimedAhead::default();
         // At most one claim at a time: it asks for what is missing when it starts.
         let mut claims: JoinSet<(Result<Vec<Job>, DbError>, usize)> = JoinSet::new();
-        // Whether a claim may find something: not after one came back short, until there is
-        // a reason (new work, a finished group whose key's next job may be free, the poll).
+        // Whether a claim is worth making: a claim uses the reason up, and a new one comes with
+        // new work, a finished group (its key's next job may be free), the poll, or the claim
+        // coming back full. One that comes while a claim runs is kept for the next.
         let mut may_find = true;
         while !cancel.is_cancelled() {
             while running.len() < concurrency {
@@ -377,6 +378,7 @@ impl Runner {
             let missing = (2 * concurrency).saturating_sub(running.len() + ahead.jobs());
             if claims.is_empty() && may_find && missing > 0 {
                 let limit = self.settings.claim_batch.min(i64::try_from(missing).unwrap_or(i64::MAX)).max(1);
+                may_find = false;
                 let runner = self.clone();
                 claims.spawn(async move {
                     let claimed = runner.claim(limit, crate::db::now()).await;
@@ -387,7 +389,7 @@ impl Runner {
                 () = cancel.cancelled() => {}
                 Some(claimed) = claims.join_next() => match claimed {
                     Ok((Ok(jobs), asked)) => {
-                        may_find = jobs.len() >= asked;
+                        may_find |= jobs.len() >= asked;
                         if !jobs.is_empty() {
                             let lease = Duration::from_secs(self.settings.lease_secs);
                             let renewal = Arc::new(self.keep_leased(jobs.iter().map(|j| j.id).collect(), lease));
@@ -396,12 +398,8 @@ impl Runner {
                     }
                     Ok((Err(e), _)) => {
                         tracing::error!(error.cause_chain = ?anyhow::Error::from(e), "job worker could not claim");
-                        may_find = false;
                     }
-                    Err(e) => {
-                        tracing::error!(error = %e, "a job claim's task failed");
-                        may_find = false;
-                    }
+                    Err(e) => tracing::error!(error = %e, "a job claim's task failed"),
                 },
                 Some(finished) = running.join_next() => {
                     log_group_outcome(finished);
@@ -411,13 +409,13 @@ impl Runner {
                 () = tokio::time::sleep(poll), if !may_find => may_find = true,
             }
         }
-        // A claim under way is let finish, so that what it took is given back below.
+        // A claim under way is let finish, so that what it took is given back too.
+        let mut unstarted = ahead.ids();
         while let Some(claimed) = claims.join_next().await {
             if let Ok((Ok(jobs), _)) = claimed {
-                ahead.add(group_by_key(jobs), &Arc::new(CancellationToken::new().drop_guard()));
+                unstarted.extend(jobs.iter().map(|j| j.id));
             }
         }
-        let unstarted = ahead.ids();
         if !unstarted.is_empty() {
             let n = unstarted.len();
             match self.db.write(move |c| jobs::release(c, &unstarted)).await {
@@ -427,6 +425,7 @@ impl Runner {
                 }
             }
         }
+        drop(ahead);
         while let Some(finished) = running.join_next().await {
             log_group_outcome(finished);
         }
