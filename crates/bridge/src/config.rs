@@ -528,7 +528,7 @@ mod tests {
         let sqlite = load(&[]).unwrap();
         assert_eq!(sqlite.database_pool_size(), 8);
         let pg = load(&[("BYOC__DATABASE__URL", "postgres://127.0.0.1/db")]).unwrap();
-        assert_eq!(pg.database_pool_size(), 32 + 16, "every worker slot and the HTTP handlers");
+        assert_eq!(pg.database_pool_size(), 64 + 16, "every worker slot and the HTTP handlers");
         let set = load(&[("BYOC__DATABASE__URL", "postgres://127.0.0.1/db"), ("BYOC__DATABASE__MAX_CONNECTIONS", "5")]);
         assert_eq!(set.unwrap().database_pool_size(), 5);
     }
