@@ -47,10 +47,15 @@ fn run(committed: &mpsc::Receiver<Committed>, wal: &Path, synced: &dyn Fn(Durati
     while let Ok(first) = committed.recv() {
         let mut batches = vec![first];
         batches.extend(committed.try_iter());
-        let started = Instant::now();
         // A failed batch was rolled back: it has nothing to write down.
-        let outcome = if batches.iter().any(|b| b.failure.is_none()) { sync(wal) } else { Ok(()) };
-        synced(started.elapsed());
+        let outcome = if batches.iter().any(|b| b.failure.is_none()) {
+            let started = Instant::now();
+            let outcome = sync(wal);
+            synced(started.elapsed());
+            outcome
+        } else {
+            Ok(())
+        };
         let not_on_disk = outcome.err().map(|e| {
             tracing::error!(error = %e, "SQLite's write-ahead log could not be written to disk");
             format!("the commit could not be written to disk: {e}")
