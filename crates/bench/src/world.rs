@@ -109,12 +109,12 @@ impl World {
             .write(move |c| {
                 let ctx = Ctx { cipher: &cipher, actor: "bench" };
                 let spec = AppSpec {
-                    org_id: Some(org_id),
+                    org_id: Some(org_id.clone()),
                     login_url: Some(sf_url.clone()),
                     consumer_key: Some(CONSUMER_KEY.into()),
                     integration_username: Some(USERNAME.into()),
-                    private_key: Some(private_pem),
-                    scrt_url: Some(sf_url),
+                    private_key: Some(private_pem.clone()),
+                    scrt_url: Some(sf_url.clone()),
                     channel_address_identifier: Some(CHANNEL.into()),
                     authorization_context: Some(CONTEXT.into()),
                     platform_event: Some("WhatsApp_Event__e".into()),

@@ -265,9 +265,10 @@ impl SpecArgs {
 async fn with_app<T, F>(services: &Services, actor: &'static str, app: String, f: F) -> anyhow::Result<T>
 where
     T: Send + 'static,
-    F: FnOnce(&mut DbConn, &Ctx<'_>, &mut AppRow) -> Result<T, ProvisionError> + Send + 'static,
+    F: FnMut(&mut DbConn, &Ctx<'_>, &mut AppRow) -> Result<T, ProvisionError> + Send + 'static,
 {
     let cipher = services.cipher.clone();
+    let mut f = f;
     let result = services
         .db
         .write(move |c| {

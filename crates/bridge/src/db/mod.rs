@@ -287,11 +287,13 @@ impl Db {
     }
 
     /// Runs `f` in a write transaction; returns once it is committed. On SQLite, writes that
-    /// arrive together share one commit ([`writer`]); each still succeeds or fails alone.
+    /// arrive together share one commit ([`writer`]); each still succeeds or fails alone, and
+    /// `f` may run twice for that (only its last run's changes are kept), so it must not act
+    /// outside the database.
     pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+        F: FnMut(&mut DbConn) -> Result<T, DbError> + Send + 'static,
     {
         match &self.writer {
             Some(writer) => writer.write(f).await,

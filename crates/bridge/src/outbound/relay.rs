@@ -245,7 +245,7 @@ impl Relay<'_> {
             .db
             .write(move |c| {
                 let now = crate::db::now();
-                match (status, note) {
+                match (status, note.clone()) {
                     (MessageStatus::Sent, _) => conversations::mark_sent(c, id, now, purge)?,
                     (_, Some(note)) => conversations::mark_failed(c, id, &note, now, now)?,
                     _ => conversations::mark_sent(c, id, now, now)?,

@@ -447,7 +447,7 @@ impl Subscriber {
         let stored = self
             .db
             .write(move |c| {
-                let mut entries = entries;
+                let mut entries = entries.clone();
                 entries.extend(super::session_ends(c, &app_id, &ended_sessions)?);
                 super::store(c, &app_id, &topic, sender.as_deref(), &waiting, &entries, &position)
             })

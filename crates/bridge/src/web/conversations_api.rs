@@ -113,7 +113,7 @@ pub async fn handover(
         .db
         .write(move |c| {
             let (row, created) =
-                crate::handover::accept_with_transcript(c, &app_id, &call.request, Some(call.transcript))?;
+                crate::handover::accept_with_transcript(c, &app_id, &call.request, Some(call.transcript.clone()))?;
             Ok((crate::handover::view(c, &row)?, created))
         })
         .await?;

@@ -309,7 +309,7 @@ impl Runner {
             .write(move |conn| {
                 jobs::complete(conn, &done)?;
                 jobs::release(conn, &rest)?;
-                match failure {
+                match failure.clone() {
                     JobFailure::Resume { progress } => {
                         tracing::debug!(job.id = id, %progress, "job continues");
                         jobs::release(conn, &[id])?;

@@ -106,7 +106,7 @@ impl Bridge {
     pub async fn change_app<T, F>(&self, change: F) -> T
     where
         T: Send + 'static,
-        F: FnOnce(
+        F: FnMut(
                 &mut byoc_bridge::db::DbConn,
                 &Ctx<'_>,
                 &mut byoc_bridge::db::apps::AppRow,
@@ -115,6 +115,7 @@ impl Bridge {
             + 'static,
     {
         let cipher = byoc_bridge::startup::Services::open(&self.settings()).await.unwrap().cipher;
+        let mut change = change;
         let changed = self
             .app
             .db
@@ -288,12 +289,12 @@ impl Vendors {
         db.write(move |c| {
             let ctx = Ctx { cipher: &cipher, actor: "test" };
             let spec = AppSpec {
-                org_id: Some(org_id),
+                org_id: Some(org_id.clone()),
                 login_url: Some(sf_url.clone()),
                 consumer_key: Some(CONSUMER_KEY.into()),
                 integration_username: Some(USERNAME.into()),
                 private_key: Some(SecretString::from(test_private_key())),
-                scrt_url: Some(sf_url),
+                scrt_url: Some(sf_url.clone()),
                 channel_address_identifier: Some(CHANNEL.into()),
                 authorization_context: Some(CONTEXT.into()),
                 platform_event: Some("WhatsApp_Event__e".into()),

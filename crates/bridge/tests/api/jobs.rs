@@ -259,7 +259,7 @@ async fn leases_are_renewed_while_their_jobs_run(test_db: TestDb) {
     let holder = Runner::new(db.clone(), registry, Arc::new(Metrics::new()), settings.worker);
     let first = SlowJob.to_job().unwrap().ordered_by("conv:a");
     let next = QuickJob.to_job().unwrap().ordered_by("conv:a");
-    let ids = db.write(move |c| jobs::enqueue(c, &[first, next])).await.unwrap();
+    let ids = db.write(move |c| jobs::enqueue(c, &[first.clone(), next.clone()])).await.unwrap();
 
     let step = tokio::spawn(async move { holder.step().await.unwrap() });
     started.notified().await;
@@ -370,7 +370,7 @@ async fn a_panicking_job_is_a_failed_attempt_and_the_worker_goes_on(test_db: Tes
     let registry = Registry::new(log.clone()).register::<FlakyJob>();
     let runner = Runner::new(db.clone(), registry, Arc::new(Metrics::new()), test_db.settings().worker);
     let job = FlakyJob.to_job().unwrap().ordered_by("conv:p");
-    let id = db.write(move |c| jobs::enqueue(c, &[job])).await.unwrap()[0];
+    let id = db.write(move |c| jobs::enqueue(c, std::slice::from_ref(&job))).await.unwrap()[0];
 
     let t0 = now();
     let first = runner.drain_at(t0).await.unwrap();

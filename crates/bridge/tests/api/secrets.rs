@@ -18,7 +18,7 @@ async fn secrets_are_stored_encrypted_and_round_trip(test_db: TestDb) {
         .db
         .write(move |c| {
             let ctx = Ctx { cipher: &cipher, actor: "test" };
-            let spec = AppSpec { private_key: Some(SecretString::from(key_for_write)), ..AppSpec::default() };
+            let spec = AppSpec { private_key: Some(SecretString::from(key_for_write.clone())), ..AppSpec::default() };
             let app = prov::create_app(c, &ctx, "acme", &spec).map_err(anyhow::Error::from)?;
             prov::upsert_account(
                 c,

@@ -240,7 +240,7 @@ async fn save_spec(
     admin: &Admin,
     spec: AppSpec,
 ) -> Result<Result<AppRow, prov::ProvisionError>, AppError> {
-    let Some(mut row) = admin.app.clone() else {
+    let Some(row) = admin.app.clone() else {
         return Err(AppError::BadRequest("complete the BYOC connection (step 1) first".into()));
     };
     let (cipher, actor) = (state.cipher.clone(), admin.actor());
@@ -248,6 +248,7 @@ async fn save_spec(
         .db
         .write(move |c| {
             let ctx = prov::Ctx { cipher: &cipher, actor: &actor };
+            let mut row = row.clone();
             Ok(prov::update_app(c, &ctx, &mut row, &spec).map(|_| row))
         })
         .await?;

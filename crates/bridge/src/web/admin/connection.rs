@@ -298,7 +298,7 @@ pub async fn save(
         .db
         .write(move |c| {
             let ctx = prov::Ctx { cipher: &cipher, actor: &actor };
-            let result = match app {
+            let result = match app.clone() {
                 Some(mut row) => prov::update_app(c, &ctx, &mut row, &spec).map(|_| row),
                 None => prov::create_app(c, &ctx, &name, &spec),
             };

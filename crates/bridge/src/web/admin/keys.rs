@@ -95,7 +95,7 @@ const CONFIRM_REPLACE: &str =
 
 async fn store_key(state: &AppState, admin: &Admin, pair: certificate::KeyPair) -> Result<(), AppError> {
     let (cipher, actor) = (state.cipher.clone(), admin.actor());
-    let Some(mut row) = admin.app.clone() else {
+    let Some(row) = admin.app.clone() else {
         return Err(AppError::BadRequest("the connection has no name yet".into()));
     };
     let spec =
@@ -104,6 +104,7 @@ async fn store_key(state: &AppState, admin: &Admin, pair: certificate::KeyPair) 
         .db
         .write(move |c| {
             let ctx = prov::Ctx { cipher: &cipher, actor: &actor };
+            let mut row = row.clone();
             prov::update_app(c, &ctx, &mut row, &spec).map_err(anyhow::Error::from)?;
             Ok(())
         })

@@ -251,7 +251,7 @@ pub async fn activate(
 ) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
-    let Some(mut row) = admin.app.clone() else { return Ok(super::to_step_one()) };
+    let Some(row) = admin.app.clone() else { return Ok(super::to_step_one()) };
     // Not with a setting missing, nor while a check that activation cannot fix is red.
     let missing = super::wizard::missing_for_activation(&row);
     let checked = checks(&state, &row, super::webhooks::chosen(&state, &row).await?).await?;
@@ -275,6 +275,7 @@ pub async fn activate(
         .write(move |c| {
             let ctx = prov::Ctx { cipher: &cipher, actor: &actor };
             let spec = AppSpec { status: Some("active".into()), ..AppSpec::default() };
+            let mut row = row.clone();
             Ok(prov::update_app(c, &ctx, &mut row, &spec).map(|_| row))
         })
         .await?;
@@ -310,13 +311,14 @@ pub async fn set_secret(
 ) -> Result<HttpResponse, AppError> {
     let admin = signed_in_admin!(state, req);
     super::check_csrf(&admin.session, &form.csrf)?;
-    let Some(mut row) = admin.app.clone() else { return Ok(super::to_step_one()) };
+    let Some(row) = admin.app.clone() else { return Ok(super::to_step_one()) };
     let secret = SecretString::from(form.into_inner().webhook_secret);
     let (cipher, actor) = (state.cipher.clone(), admin.actor());
     let saved = state
         .db
         .write(move |c| {
             let ctx = prov::Ctx { cipher: &cipher, actor: &actor };
+            let mut row = row.clone();
             Ok(prov::set_webhook_secret(c, &ctx, &mut row, &secret).map(|()| row))
         })
         .await?;
