@@ -16,10 +16,10 @@ use diesel::prelude::*;
 use super::schema::jobs;
 use super::{DbConn, DbError, JobState};
 
-/// Serialises claimers across replicas on PostgreSQL (`pg_advisory_xact_lock` key).
 /// Rows per INSERT on PostgreSQL, well under its parameter limit.
 const ENQUEUE_CHUNK: usize = 1_000;
 
+/// Serialises claimers across replicas on PostgreSQL (`pg_advisory_xact_lock` key).
 /// Claiming is one short statement per batch, so the lock is held for milliseconds.
 const CLAIM_LOCK_KEY: i64 = 0x6279_6f63_6a6f_6273; // "byocjobs"
 
@@ -111,7 +111,8 @@ pub fn enqueue(conn: &mut DbConn, new: &[NewJob]) -> Result<Vec<i64>, DbError> {
 }
 
 /// Claims up to `limit` due jobs for `owner`, in id order, and leases them until
-/// `now + lease`. Expired leases (a worker died) are returned to the queue first.
+/// `now + lease`. Expired leases (a worker died) are returned to the queue first. Call inside
+/// a write ([`super::Db::write`]): the claim is one transaction with it.
 pub fn claim(
     conn: &mut DbConn,
     owner: &str,
@@ -119,55 +120,69 @@ pub fn claim(
     lease: Duration,
     now: NaiveDateTime,
 ) -> Result<Vec<Job>, DbError> {
-    let lease_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
-    conn.write_transaction(|conn| {
-        if let DbConn::Postgres(c) = conn {
-            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                .bind::<diesel::sql_types::BigInt, _>(CLAIM_LOCK_KEY)
-                .execute(c)?;
-        }
-        diesel::update(jobs::table.filter(jobs::state.eq(JobState::Running)).filter(jobs::lease_until.lt(now)))
-            .set((
-                jobs::state.eq(JobState::Queued),
-                jobs::lease_owner.eq(None::<String>),
-                jobs::lease_until.eq(None::<NaiveDateTime>),
-            ))
-            .execute(conn)?;
+    return_expired(conn, now)?;
+    take_due(conn, owner, limit, lease, now)
+}
 
-        let earlier = diesel::alias!(jobs as earlier);
-        let blocking_predecessor = earlier
-            .filter(earlier.field(jobs::ordering_key).eq(jobs::ordering_key))
-            .filter(earlier.field(jobs::id).lt(jobs::id))
-            .filter(
-                earlier
-                    .field(jobs::state)
-                    .eq(JobState::Running)
-                    .or(earlier.field(jobs::state).eq(JobState::Queued).and(earlier.field(jobs::run_at).gt(now))),
-            );
-        let ids: Vec<i64> = crate::dispatch!(&mut *conn, |c| jobs::table
-            .filter(jobs::state.eq(JobState::Queued))
-            .filter(jobs::run_at.le(now))
-            .filter(not(exists(blocking_predecessor)))
-            .order(jobs::id)
-            .limit(limit)
-            .select(jobs::id)
-            .load(c)?);
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut claimed: Vec<Job> =
-            crate::dispatch!(conn, |c| diesel::update(jobs::table.filter(jobs::id.eq_any(&ids)))
-                .set((
-                    jobs::state.eq(JobState::Running),
-                    jobs::lease_owner.eq(owner),
-                    jobs::lease_until.eq(lease_until),
-                    jobs::attempts.eq(jobs::attempts + 1),
-                ))
-                .returning(Job::as_returning())
-                .get_results(c)?);
-        claimed.sort_by_key(|j| j.id);
-        Ok(claimed)
-    })
+/// Queues again the running jobs whose lease ran out before `now`: their worker died, or
+/// lost its database for longer than a lease.
+pub fn return_expired(conn: &mut DbConn, now: NaiveDateTime) -> Result<usize, DbError> {
+    Ok(diesel::update(jobs::table.filter(jobs::state.eq(JobState::Running)).filter(jobs::lease_until.lt(now)))
+        .set((
+            jobs::state.eq(JobState::Queued),
+            jobs::lease_owner.eq(None::<String>),
+            jobs::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?)
+}
+
+/// [`claim`] without returning expired leases first: for a worker that did that a moment ago
+/// (a lease runs for many seconds, so looking again at every claim finds nothing new).
+pub fn take_due(
+    conn: &mut DbConn,
+    owner: &str,
+    limit: i64,
+    lease: Duration,
+    now: NaiveDateTime,
+) -> Result<Vec<Job>, DbError> {
+    let lease_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+    if let DbConn::Postgres(c) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(CLAIM_LOCK_KEY)
+            .execute(c)?;
+    }
+    let earlier = diesel::alias!(jobs as earlier);
+    let blocking_predecessor = earlier
+        .filter(earlier.field(jobs::ordering_key).eq(jobs::ordering_key))
+        .filter(earlier.field(jobs::id).lt(jobs::id))
+        .filter(
+            earlier
+                .field(jobs::state)
+                .eq(JobState::Running)
+                .or(earlier.field(jobs::state).eq(JobState::Queued).and(earlier.field(jobs::run_at).gt(now))),
+        );
+    let ids: Vec<i64> = crate::dispatch!(&mut *conn, |c| jobs::table
+        .filter(jobs::state.eq(JobState::Queued))
+        .filter(jobs::run_at.le(now))
+        .filter(not(exists(blocking_predecessor)))
+        .order(jobs::id)
+        .limit(limit)
+        .select(jobs::id)
+        .load(c)?);
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut claimed: Vec<Job> = crate::dispatch!(conn, |c| diesel::update(jobs::table.filter(jobs::id.eq_any(&ids)))
+        .set((
+            jobs::state.eq(JobState::Running),
+            jobs::lease_owner.eq(owner),
+            jobs::lease_until.eq(lease_until),
+            jobs::attempts.eq(jobs::attempts + 1),
+        ))
+        .returning(Job::as_returning())
+        .get_results(c)?);
+    claimed.sort_by_key(|j| j.id);
+    Ok(claimed)
 }
 
 /// Extends the leases `owner` holds on these running jobs to `until` (never shortens one).

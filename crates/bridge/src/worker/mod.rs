@@ -123,7 +123,14 @@ pub struct Runner {
     settings: WorkerSettings,
     owner: String,
     wake: Arc<Notify>,
+    /// When this runner last returned expired leases to the queue (see [`Runner::claim`]).
+    expiry_checked: Arc<std::sync::Mutex<Option<NaiveDateTime>>>,
 }
+
+/// How often claims also look for expired leases. A lease lasts `worker.lease_secs` (seconds
+/// at least), so a job whose worker died waits at most this much longer to run again, while
+/// most claims skip a statement that would find nothing.
+const EXPIRY_CHECK_EVERY: chrono::Duration = chrono::Duration::seconds(1);
 
 impl Runner {
     pub fn new(db: Db, handlers: impl Into<Handlers>, metrics: Arc<Metrics>, settings: WorkerSettings) -> Self {
@@ -134,6 +141,7 @@ impl Runner {
             settings,
             owner: format!("worker-{}", uuid::Uuid::new_v4()),
             wake: Arc::new(Notify::new()),
+            expiry_checked: Arc::default(),
         }
     }
 
@@ -432,10 +440,28 @@ impl Runner {
         tracing::info!(worker = %self.owner, "job worker stopped");
     }
 
+    /// Claims due jobs, first returning expired leases to the queue if that was not done in the
+    /// last [`EXPIRY_CHECK_EVERY`] (by the worker's clock, which tests move forward).
     async fn claim(&self, limit: i64, now: NaiveDateTime) -> Result<Vec<Job>, DbError> {
         let owner = self.owner.clone();
         let lease = Duration::from_secs(self.settings.lease_secs);
-        self.db.write(move |conn| jobs::claim(conn, &owner, limit, lease, now)).await
+        let check_expiry = {
+            let mut checked = self.expiry_checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = checked.is_none_or(|at| now < at || now - at >= EXPIRY_CHECK_EVERY);
+            if due {
+                *checked = Some(now);
+            }
+            due
+        };
+        self.db
+            .write(move |conn| {
+                if check_expiry {
+                    jobs::claim(conn, &owner, limit, lease, now)
+                } else {
+                    jobs::take_due(conn, &owner, limit, lease, now)
+                }
+            })
+            .await
     }
 }
 
