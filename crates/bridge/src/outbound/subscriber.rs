@@ -447,9 +447,14 @@ impl Subscriber {
         let stored = self
             .db
             .write(move |c| {
-                let mut entries = entries.clone();
-                entries.extend(super::session_ends(c, &app_id, &ended_sessions)?);
-                super::store(c, &app_id, &topic, sender.as_deref(), &waiting, &entries, &position)
+                let ends = super::session_ends(c, &app_id, &ended_sessions)?;
+                // The write may run twice: the received entries are copied only when ends join them.
+                let all = if ends.is_empty() {
+                    std::borrow::Cow::Borrowed(&entries)
+                } else {
+                    std::borrow::Cow::Owned(entries.iter().cloned().chain(ends).collect())
+                };
+                super::store(c, &app_id, &topic, sender.as_deref(), &waiting, &all, &position)
             })
             .await?;
         let now = chrono::Utc::now().timestamp_millis();
