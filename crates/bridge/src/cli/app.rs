@@ -262,13 +262,12 @@ impl SpecArgs {
 }
 
 /// Runs `f` on the named app inside one write transaction, as the command-line actor.
-async fn with_app<T, F>(services: &Services, actor: &'static str, app: String, f: F) -> anyhow::Result<T>
+async fn with_app<T, F>(services: &Services, actor: &'static str, app: String, mut f: F) -> anyhow::Result<T>
 where
     T: Send + 'static,
     F: FnMut(&mut DbConn, &Ctx<'_>, &mut AppRow) -> Result<T, ProvisionError> + Send + 'static,
 {
     let cipher = services.cipher.clone();
-    let mut f = f;
     let result = services
         .db
         .write(move |c| {

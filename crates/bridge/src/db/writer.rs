@@ -170,8 +170,8 @@ trait Pending: Send {
     /// Runs the write in the batch's open transaction; in a savepoint of its own when
     /// `own_savepoint`, so that failing undoes only its changes. Returns whether it succeeded.
     fn run(&mut self, conn: &mut DbConn, own_savepoint: bool) -> bool;
-    /// Answers the caller once the batch is over: its last run's result, unless the batch
-    /// failed as a whole (`failure`) after it succeeded.
+    /// How to answer the caller once the batch is over: its last run's result, unless the
+    /// batch as a whole failed (the answer's argument) after it succeeded.
     fn finish(self: Box<Self>) -> Finish;
 }
 

@@ -245,9 +245,9 @@ impl Relay<'_> {
             .db
             .write(move |c| {
                 let now = crate::db::now();
-                match (status, note.clone()) {
+                match (status, note.as_deref()) {
                     (MessageStatus::Sent, _) => conversations::mark_sent(c, id, now, purge)?,
-                    (_, Some(note)) => conversations::mark_failed(c, id, &note, now, now)?,
+                    (_, Some(note)) => conversations::mark_failed(c, id, note, now, now)?,
                     _ => conversations::mark_sent(c, id, now, now)?,
                 }
                 completion.record(c)

@@ -317,18 +317,18 @@ impl Runner {
             .write(move |conn| {
                 jobs::complete(conn, &done)?;
                 jobs::release(conn, &rest)?;
-                match failure.clone() {
+                match &failure {
                     JobFailure::Resume { progress } => {
                         tracing::debug!(job.id = id, %progress, "job continues");
                         jobs::release(conn, &[id])?;
                         Ok("resumed")
                     }
                     JobFailure::Retry { reason, after } if attempts < max_attempts => {
-                        let delay = backoff.delay(attempts, after);
+                        let delay = backoff.delay(attempts, *after);
                         let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
                         tracing::warn!(job.id = id, attempts, retry_in_ms = delay.as_millis() as u64, %reason, "job failed, will retry");
-                        jobs::retry_at(conn, id, at, &reason)?;
-                        attempts::record(conn, &job, attempts, AttemptOutcome::Retry, &reason, now)?;
+                        jobs::retry_at(conn, id, at, reason)?;
+                        attempts::record(conn, &job, attempts, AttemptOutcome::Retry, reason, now)?;
                         Ok("retried")
                     }
                     JobFailure::Retry { reason, .. } => {
@@ -340,8 +340,8 @@ impl Runner {
                     }
                     JobFailure::Permanent { reason } => {
                         tracing::error!(job.id = id, %reason, "job failed permanently, now a dead letter");
-                        jobs::bury(conn, id, &reason, now)?;
-                        attempts::record(conn, &job, attempts, AttemptOutcome::Dead, &reason, now)?;
+                        jobs::bury(conn, id, reason, now)?;
+                        attempts::record(conn, &job, attempts, AttemptOutcome::Dead, reason, now)?;
                         Ok("dead")
                     }
                 }
@@ -456,10 +456,9 @@ impl Runner {
         self.db
             .write(move |conn| {
                 if check_expiry {
-                    jobs::claim(conn, &owner, limit, lease, now)
-                } else {
-                    jobs::take_due(conn, &owner, limit, lease, now)
+                    jobs::return_expired(conn, now)?;
                 }
+                jobs::take_due(conn, &owner, limit, lease, now)
             })
             .await
     }
