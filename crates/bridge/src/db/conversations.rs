@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{conversations, messages};
-use super::{DbConn, DbError, Direction, MessageStatus};
+use super::{DbConn, DbError, Direction, MessageStatus, prepared};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = conversations)]
@@ -98,13 +98,14 @@ pub fn set_marketing_opt_out(conn: &mut DbConn, id: i64, at: Option<NaiveDateTim
 
 /// Moves the end user's last-message time forward (never back: reports may come late).
 pub fn touch_inbound(conn: &mut DbConn, id: i64, at: NaiveDateTime) -> Result<(), DbError> {
-    diesel::update(
-        conversations::table
-            .find(id)
-            .filter(conversations::last_inbound_at.is_null().or(conversations::last_inbound_at.lt(at))),
+    crate::dispatch!(conn, |c| prepared::update(
+        conversations::table,
+        conversations::id
+            .eq(id)
+            .and(conversations::last_inbound_at.is_null().or(conversations::last_inbound_at.lt(at))),
+        conversations::last_inbound_at.eq(at),
     )
-    .set(conversations::last_inbound_at.eq(at))
-    .execute(conn)?;
+    .execute(c)?);
     Ok(())
 }
 
@@ -172,9 +173,12 @@ pub fn insert_message(conn: &mut DbConn, m: &NewMessage<'_>, now: NaiveDateTime)
         .optional()?);
     if id.is_some() {
         // A new message is news of its conversation (recent conversations come first).
-        diesel::update(conversations::table.find(m.conversation_id))
-            .set(conversations::updated_at.eq(now))
-            .execute(conn)?;
+        crate::dispatch!(conn, |c| prepared::update(
+            conversations::table,
+            conversations::id.eq(m.conversation_id),
+            conversations::updated_at.eq(now)
+        )
+        .execute(c)?);
     }
     Ok(id)
 }
@@ -228,16 +232,19 @@ pub fn mark_delivered(
     now: NaiveDateTime,
     body_purge_after: NaiveDateTime,
 ) -> Result<(), DbError> {
-    diesel::update(messages::table.find(id))
-        .set((
+    crate::dispatch!(conn, |c| prepared::update(
+        messages::table,
+        messages::id.eq(id),
+        (
             messages::status.eq(MessageStatus::Delivered),
             messages::sf_entry_id.eq(entry_id),
             messages::delivered_at.eq(now),
             messages::body_purge_after.eq(body_purge_after),
             messages::error.eq(None::<String>),
             messages::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+        )
+    )
+    .execute(c)?);
     Ok(())
 }
 
@@ -308,13 +315,14 @@ pub fn find_for_end_user(
 
 /// Marks a queued or sending outbound message as being handed to Infobip at `now`.
 pub fn mark_sending(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<(), DbError> {
-    diesel::update(
-        messages::table
-            .find(id)
-            .filter(messages::status.eq(MessageStatus::Queued).or(messages::status.eq(MessageStatus::Sending))),
+    crate::dispatch!(conn, |c| prepared::update(
+        messages::table,
+        messages::id
+            .eq(id)
+            .and(messages::status.eq(MessageStatus::Queued).or(messages::status.eq(MessageStatus::Sending))),
+        (messages::status.eq(MessageStatus::Sending), messages::updated_at.eq(now))
     )
-    .set((messages::status.eq(MessageStatus::Sending), messages::updated_at.eq(now)))
-    .execute(conn)?;
+    .execute(c)?);
     Ok(())
 }
 
@@ -334,17 +342,18 @@ pub fn mark_sent(
     now: NaiveDateTime,
     body_purge_after: NaiveDateTime,
 ) -> Result<(), DbError> {
-    diesel::update(
-        messages::table
-            .find(id)
-            .filter(messages::status.eq(MessageStatus::Queued).or(messages::status.eq(MessageStatus::Sending))),
+    crate::dispatch!(conn, |c| prepared::update(
+        messages::table,
+        messages::id
+            .eq(id)
+            .and(messages::status.eq(MessageStatus::Queued).or(messages::status.eq(MessageStatus::Sending))),
+        (
+            messages::status.eq(MessageStatus::Sent),
+            messages::body_purge_after.eq(body_purge_after),
+            messages::updated_at.eq(now),
+        )
     )
-    .set((
-        messages::status.eq(MessageStatus::Sent),
-        messages::body_purge_after.eq(body_purge_after),
-        messages::updated_at.eq(now),
-    ))
-    .execute(conn)?;
+    .execute(c)?);
     Ok(())
 }
 

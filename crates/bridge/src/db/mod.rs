@@ -15,6 +15,7 @@ pub mod handovers;
 pub mod jobs;
 pub mod messages;
 pub mod migrations;
+pub mod prepared;
 pub mod schema;
 pub mod states;
 pub mod trace;
