@@ -9,6 +9,7 @@
 pub mod apps;
 pub mod attempts;
 pub mod audit;
+pub mod checkpoint;
 pub mod conversations;
 pub mod cursors;
 pub mod handovers;
@@ -242,14 +243,25 @@ impl Db {
                     ..manager.clone()
                 };
                 let logged = sync_wal.is_some();
+                let checkpoints = writes.clone();
                 let open = move || {
                     let mut conn = r2d2::ManageConnection::connect(&writes).map_err(DbError::Connect)?;
                     if logged {
                         require_wal(&mut conn)?;
                     }
+                    // Only a backstop: the checkpointing thread copies the log back first.
+                    conn.batch_execute(&format!(
+                        "PRAGMA wal_autocheckpoint = {}",
+                        checkpoint::WRITER_CHECKPOINT_PAGES
+                    ))?;
                     Ok(conn)
                 };
-                (Backend::Sqlite, Some(writer::Writer::start(open, sync_wal)?))
+                let checkpointing: checkpoint::Opener = Box::new(move || {
+                    let mut conn = r2d2::ManageConnection::connect(&checkpoints).map_err(DbError::Connect)?;
+                    conn.batch_execute("PRAGMA wal_autocheckpoint = 0")?;
+                    Ok(conn)
+                });
+                (Backend::Sqlite, Some(writer::Writer::start(open, sync_wal, Some(checkpointing))?))
             }
             DatabaseLocation::Postgres(_) => (Backend::Postgres, None),
         };

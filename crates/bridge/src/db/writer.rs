@@ -21,6 +21,7 @@ use std::time::Instant;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::sqlite::SqliteConnection;
 
+use super::checkpoint;
 use super::wal_sync::{self, Committed, Finish};
 use super::{DbConn, DbError};
 
@@ -68,10 +69,12 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer thread; `open` makes its connection (again after a failure). With
     /// `sync_wal`, the connection commits without syncing and each batch is answered once
-    /// that log file is synced (see [`wal_sync`]).
+    /// that log file is synced (see [`wal_sync`]). With `checkpoint`, a connection that
+    /// thread opens checkpoints the log after commits (see [`checkpoint`]).
     pub fn start(
         open: impl Fn() -> Result<DbConn, DbError> + Send + 'static,
         sync_wal: Option<PathBuf>,
+        checkpoint: Option<checkpoint::Opener>,
     ) -> Result<Self, DbError> {
         let (queue, work) = mpsc::channel();
         let stats = Arc::new(WriterStats::default());
@@ -89,10 +92,12 @@ impl Writer {
             }
             None => Answers::AfterCommit,
         };
+        let checkpoints = checkpoint.map(checkpoint::start).transpose().map_err(cannot_start)?;
+        let after = After { answers, checkpoints };
         let kept = stats.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(&work, &open, &kept, &answers))
+            .spawn(move || run(&work, &open, &kept, &after))
             .map_err(cannot_start)?;
         Ok(Self { queue, stats })
     }
@@ -136,6 +141,25 @@ impl Writer {
         }));
         self.queue.send(work).map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
+    }
+}
+
+/// What follows a batch: its callers' answers, and the checkpointing thread hearing of it.
+struct After {
+    answers: Answers,
+    checkpoints: Option<mpsc::SyncSender<()>>,
+}
+
+impl After {
+    fn batch(&self, finishes: Vec<Finish>, failure: Option<String>) {
+        if failure.is_none()
+            && let Some(checkpoints) = &self.checkpoints
+        {
+            // Full means one is due already; gone means it stopped, and SQLite's own
+            // checkpoint in the writer's commits keeps the log in bounds.
+            let _ = checkpoints.try_send(());
+        }
+        self.answers.give(finishes, failure);
     }
 }
 
@@ -213,12 +237,7 @@ fn stopped() -> DbError {
     DbError::Other(anyhow::anyhow!("the SQLite writer stopped"))
 }
 
-fn run(
-    work: &mpsc::Receiver<Work>,
-    open: &dyn Fn() -> Result<DbConn, DbError>,
-    stats: &WriterStats,
-    answers: &Answers,
-) {
+fn run(work: &mpsc::Receiver<Work>, open: &dyn Fn() -> Result<DbConn, DbError>, stats: &WriterStats, after: &After) {
     let mut conn: Option<DbConn> = None;
     while let Ok(first) = work.recv() {
         let c = match conn.take().map_or_else(open, Ok) {
@@ -240,7 +259,7 @@ fn run(
                 stats.record(1, started);
                 healthy
             }
-            Work::InBatch(piece) => batch(c, piece, work, stats, started, answers),
+            Work::InBatch(piece) => batch(c, piece, work, stats, started, after),
         };
         if !healthy {
             // A panic or a broken transaction: start again from a fresh connection.
@@ -271,12 +290,12 @@ fn batch(
     work: &mpsc::Receiver<Work>,
     stats: &WriterStats,
     started: Instant,
-    answers: &Answers,
+    after: &After,
 ) -> bool {
     if let Err(e) = begin(c) {
         tracing::error!(error = %e, "SQLite writer could not begin a transaction");
         stats.record(0, started);
-        answers.give(vec![first.finish()], Some(e));
+        after.batch(vec![first.finish()], Some(e));
         return false;
     }
     let mut done: Vec<Box<dyn Pending>> = Vec::new();
@@ -317,7 +336,7 @@ fn batch(
     }
     stats.record(done.len() as u64, started);
     let healthy = outcome.is_ok();
-    answers.give(done.into_iter().map(|piece| piece.finish()).collect(), outcome.err());
+    after.batch(done.into_iter().map(|piece| piece.finish()).collect(), outcome.err());
     if let Some(Work::Alone(f)) = deferred
         && healthy
     {
@@ -387,6 +406,7 @@ mod tests {
                 Ok(DbConn::Sqlite(c))
             },
             wal,
+            None,
         )
         .unwrap();
         (writer, gate)
